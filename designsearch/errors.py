@@ -1,0 +1,83 @@
+"""Domain exceptions shared by every service, and their gRPC status codes.
+
+Core code raises these (it never imports grpc); :mod:`designsearch.server` maps them onto gRPC
+status codes with ``google.rpc`` rich details (``BadRequest``, ``ErrorInfo``, ``RetryInfo``).
+"""
+
+from __future__ import annotations
+
+
+class DesignSearchError(Exception):
+    """Base of every domain error.
+
+    Attributes:
+        message: human-readable explanation, sent to the client.
+        field: the request field at fault, if any (becomes a ``BadRequest.FieldViolation``).
+        reason: a short UPPER_SNAKE_CASE machine-readable reason (``ErrorInfo.reason``).
+    """
+
+    code_name = "INTERNAL"
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(DesignSearchError):
+    """The request is malformed: gRPC ``INVALID_ARGUMENT``."""
+
+    code_name = "INVALID_ARGUMENT"
+    reason = "INVALID_ARGUMENT"
+
+
+class InvalidImage(InvalidArgument):
+    """Image bytes that are empty, not an image, truncated, or too large."""
+
+    reason = "INVALID_IMAGE"
+
+
+class NoObjectFound(DesignSearchError):
+    """No object (wheel) could be found where one is required: gRPC ``FAILED_PRECONDITION``."""
+
+    code_name = "FAILED_PRECONDITION"
+    reason = "NO_OBJECT_FOUND"
+
+
+class NotFound(DesignSearchError):
+    """A named resource (collection, design, snapshot) does not exist: gRPC ``NOT_FOUND``."""
+
+    code_name = "NOT_FOUND"
+    reason = "NOT_FOUND"
+
+
+class ModelMismatch(DesignSearchError):
+    """Vectors of one model version sent to an index built by another: ``FAILED_PRECONDITION``."""
+
+    code_name = "FAILED_PRECONDITION"
+    reason = "MODEL_VERSION_MISMATCH"
+
+
+class BackendUnavailable(DesignSearchError):
+    """A dependency (service, Redis, database, index) is down: gRPC ``UNAVAILABLE``, retryable.
+
+    Attributes:
+        retry_after_s: suggested client back-off in seconds (``RetryInfo.retry_delay``).
+    """
+
+    code_name = "UNAVAILABLE"
+    reason = "BACKEND_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(DesignSearchError):
+    """Missing or wrong API key: gRPC ``UNAUTHENTICATED``."""
+
+    code_name = "UNAUTHENTICATED"
+    reason = "UNAUTHENTICATED"

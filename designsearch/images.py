@@ -1,0 +1,222 @@
+"""Image decoding, validation and the model-input conventions shared by every service.
+
+Every service and every training script goes through these functions, so the pixels a model
+sees at training time are exactly the pixels it sees when served.
+
+Conventions:
+    * Images in memory are ``numpy.ndarray`` of dtype ``uint8``, shape ``(H, W, 3)``, RGB order.
+    * Bounding boxes are ``(x1, y1, x2, y2)`` in pixels of the decoded image, x2/y2 exclusive.
+    * Model inputs are float32 NCHW tensors holding raw RGB values in ``[0, 255]``; the ONNX
+      graphs apply their own normalisation (e.g. EfficientNet-Lite's ``(x - 127) / 128``), so a
+      model file is self-describing and the service needs no per-model constants.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from designsearch.errors import InvalidImage
+
+#: Largest accepted side of an input image, in pixels.
+MAX_SIDE = 8192
+#: Largest accepted number of pixels (width * height) of an input image.
+MAX_PIXELS = 40_000_000
+#: Largest accepted encoded image, in bytes.
+MAX_BYTES = 32 * 1024 * 1024
+
+# Let PIL refuse decompression bombs with an exception we turn into InvalidImage.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, WebP, BMP, TIFF, GIF) into an RGB array.
+
+    The header is checked for size limits before any pixel is decoded, so a 20000x20000 image
+    costs nothing to refuse. Truncated files are rejected, not silently padded.
+
+    Args:
+        data: the encoded file, as sent by the client.
+        max_side: largest accepted width or height in pixels.
+        max_pixels: largest accepted width * height.
+
+    Returns:
+        ``uint8`` array of shape ``(H, W, 3)``, RGB. EXIF orientation is applied.
+
+    Raises:
+        InvalidImage: empty input, not an image, truncated/corrupt data, or too large.
+    """
+    if not data:
+        raise InvalidImage("image is empty (0 bytes)", field="image")
+    if len(data) > MAX_BYTES:
+        raise InvalidImage(f"image is {len(data)} bytes; the limit is {MAX_BYTES}", field="image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width < 1 or height < 1:
+                raise InvalidImage(f"image has no pixels ({width}x{height})", field="image")
+            if max(width, height) > max_side or width * height > max_pixels:
+                raise InvalidImage(
+                    f"image is {width}x{height} px; the limit is {max_side} px per side "
+                    f"and {max_pixels} px in all",
+                    field="image",
+                )
+            img.load()  # raises OSError on truncated data
+            from PIL import ImageOps
+
+            img = ImageOps.exif_transpose(img)
+            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except InvalidImage:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"not a decodable image: {exc}", field="image") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImage(f"corrupt or truncated image: {exc}", field="image") from exc
+    if min(rgb.shape[:2]) < 8:
+        raise InvalidImage(f"image is {rgb.shape[1]}x{rgb.shape[0]} px; at least 8 px per side needed", field="image")
+    return np.ascontiguousarray(rgb)
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file from disk into an RGB ``uint8`` array ``(H, W, 3)``.
+
+    Raises:
+        InvalidImage: the file is not a decodable image.
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as f:
+        return decode_image(f.read())
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    """Encode an RGB ``uint8`` array ``(H, W, 3)`` as JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV only fails on empty arrays
+        raise InvalidImage("could not encode image as JPEG")
+    return buf.tobytes()
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Encode a ``uint8`` array, ``(H, W)`` grey/mask or ``(H, W, 3)`` RGB, as PNG bytes."""
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:  # pragma: no cover
+        raise InvalidImage("could not encode image as PNG")
+    return buf.tobytes()
+
+
+def thumbnail(rgb: np.ndarray, max_side: int = 160, quality: int = 80) -> bytes:
+    """A JPEG thumbnail whose longest side is at most ``max_side`` px (never upscaled)."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(rgb, quality)
+
+
+def crop_box(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Cut ``box = (x1, y1, x2, y2)`` (pixels, x2/y2 exclusive) out of ``rgb``, clipped to the image."""
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1 = max(0, x1), max(0, y1)
+    x2, y2 = min(w, x2), min(h, y2)
+    if x2 <= x1 or y2 <= y1:
+        raise InvalidImage(f"box {box} lies outside the {w}x{h} image")
+    return rgb[y1:y2, x1:x2]
+
+
+def square_box(box: tuple[float, float, float, float], width: int, height: int, margin: float = 0.08) -> tuple[int, int, int, int]:
+    """Grow ``box`` into a square around its centre with a relative ``margin``, clipped to the image.
+
+    Args:
+        box: ``(x1, y1, x2, y2)`` pixels.
+        width, height: image size in pixels.
+        margin: fraction of the square side added on each side.
+
+    Returns:
+        Integer ``(x1, y1, x2, y2)`` pixels.
+    """
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    half = side / 2
+    return (
+        max(0, int(round(cx - half))),
+        max(0, int(round(cy - half))),
+        min(width, int(round(cx + half))),
+        min(height, int(round(cy + half))),
+    )
+
+
+def to_model_input(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Resize RGB images to ``size x size`` and stack them as a model input batch.
+
+    The aspect ratio is not kept (wheel crops are square already; whole cars are squeezed, as in
+    the usual CARS196 retrieval protocol). Resizing uses area interpolation when shrinking and
+    bilinear when enlarging.
+
+    Args:
+        images: list of ``uint8`` arrays ``(H, W, 3)``, RGB.
+        size: side of the square model input, in pixels.
+
+    Returns:
+        ``float32`` array ``(N, 3, size, size)`` with raw RGB values in ``[0, 255]``.
+    """
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, rgb in enumerate(images):
+        h, w = rgb.shape[:2]
+        interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+        resized = cv2.resize(rgb, (size, size), interpolation=interp)
+        batch[i] = resized.transpose(2, 0, 1)
+    return batch
+
+
+def edge_map(rgb: np.ndarray, size: int = 224) -> np.ndarray:
+    """Canny edge map of an image, drawn as dark lines on white like a sketch, as 3-channel RGB.
+
+    The image is first resized so its longest side is ``size`` px (edge density then does not
+    depend on the input resolution), blurred (Gaussian, sigma 1.2), and Canny thresholds are set
+    from the median intensity (the common "auto Canny" rule: 0.66 * median, 1.33 * median).
+    Reference system: Kang et al., IAAI 2023, index Canny edge maps so sketches match.
+
+    Args:
+        rgb: ``uint8`` array ``(H, W, 3)``.
+        size: longest side of the output, in pixels.
+
+    Returns:
+        ``uint8`` array ``(h, w, 3)`` with longest side ``size``: 0 on edges, 255 elsewhere.
+    """
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interp)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    grey = cv2.GaussianBlur(grey, (0, 0), 1.2)
+    median = float(np.median(grey))
+    lo, hi = int(max(0, 0.66 * median)), int(min(255, 1.33 * median))
+    edges = cv2.Canny(grey, lo, max(hi, lo + 1))
+    lines = 255 - edges
+    return np.repeat(lines[:, :, None], 3, axis=2)
+
+
+def is_sketch_like(rgb: np.ndarray) -> bool:
+    """Heuristic: ``True`` when an image looks like a line drawing (mostly white, nearly grey).
+
+    Used when a client leaves the query domain unspecified. A sketch has low saturation and most
+    pixels near white; photos and renderings rarely do.
+
+    Args:
+        rgb: ``uint8`` array ``(H, W, 3)``.
+    """
+    small = cv2.resize(rgb, (128, 128), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+    low_saturation = float(np.mean(hsv[:, :, 1] < 30))
+    bright = float(np.mean(hsv[:, :, 2] > 200))
+    return low_saturation > 0.95 and bright > 0.6
