@@ -1,0 +1,114 @@
+"""The Python client of the public API (``designsearch.v1.GatewayService``).
+
+Example::
+
+    from designsearch.client import DesignSearchClient
+    with DesignSearchClient("127.0.0.1:50050") as client:
+        response = client.find_similar(open("draft.jpg", "rb").read(), k=6)
+        for m in response.matches:
+            print(m.design.brand, m.design.model, m.design.year, round(m.score, 3))
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+
+import grpc
+from grpc_status import rpc_status
+
+from designsearch.catalogue_data import LabelledImage
+from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+
+DOMAINS = {"auto": common_pb2.DOMAIN_UNSPECIFIED, "photo": common_pb2.DOMAIN_PHOTO, "sketch": common_pb2.DOMAIN_SKETCH}
+
+
+def index_request(img: LabelledImage) -> gateway_pb2.IndexDesignsRequest:
+    """The ingestion message of one labelled image file (reads the file)."""
+    return gateway_pb2.IndexDesignsRequest(
+        design=common_pb2.DesignRecord(design_id=img.design_id, brand=img.brand, model=img.model, year=img.year),
+        image=common_pb2.Image(content=img.path.read_bytes(), source=str(img.path.name)),
+    )
+
+
+async def index_requests(images: Iterable[LabelledImage]) -> AsyncIterator[gateway_pb2.IndexDesignsRequest]:
+    """Async stream of ingestion messages (for ``grpc.aio`` stubs)."""
+    for img in images:
+        yield index_request(img)
+
+
+def error_details(err: grpc.RpcError) -> str:
+    """``CODE: message [reason]`` of a failed call, with the ``google.rpc`` details if present."""
+    status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
+    text = f"{err.code().name}: {err.details()}"
+    if status is not None:
+        from google.rpc import error_details_pb2
+
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                text += f" [{info.reason}]"
+    return text
+
+
+class DesignSearchClient:
+    """Blocking client of the gateway.
+
+    Args:
+        address: ``host:port`` of the gateway.
+        api_key: sent as ``x-api-key`` when set.
+        timeout_s: deadline of FindSimilar calls.
+    """
+
+    def __init__(self, address: str, api_key: str | None = None, timeout_s: float = 30.0) -> None:
+        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                                                                ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+        self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
+        self.metadata = [("x-api-key", api_key)] if api_key else []
+        self.timeout_s = timeout_s
+
+    def __enter__(self) -> "DesignSearchClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def find_similar(self, image: bytes, k: int = 0, *, brands: Iterable[str] = (), year_min: int | None = None,
+                     year_max: int | None = None, domain: str = "auto", no_cache: bool = False) -> gateway_pb2.FindSimilarResponse:
+        """Most similar designs to ``image`` (encoded bytes).
+
+        Raises:
+            grpc.RpcError: INVALID_ARGUMENT for bad input, UNAVAILABLE when a backend is down.
+        """
+        filters = common_pb2.Filters(brands=list(brands))
+        if year_min is not None:
+            filters.year_min = year_min
+        if year_max is not None:
+            filters.year_max = year_max
+        req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=image), k=k, filters=filters,
+                                             domain=DOMAINS[domain], no_cache=no_cache)
+        return self.stub.FindSimilar(req, timeout=self.timeout_s, metadata=self.metadata)
+
+    def index(self, images: Iterable[LabelledImage], on_item: Callable[[], None] | None = None,
+              timeout_s: float = 24 * 3600) -> gateway_pb2.IndexDesignsResponse:
+        """Stream labelled images to IndexDesigns; ``on_item`` is called as each one is sent."""
+
+        def requests() -> Iterator[gateway_pb2.IndexDesignsRequest]:
+            for img in images:
+                yield index_request(img)
+                if on_item:
+                    on_item()
+
+        return self.stub.IndexDesigns(requests(), timeout=timeout_s, metadata=self.metadata)
+
+    def stats(self) -> gateway_pb2.GetStatsResponse:
+        """Catalogue counts."""
+        return self.stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=self.metadata)
+
+    def dislike(self, query_id: str, design_id: str) -> None:
+        """Feedback: ``design_id`` is not similar to the query ``query_id``."""
+        self.stub.Dislike(gateway_pb2.DislikeRequest(query_id=query_id, design_id=design_id), timeout=10,
+                          metadata=self.metadata)

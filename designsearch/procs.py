@@ -1,0 +1,183 @@
+"""Local processes: a real ``redis-server`` and the four services, started and stopped cleanly.
+
+Used by ``designsearch up``/``demo`` and by the tests (which need a real Redis on loopback).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisProcess:
+    """A ``redis-server`` bound to 127.0.0.1 on a free (or given) port, data in ``workdir``.
+
+    Raises:
+        FileNotFoundError: ``redis-server`` is not installed (``apt-get install -y redis-server``).
+        TimeoutError: it did not answer PING within 10 s.
+    """
+
+    def __init__(self, workdir: str | Path, port: int | None = None, persist: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server not found: install it with `apt-get install -y redis-server`")
+        self.port = port or free_port()
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.workdir),
+                "--save", "60 1" if persist else "", "--appendonly", "no", "--protected-mode", "yes"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self._wait()
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _wait(self) -> None:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {self.proc.returncode}")
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise TimeoutError("redis-server did not answer PING within 10 s")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_serving(address: str, timeout_s: float = 120.0, service: str = "") -> None:
+    """Block until the gRPC health check of ``address`` says SERVING.
+
+    Raises:
+        TimeoutError: not SERVING within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"{address} not SERVING after {timeout_s} s")
+
+
+class Stack:
+    """Redis plus the four services as child processes (``python -m ...``) on local ports.
+
+    Args:
+        var_dir: folder for Redis data, the index, the catalogue and logs.
+        ports: ``{"gateway", "segmenter", "embedder", "search"}`` → port; missing = free port.
+        env: extra environment variables for the services.
+    """
+
+    MODULES = {"segmenter": "services.segmenter", "embedder": "services.embedder", "search": "services.search",
+               "gateway": "gateway"}
+
+    def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:
+        self.var_dir = Path(var_dir)
+        self.ports = {name: (ports or {}).get(name) or free_port() for name in self.MODULES}
+        self.extra_env = env or {}
+        self.redis: RedisProcess | None = None
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def gateway_address(self) -> str:
+        """``127.0.0.1:<gateway port>``."""
+        return f"127.0.0.1:{self.ports['gateway']}"
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        """Start Redis and the services, wait until every one is SERVING.
+
+        Raises:
+            TimeoutError, RuntimeError: something did not come up (everything started is stopped).
+        """
+        try:
+            self.redis = RedisProcess(self.var_dir / "redis", persist=True)
+            (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ)
+            p = self.ports
+            env.update({
+                "DESIGNSEARCH_SEGMENTER_PORT": str(p["segmenter"]),
+                "DESIGNSEARCH_EMBEDDER_PORT": str(p["embedder"]),
+                "DESIGNSEARCH_SEARCH_PORT": str(p["search"]),
+                "DESIGNSEARCH_SEARCH_PATH": str(self.var_dir / "index"),
+                "DESIGNSEARCH_SEARCH_SNAPSHOT_DIR": str(self.var_dir / "snapshots"),
+                "DESIGNSEARCH_GATEWAY_PORT": str(p["gateway"]),
+                "DESIGNSEARCH_GATEWAY_SEGMENTER_ADDRESS": f"127.0.0.1:{p['segmenter']}",
+                "DESIGNSEARCH_GATEWAY_EMBEDDER_ADDRESS": f"127.0.0.1:{p['embedder']}",
+                "DESIGNSEARCH_GATEWAY_SEARCH_ADDRESS": f"127.0.0.1:{p['search']}",
+                "DESIGNSEARCH_GATEWAY_REDIS_URL": self.redis.url,
+                "DESIGNSEARCH_GATEWAY_CATALOGUE_URL": f"sqlite:///{self.var_dir / 'catalogue.db'}",
+            })
+            env.update(self.extra_env)
+            for name, module in self.MODULES.items():
+                log = open(self.var_dir / "logs" / f"{name}.log", "ab")
+                self.procs[name] = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log,
+                                                    stderr=subprocess.STDOUT)
+            for name in self.MODULES:
+                self._wait(name, timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, name: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.procs[name].poll() is not None:
+                tail = (self.var_dir / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} exited with code {self.procs[name].returncode}:\n{tail}")
+            try:
+                wait_serving(f"127.0.0.1:{self.ports[name]}", timeout_s=1.0)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not SERVING after {timeout_s} s") from None
+
+    def stop(self) -> None:
+        """SIGTERM every service (gateway first), wait for graceful exit, then stop Redis."""
+        for name in ["gateway", "segmenter", "embedder", "search"]:
+            proc = self.procs.get(name)
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.redis:
+            self.redis.stop()

@@ -1,0 +1,81 @@
+"""Outgoing gRPC calls between services: channels, request-id propagation, deadlines, error mapping."""
+
+from __future__ import annotations
+
+import grpc
+
+from designsearch import errors
+from designsearch.logs import request_id
+from designsearch.server import REQUEST_ID_KEY
+
+
+class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
+    """Adds the current request id (contextvar) to every outgoing call's metadata."""
+
+    def _details(self, details):
+        metadata = list(details.metadata or [])
+        rid = request_id.get()
+        if rid != "-" and not any(k == REQUEST_ID_KEY for k, _ in metadata):
+            metadata.append((REQUEST_ID_KEY, rid))
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: D102
+        return await continuation(self._details(client_call_details), request)
+
+    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # noqa: D102
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+def make_channel(address: str, max_message_mb: int = 64) -> grpc.aio.Channel:
+    """An insecure ``grpc.aio`` channel with client-side round-robin load balancing.
+
+    In Kubernetes, give ``dns:///<headless-service>:<port>`` so every pod behind the headless
+    Service gets calls (a ClusterIP would pin the HTTP/2 connection to one pod).
+
+    Args:
+        address: ``host:port`` or a gRPC target URI.
+        max_message_mb: largest message in MiB.
+    """
+    options = [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.enable_retries", 1),
+    ]
+    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor()])
+
+
+_CODE_TO_ERROR = {
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: errors.NotFound,
+    grpc.StatusCode.UNAVAILABLE: errors.BackendUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.BackendUnavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.BackendUnavailable,
+}
+
+
+async def call(method, request, *, timeout: float, backend: str):
+    """Call a unary (or stream-unary) stub method with a deadline; map failures to domain errors.
+
+    Args:
+        method: a bound stub method, e.g. ``stub.Segment``.
+        request: the request message (or an async iterator of them).
+        timeout: deadline in seconds.
+        backend: name of the called service, for error messages.
+
+    Returns:
+        The response message.
+
+    Raises:
+        InvalidArgument, NotFound: the backend refused the request (message passed through).
+        BackendUnavailable: the backend is down, overloaded or too slow.
+        DesignSearchError: any other failure (``INTERNAL``).
+    """
+    try:
+        return await method(request, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        cls = _CODE_TO_ERROR.get(exc.code(), errors.DesignSearchError)
+        message = f"{backend}: {exc.details() or exc.code().name}"
+        raise cls(message) from exc

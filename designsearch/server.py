@@ -1,0 +1,249 @@
+"""gRPC server bootstrap shared by every service: interceptors, health, reflection, shutdown.
+
+Every service's ``server.py`` calls :func:`build_server` from its ``create_server`` and
+:func:`serve_forever` from its ``serve``. The interceptor here is the one place where
+
+* a request id is read from (or created for) each call and set in a contextvar for logs and
+  outgoing calls;
+* domain exceptions (:mod:`designsearch.errors`) become gRPC status codes with ``google.rpc``
+  details (``BadRequest``, ``ErrorInfo``, ``RetryInfo``), and any other exception becomes
+  ``INTERNAL`` without taking the server down;
+* Prometheus metrics per RPC are recorded (count by code, latency histogram);
+* an API key is checked, when the service has one configured (the gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from designsearch import errors
+from designsearch.logs import get_logger, request_id
+
+log = get_logger("server")
+
+RPC_TOTAL = Counter("designsearch_rpc_total", "RPCs handled, by service method and status code", ["method", "code"])
+RPC_SECONDS = Histogram(
+    "designsearch_rpc_seconds",
+    "RPC handling time in seconds, by service method",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STAGE_SECONDS = Histogram(
+    "designsearch_stage_seconds",
+    "Pipeline stage time in seconds, by stage",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+REQUEST_ID_KEY = "x-request-id"
+API_KEY_KEY = "x-api-key"
+
+
+def status_for(exc: errors.DesignSearchError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` (code, message, details) for a domain exception."""
+    code = getattr(code_pb2, exc.code_name)
+    st = status_pb2.Status(code=code, message=exc.message)
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain="designsearch"))
+    st.details.append(info)
+    if exc.field and isinstance(exc, errors.InvalidArgument):
+        bad = any_pb2.Any()
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)]
+            )
+        )
+        st.details.append(bad)
+    if isinstance(exc, errors.BackendUnavailable):
+        retry = any_pb2.Any()
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(int(exc.retry_after_s * 1000))
+        retry.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        st.details.append(retry)
+    return st
+
+
+async def _abort(context: grpc.aio.ServicerContext, st: status_pb2.Status) -> None:
+    await context.abort(
+        grpc.StatusCode[code_pb2.Code.Name(st.code)],
+        st.message,
+        trailing_metadata=(("grpc-status-details-bin", st.SerializeToString()),),
+    )
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, API key, error mapping and metrics for every unary and client-streaming RPC.
+
+    Args:
+        api_keys: accepted values of the ``x-api-key`` metadata; empty = no authentication.
+        open_methods: method-name prefixes that need no key (health, reflection).
+    """
+
+    def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",)) -> None:
+        self.api_keys = frozenset(k for k in api_keys if k)
+        self.open_methods = open_methods
+
+    async def intercept_service(self, continuation, handler_call_details):  # noqa: D102
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if method.startswith("/grpc."):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        rid = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
+        key_ok = not self.api_keys or metadata.get(API_KEY_KEY) in self.api_keys or method.startswith(self.open_methods)
+
+        def wrap(behavior):
+            async def wrapped(request_or_iterator, context):
+                token = request_id.set(rid)
+                start = time.perf_counter()
+                code = "OK"
+                try:
+                    if not key_ok:
+                        raise errors.Unauthenticated("missing or wrong API key (metadata 'x-api-key')")
+                    return await behavior(request_or_iterator, context)
+                except errors.DesignSearchError as exc:
+                    code = exc.code_name
+                    log.info("rpc_error", method=method, code=code, reason=exc.reason, error=exc.message)
+                    await _abort(context, status_for(exc))
+                except asyncio.CancelledError:
+                    code = "CANCELLED"
+                    raise
+                except grpc.aio.AbortError:
+                    code = "ABORTED_BY_HANDLER"
+                    raise
+                except Exception as exc:  # a request never takes a server down
+                    code = "INTERNAL"
+                    log.exception("rpc_internal_error", method=method)
+                    await _abort(
+                        context,
+                        status_for(errors.DesignSearchError(f"internal error: {type(exc).__name__}: {exc}")),
+                    )
+                finally:
+                    RPC_TOTAL.labels(method, code).inc()
+                    RPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+                    request_id.reset(token)
+
+            return wrapped
+
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                wrap(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                wrap(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+class Service:
+    """A started gRPC server with its health servicer.
+
+    Attributes:
+        server: the ``grpc.aio.Server``.
+        port: bound TCP port.
+        health: the standard ``grpc.health.v1`` servicer; starts NOT_SERVING.
+        names: fully-qualified service names served (for health and reflection).
+        on_stop: coroutine functions called after the server stopped (close models, clients).
+    """
+
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer, names: list[str]):
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.names = names
+        self.on_stop: list[Callable[[], object]] = []
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>``, for in-process clients."""
+        return f"127.0.0.1:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        """Report SERVING (or NOT_SERVING) for the overall server and every service name."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        """NOT_SERVING, then stop accepting calls, let in-flight ones finish for ``grace`` s, close deps."""
+        await self.set_serving(False)
+        await self.server.stop(grace)
+        for fn in self.on_stop:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+async def build_server(
+    settings,
+    register: Callable[[grpc.aio.Server], list[str]],
+    *,
+    api_keys: Iterable[str] = (),
+    max_message_mb: int = 64,
+) -> Service:
+    """Create and start a ``grpc.aio`` server with interceptors, health (NOT_SERVING) and reflection.
+
+    Args:
+        settings: a :class:`designsearch.settings.ServiceSettings` (host, port, metrics_port).
+        register: adds the service's servicers to the server; returns their full names.
+        api_keys: accepted API keys; empty = no authentication.
+        max_message_mb: largest request/response message in MiB (images travel in messages).
+
+    Returns:
+        The started :class:`Service`; call ``set_serving(True)`` once its dependencies are ready.
+
+    Raises:
+        RuntimeError: the port could not be bound.
+    """
+    options = [
+        ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys)], options=options)
+    names = register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
+    await server.start()
+    service = Service(server, port, health_servicer, names)
+    await service.set_serving(False)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
+    return service
+
+
+async def serve_forever(service: Service, grace_s: float, name: str) -> None:
+    """Serve until SIGTERM/SIGINT, then NOT_SERVING, ``stop(grace_s)`` and clean up."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving", service=name, port=service.port)
+    print(f"{name} listening on port {service.port}", flush=True)
+    await stop.wait()
+    log.info("stopping", service=name, grace_s=grace_s)
+    await service.stop(grace_s)
+    log.info("stopped", service=name)
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """Record the duration of one pipeline stage in the stage histogram."""
+    STAGE_SECONDS.labels(stage).observe(seconds)

@@ -1,0 +1,33 @@
+"""Settings base shared by every service (pydantic-settings; one environment prefix per service)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Repository root (the folder holding pyproject.toml) when running from a checkout.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` beside the checkout; override with ``DESIGNSEARCH_DATA``."""
+    import os
+
+    return Path(os.environ.get("DESIGNSEARCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every gRPC service has. Subclasses set ``model_config`` with their own env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    port: int = Field(0, description="TCP port to listen on; 0 picks a free port.")
+    grace_s: float = Field(5.0, description="Seconds in-flight RPCs get to finish on SIGTERM.")
+    metrics_port: int | None = Field(
+        None, description="Port of the Prometheus /metrics HTTP endpoint; unset = no endpoint."
+    )
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")

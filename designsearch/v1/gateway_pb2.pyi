@@ -1,0 +1,142 @@
+from designsearch.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FindSimilarRequest(_message.Message):
+    __slots__ = ("image", "k", "filters", "domain", "no_cache")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.Image
+    k: int
+    filters: _common_pb2.Filters
+    domain: _common_pb2.Domain
+    no_cache: bool
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+
+class Match(_message.Message):
+    __slots__ = ("design", "score", "query_box", "image_id", "catalogue_box", "thumbnail", "source")
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_BOX_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    CATALOGUE_BOX_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    design: _common_pb2.DesignRecord
+    score: float
+    query_box: _common_pb2.BoundingBox
+    image_id: str
+    catalogue_box: _common_pb2.BoundingBox
+    thumbnail: bytes
+    source: str
+    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., score: _Optional[float] = ..., query_box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., image_id: _Optional[str] = ..., catalogue_box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ..., thumbnail: _Optional[bytes] = ..., source: _Optional[str] = ...) -> None: ...
+
+class FindSimilarResponse(_message.Message):
+    __slots__ = ("matches", "query_crops", "domain", "cache_hit", "embedder_version", "timings_ms", "query_id")
+    class TimingsMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    QUERY_CROPS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[Match]
+    query_crops: _containers.RepeatedCompositeFieldContainer[_common_pb2.Crop]
+    domain: _common_pb2.Domain
+    cache_hit: bool
+    embedder_version: str
+    timings_ms: _containers.ScalarMap[str, float]
+    query_id: str
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., query_crops: _Optional[_Iterable[_Union[_common_pb2.Crop, _Mapping]]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., cache_hit: _Optional[bool] = ..., embedder_version: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., query_id: _Optional[str] = ...) -> None: ...
+
+class IndexDesignsRequest(_message.Message):
+    __slots__ = ("design", "image")
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    design: _common_pb2.DesignRecord
+    image: _common_pb2.Image
+    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
+
+class IndexItemResult(_message.Message):
+    __slots__ = ("index", "design_id", "image_id", "status", "crops_indexed", "error")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[IndexItemResult.Status]
+        STATUS_ADDED: _ClassVar[IndexItemResult.Status]
+        STATUS_DUPLICATE: _ClassVar[IndexItemResult.Status]
+        STATUS_FAILED: _ClassVar[IndexItemResult.Status]
+    STATUS_UNSPECIFIED: IndexItemResult.Status
+    STATUS_ADDED: IndexItemResult.Status
+    STATUS_DUPLICATE: IndexItemResult.Status
+    STATUS_FAILED: IndexItemResult.Status
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CROPS_INDEXED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    design_id: str
+    image_id: str
+    status: IndexItemResult.Status
+    crops_indexed: int
+    error: str
+    def __init__(self, index: _Optional[int] = ..., design_id: _Optional[str] = ..., image_id: _Optional[str] = ..., status: _Optional[_Union[IndexItemResult.Status, str]] = ..., crops_indexed: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class IndexDesignsResponse(_message.Message):
+    __slots__ = ("results", "added", "duplicates", "failed")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[IndexItemResult]
+    added: int
+    duplicates: int
+    failed: int
+    def __init__(self, results: _Optional[_Iterable[_Union[IndexItemResult, _Mapping]]] = ..., added: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class DislikeRequest(_message.Message):
+    __slots__ = ("query_id", "design_id")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    design_id: str
+    def __init__(self, query_id: _Optional[str] = ..., design_id: _Optional[str] = ...) -> None: ...
+
+class DislikeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("designs", "images", "points", "embedder_version", "collection")
+    DESIGNS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    designs: int
+    images: int
+    points: int
+    embedder_version: str
+    collection: str
+    def __init__(self, designs: _Optional[int] = ..., images: _Optional[int] = ..., points: _Optional[int] = ..., embedder_version: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...

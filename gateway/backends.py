@@ -1,0 +1,134 @@
+"""gRPC clients of the gateway's backends, returning domain types (the core never sees protobuf).
+
+Every call has a deadline and maps failures to domain errors (:func:`designsearch.rpc.call`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from designsearch.rpc import call, make_channel
+from designsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
+from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
+from services.search.index import Hit, Point, SearchFilter
+from services.search.servicer import payload_from_dict
+
+
+@dataclass
+class QueryCrop:
+    """A crop returned by the segmenter: box (x1, y1, x2, y2 px), kind, score, JPEG, mask PNG."""
+
+    box: tuple[int, int, int, int]
+    kind: str
+    score: float
+    jpeg: bytes
+    mask: bytes = b""
+
+
+@dataclass
+class Segmentation:
+    """Segmenter answer: crops (maybe empty), detector version, reason when empty, image size."""
+
+    crops: list[QueryCrop]
+    version: str
+    reason: str
+    width: int
+    height: int
+
+
+class Backends:
+    """Channels and stubs to the segmenter, embedder and search services.
+
+    Args:
+        segmenter, embedder, search: gRPC targets.
+        timeouts: deadlines in seconds for ``segment``, ``embed`` and ``search`` calls.
+    """
+
+    def __init__(self, segmenter: str, embedder: str, search: str, timeouts: dict[str, float]) -> None:
+        self.channels = [make_channel(segmenter), make_channel(embedder), make_channel(search)]
+        self.segmenter = segmenter_pb2_grpc.SegmenterServiceStub(self.channels[0])
+        self.embedder = embedder_pb2_grpc.EmbedderServiceStub(self.channels[1])
+        self.search = search_pb2_grpc.SearchServiceStub(self.channels[2])
+        self.timeouts = timeouts
+
+    async def segment(self, image: bytes, max_crops: int) -> Segmentation:
+        """Crops of ``image`` (see ``SegmenterService.Segment``)."""
+        r = await call(self.segmenter.Segment,
+                       segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image), max_crops=max_crops),
+                       timeout=self.timeouts["segment"], backend="segmenter")
+        crops = [QueryCrop((c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.kind, c.score, c.image, c.mask) for c in r.crops]
+        return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
+
+    async def embed(self, images: Sequence[bytes], views: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], str]:
+        """Unit vectors per image and view, and the embedder version."""
+        r = await call(self.embedder.Embed,
+                       embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images], views=list(views)),
+                       timeout=self.timeouts["embed"], backend="embedder")
+        vectors = [{k: np.asarray(v.values, dtype=np.float32) for k, v in e.vectors.items()} for e in r.embeddings]
+        return vectors, r.model_version
+
+    async def model_info(self) -> tuple[str, int]:
+        """``(embedder version, dimension)``."""
+        r = await call(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest(),
+                       timeout=self.timeouts["embed"], backend="embedder")
+        return r.model_version, r.dim
+
+    async def create_collection(self, name: str, vectors: dict[str, int]) -> bool:
+        """Create a collection if missing."""
+        r = await call(self.search.CreateCollection, search_pb2.CreateCollectionRequest(collection=name, vectors=vectors),
+                       timeout=self.timeouts["search"] * 10, backend="search")
+        return r.created
+
+    async def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection``."""
+        await call(self.search.SetAlias, search_pb2.SetAliasRequest(alias=alias, collection=collection),
+                   timeout=self.timeouts["search"] * 10, backend="search")
+
+    async def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Store points."""
+        req = search_pb2.UpsertRequest(
+            collection=collection,
+            points=[
+                search_pb2.Point(id=p.id, vectors={k: common_pb2.Vector(values=v.tolist()) for k, v in p.vectors.items()},
+                                 payload=payload_from_dict(p.payload))
+                for p in points
+            ],
+        )
+        await call(self.search.Upsert, req, timeout=self.timeouts["search"] * 10, backend="search")
+
+    async def search_designs(
+        self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter
+    ) -> list[Hit]:
+        """Best hit of each of the ``limit`` most similar designs."""
+        filters = common_pb2.Filters(brands=flt.brands, kinds=flt.kinds, exclude_design_ids=flt.exclude_design_ids)
+        if flt.year_min is not None:
+            filters.year_min = flt.year_min
+        if flt.year_max is not None:
+            filters.year_max = flt.year_max
+        r = await call(
+            self.search.Search,
+            search_pb2.SearchRequest(collection=collection, vector=common_pb2.Vector(values=vector.tolist()), using=using,
+                                     limit=limit, filters=filters, group_by_design=True),
+            timeout=self.timeouts["search"], backend="search",
+        )
+        hits = []
+        for h in r.hits:
+            p = h.payload
+            hits.append(Hit(h.id, h.score, {"design_id": p.design_id, "brand": p.brand, "model": p.model, "year": p.year,
+                                            "kind": p.kind, "image_id": p.image_id,
+                                            "box": [p.box.x1, p.box.y1, p.box.x2, p.box.y2]}))
+        return hits
+
+    async def count(self, collection: str) -> int:
+        """Points in a collection."""
+        r = await call(self.search.Count, search_pb2.CountRequest(collection=collection),
+                       timeout=self.timeouts["search"], backend="search")
+        return r.count
+
+    async def close(self) -> None:
+        """Close the channels."""
+        for ch in self.channels:
+            await ch.close()

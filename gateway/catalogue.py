@@ -1,0 +1,208 @@
+"""Catalogue database (SQLAlchemy 2): designs, indexed images, crops with thumbnails, dislikes.
+
+SQLite file by default; any SQLAlchemy URL (PostgreSQL in production). Calls are blocking; the
+gateway runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, create_engine, event, func, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from designsearch.errors import BackendUnavailable
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the catalogue tables."""
+
+
+class DesignRow(Base):
+    """A design: what a match names (brand, model, year)."""
+
+    __tablename__ = "designs"
+    design_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(128), index=True)
+    model: Mapped[str] = mapped_column(String(256))
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ImageRow(Base):
+    """A catalogue image indexed with one embedder version (the idempotency record)."""
+
+    __tablename__ = "images"
+    image_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the bytes
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    design_id: Mapped[str] = mapped_column(ForeignKey("designs.design_id"), index=True)
+    source: Mapped[str] = mapped_column(String(1024), default="")
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    crops: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
+
+
+class CropRow(Base):
+    """One indexed crop (one point in the vector index), with its thumbnail."""
+
+    __tablename__ = "crops"
+    point_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    image_id: Mapped[str] = mapped_column(String(64), index=True)
+    design_id: Mapped[str] = mapped_column(String(128), index=True)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    x2: Mapped[int] = mapped_column(Integer)
+    y2: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DislikeRow(Base):
+    """Designer feedback: ``design_id`` is not similar to the query image ``query_id``."""
+
+    __tablename__ = "dislikes"
+    query_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    design_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class CropRecord:
+    """Crop metadata joined with its design, as the gateway merges it into matches."""
+
+    point_id: str
+    image_id: str
+    box: tuple[int, int, int, int]
+    kind: str
+    thumbnail: bytes
+    design: DesignRow
+    source: str
+
+
+class Catalogue:
+    """Design records behind a SQLAlchemy engine.
+
+    Args:
+        url: SQLAlchemy URL; ``sqlite:///path`` creates the folder and enables WAL.
+
+    Raises:
+        BackendUnavailable: the database cannot be reached at construction.
+    """
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(dbapi_conn, _):  # noqa: ANN001
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=5000")
+                cur.close()
+
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise BackendUnavailable(f"catalogue database unavailable: {exc}") from exc
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _session(self) -> Session:
+        return self.sessions()
+
+    def is_indexed(self, image_id: str, model_version: str) -> bool:
+        """True when this image was fully indexed with this embedder version."""
+        with self._session() as s:
+            return s.get(ImageRow, (image_id, model_version)) is not None
+
+    def add_image(
+        self,
+        design: dict,
+        image_id: str,
+        model_version: str,
+        source: str,
+        size: tuple[int, int],
+        crops: Sequence[dict],
+    ) -> None:
+        """Record a design (insert or update), an indexed image and its crops in one transaction.
+
+        Called after the vectors are stored, so an image row means "fully indexed" and a crash
+        before it makes the next ingestion redo that image (upserts are idempotent).
+
+        Args:
+            design: ``design_id``, ``brand``, ``model``, ``year``, ``attributes``.
+            image_id: sha256 of the image bytes.
+            model_version: embedder version the vectors were made with.
+            source: file name or URI.
+            size: ``(width, height)`` px.
+            crops: ``point_id``, ``box`` (x1, y1, x2, y2), ``kind``, ``thumbnail`` (JPEG bytes).
+
+        Raises:
+            BackendUnavailable: database error.
+        """
+        try:
+            with self._session() as s, s.begin():
+                row = s.get(DesignRow, design["design_id"])
+                if row is None:
+                    s.add(DesignRow(**design))
+                else:
+                    row.brand, row.model, row.year = design["brand"], design["model"], design["year"]
+                    row.attributes = design.get("attributes", {})
+                for c in crops:
+                    x1, y1, x2, y2 = c["box"]
+                    s.merge(CropRow(point_id=c["point_id"], image_id=image_id, design_id=design["design_id"],
+                                    x1=x1, y1=y1, x2=x2, y2=y2, kind=c["kind"], thumbnail=c["thumbnail"]))
+                s.merge(ImageRow(image_id=image_id, model_version=model_version, design_id=design["design_id"],
+                                 source=source, width=size[0], height=size[1], crops=len(crops)))
+        except SQLAlchemyError as exc:
+            raise BackendUnavailable(f"catalogue write failed: {exc}") from exc
+
+    def crops(self, point_ids: Iterable[str]) -> dict[str, CropRecord]:
+        """Crop records (with design and source) for these point ids; unknown ids are skipped."""
+        ids = list(dict.fromkeys(point_ids))
+        if not ids:
+            return {}
+        with self._session() as s:
+            rows = s.execute(
+                select(CropRow, DesignRow, ImageRow.source)
+                .join(DesignRow, DesignRow.design_id == CropRow.design_id)
+                .join(ImageRow, ImageRow.image_id == CropRow.image_id)
+                .where(CropRow.point_id.in_(ids))
+            ).all()
+        out = {}
+        for crop, design, source in rows:
+            out[crop.point_id] = CropRecord(crop.point_id, crop.image_id, (crop.x1, crop.y1, crop.x2, crop.y2),
+                                            crop.kind, crop.thumbnail, design, source)
+        return out
+
+    def add_dislike(self, query_id: str, design_id: str) -> None:
+        """Store feedback (idempotent)."""
+        with self._session() as s, s.begin():
+            s.merge(DislikeRow(query_id=query_id, design_id=design_id))
+
+    def disliked(self, query_id: str) -> list[str]:
+        """Design ids disliked for this query image."""
+        with self._session() as s:
+            return list(s.scalars(select(DislikeRow.design_id).where(DislikeRow.query_id == query_id)))
+
+    def design_exists(self, design_id: str) -> bool:
+        """True when the design is in the catalogue."""
+        with self._session() as s:
+            return s.get(DesignRow, design_id) is not None
+
+    def stats(self, model_version: str) -> tuple[int, int]:
+        """``(designs, images indexed with model_version)``."""
+        with self._session() as s:
+            designs = s.scalar(select(func.count()).select_from(DesignRow)) or 0
+            images = s.scalar(select(func.count()).select_from(ImageRow).where(ImageRow.model_version == model_version)) or 0
+        return designs, images
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()

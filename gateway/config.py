@@ -1,0 +1,34 @@
+"""Gateway settings (environment prefix ``DESIGNSEARCH_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from designsearch.settings import REPO_ROOT, ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Settings of the gateway (the public API)."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_GATEWAY_", extra="ignore")
+
+    port: int = Field(50050, description="gRPC port (0 = any free port).")
+    segmenter_address: str = Field("127.0.0.1:50051", description="Segmenter target (dns:///svc:port in Kubernetes).")
+    embedder_address: str = Field("127.0.0.1:50052", description="Embedder target.")
+    search_address: str = Field("127.0.0.1:50053", description="Search service target.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for the query-vector cache.")
+    cache_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a cached query vector set, seconds.")
+    catalogue_url: str = Field(
+        f"sqlite:///{REPO_ROOT / 'var' / 'catalogue.db'}", description="SQLAlchemy URL of the catalogue database."
+    )
+    collection_prefix: str = Field("designs", description="Collections are named <prefix>_<embedder version>.")
+    api_keys: list[str] = Field([], description="Accepted API keys (metadata 'x-api-key'); empty = no authentication.")
+    default_k: int = Field(6, description="Designs returned when a request leaves k at 0.")
+    max_k: int = Field(100, description="Largest accepted k.")
+    max_crops: int = Field(4, description="Most query crops searched per image.")
+    segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
+    embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
+    search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
+    ingest_concurrency: int = Field(4, description="Catalogue images processed at once during IndexDesigns.")
+    thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")

@@ -1,0 +1,321 @@
+"""Gateway domain logic (no grpc): query orchestration, ingestion, result merging.
+
+Query: cache lookup → (miss) segment → embed → cache store → search per crop → merge by design
+with catalogue records. Ingestion: idempotent by image sha256 and embedder version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from designsearch.errors import BackendUnavailable, InvalidArgument
+from designsearch.images import decode_image, is_sketch_like, thumbnail
+from designsearch.logs import get_logger
+from designsearch.server import observe_stage
+from gateway.backends import Backends, QueryCrop
+from gateway.cache import CachedQuery, QueryCache, cache_key
+from gateway.catalogue import Catalogue
+from services.search.core import check_filter
+from services.search.index import VECTOR_EDGE, VECTOR_PHOTO, Point, SearchFilter
+from services.segmenter.detection import KIND_WHOLE_IMAGE
+
+log = get_logger("gateway")
+
+DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
+POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
+
+
+@dataclass
+class MatchResult:
+    """One matched design."""
+
+    design_id: str
+    brand: str
+    model: str
+    year: int
+    score: float
+    query_box: tuple[int, int, int, int]
+    image_id: str
+    catalogue_box: tuple[int, int, int, int]
+    thumbnail: bytes
+    source: str
+
+
+@dataclass
+class QueryResult:
+    """Answer to one FindSimilar."""
+
+    matches: list[MatchResult]
+    crops: list[QueryCrop]
+    domain: str
+    cache_hit: bool
+    embedder_version: str
+    query_id: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class IndexItem:
+    """One catalogue image to ingest."""
+
+    design_id: str
+    brand: str
+    model: str
+    year: int
+    image: bytes
+    source: str = ""
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass
+class IndexOutcome:
+    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``."""
+
+    design_id: str
+    image_id: str
+    status: str
+    crops: int = 0
+    error: str = ""
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                dt = time.perf_counter() - self.t
+                timer.ms[name] = timer.ms.get(name, 0.0) + dt * 1000
+                observe_stage(name, dt)
+
+        return _Ctx()
+
+
+def point_id(image_id: str, crop_index: int, model_version: str) -> str:
+    """Deterministic point id (UUID5) of crop ``crop_index`` of an image under one model version."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
+
+
+class GatewayCore:
+    """Orchestrates the backends.
+
+    Args:
+        backends: gRPC clients of segmenter, embedder, search.
+        cache: query-vector cache.
+        catalogue: design records.
+        collection_prefix: collections are ``<prefix>_<embedder version hex>``.
+        default_k, max_k: result count default and limit.
+        max_crops: query crops searched per image.
+        ingest_concurrency: images processed at once during ingestion.
+        thumbnail_px: stored thumbnail size.
+    """
+
+    def __init__(self, backends: Backends, cache: QueryCache, catalogue: Catalogue, *, collection_prefix: str = "designs",
+                 default_k: int = 6, max_k: int = 100, max_crops: int = 4, ingest_concurrency: int = 4,
+                 thumbnail_px: int = 128) -> None:
+        self.backends = backends
+        self.cache = cache
+        self.catalogue = catalogue
+        self.collection_prefix = collection_prefix
+        self.default_k = default_k
+        self.max_k = max_k
+        self.max_crops = max_crops
+        self.ingest_concurrency = ingest_concurrency
+        self.thumbnail_px = thumbnail_px
+        self.embedder_version = ""
+        self.dim = 0
+        self.segmenter_version = ""
+
+    @property
+    def collection(self) -> str:
+        """The collection of the current embedder version."""
+        return f"{self.collection_prefix}_{self.embedder_version.removeprefix('sha256:')}"
+
+    async def start(self) -> None:
+        """Learn the embedder version and make sure its collection exists (and the alias, if unset).
+
+        Raises:
+            BackendUnavailable: a backend does not answer.
+        """
+        self.embedder_version, self.dim = await self.backends.model_info()
+        created = await self.backends.create_collection(self.collection, {VECTOR_PHOTO: self.dim, VECTOR_EDGE: self.dim})
+        if created:
+            await self.backends.set_alias(self.collection_prefix, self.collection)
+        log.info("gateway_ready", collection=self.collection, embedder=self.embedder_version)
+
+    # ---------------------------------------------------------------- queries
+    def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
+        """Validate a query before any work; returns the effective k.
+
+        Raises:
+            InvalidArgument: empty image, k outside 0..max_k, reversed year range.
+        """
+        if not image:
+            raise InvalidArgument("image is empty (0 bytes)", field="image.content")
+        if k < 0 or k > self.max_k:
+            raise InvalidArgument(f"k {k} outside 1..{self.max_k} (0 = default {self.default_k})", field="k")
+        check_filter(flt)
+        return k or self.default_k
+
+    async def find_similar(self, image: bytes, k: int, flt: SearchFilter, domain: str = DOMAIN_AUTO,
+                           use_cache: bool = True) -> QueryResult:
+        """The ``k`` catalogue designs most similar to ``image``.
+
+        Args:
+            image: encoded image bytes.
+            k: designs to return (0 = default).
+            flt: payload filter.
+            domain: ``auto`` (sketch-like images → sketch), ``photo`` or ``sketch``.
+            use_cache: read the cache (it is always written).
+
+        Returns:
+            Matches ordered by descending cosine similarity, one per design.
+
+        Raises:
+            InvalidArgument / InvalidImage: bad request.
+            BackendUnavailable: a backend is down.
+        """
+        timer = _Timer()
+        t0 = time.perf_counter()
+        k = self.check_query(image, k, flt)
+        query_id = hashlib.sha256(image).hexdigest()
+        cached = None
+        key = cache_key(query_id, self.segmenter_version or "-", self.embedder_version, f"domain={domain};crops={self.max_crops}")
+        with timer.stage("cache"):
+            if use_cache:
+                cached = await self.cache.get(key)
+        crops: list[QueryCrop]
+        if cached is not None:
+            crops = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
+            vectors, vector_name = cached.vectors, cached.vector_name
+            used_domain = DOMAIN_SKETCH if vector_name == VECTOR_EDGE else DOMAIN_PHOTO
+        else:
+            with timer.stage("decode"):
+                rgb = await asyncio.to_thread(decode_image, image)
+            used_domain = domain
+            if domain == DOMAIN_AUTO:
+                used_domain = DOMAIN_SKETCH if is_sketch_like(rgb) else DOMAIN_PHOTO
+            vector_name = VECTOR_EDGE if used_domain == DOMAIN_SKETCH else VECTOR_PHOTO
+            with timer.stage("segment"):
+                seg = await self.backends.segment(image, self.max_crops)
+            self.segmenter_version = seg.version
+            crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, image)]
+            with timer.stage("embed"):
+                embedded, version = await self.backends.embed([c.jpeg for c in crops], [vector_name])
+            if version != self.embedder_version:
+                raise BackendUnavailable(f"embedder now serves {version}, gateway expects {self.embedder_version}; "
+                                         "restart the gateway after a model change", retry_after_s=5)
+            vectors = np.stack([e[vector_name] for e in embedded])
+            key = cache_key(query_id, self.segmenter_version, self.embedder_version, f"domain={domain};crops={self.max_crops}")
+            await self.cache.set(key, CachedQuery([{"box": list(c.box), "kind": c.kind, "score": c.score} for c in crops],
+                                                  vectors, vector_name))
+        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
+        if disliked:
+            flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
+                               tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+        with timer.stage("search"):
+            per_crop = await asyncio.gather(*[
+                self.backends.search_designs(self.collection, v, vector_name, k, flt) for v in vectors
+            ])
+        with timer.stage("merge"):
+            best: dict[str, tuple[float, int, object]] = {}
+            for ci, hits in enumerate(per_crop):
+                for h in hits:
+                    d = h.payload["design_id"]
+                    if d not in best or h.score > best[d][0]:
+                        best[d] = (h.score, ci, h)
+            ranked = sorted(best.values(), key=lambda t: -t[0])[:k]
+            records = await asyncio.to_thread(self.catalogue.crops, [h.id for _, _, h in ranked])
+            matches = []
+            for score, ci, h in ranked:
+                rec = records.get(h.id)
+                if rec is None:  # vector stored but catalogue row missing (crash mid-ingest): skip
+                    continue
+                matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
+                                           float(score), crops[ci].box, rec.image_id, rec.box, rec.thumbnail, rec.source))
+        timer.ms["total"] = (time.perf_counter() - t0) * 1000
+        return QueryResult(matches, crops, used_domain, cached is not None, self.embedder_version, query_id, timer.ms)
+
+    async def dislike(self, query_id: str, design_id: str) -> None:
+        """Store "not similar" feedback.
+
+        Raises:
+            InvalidArgument: malformed query id or unknown design.
+        """
+        if len(query_id) != 64 or any(c not in "0123456789abcdef" for c in query_id):
+            raise InvalidArgument("query_id must be the 64-hex sha256 returned by FindSimilar", field="query_id")
+        if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
+            raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
+        await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id)
+
+    # -------------------------------------------------------------- ingestion
+    @staticmethod
+    def check_item(item: IndexItem) -> None:
+        """Validate a catalogue record.
+
+        Raises:
+            InvalidArgument: missing design id/brand, year outside 1886..2100, empty image.
+        """
+        if not item.design_id or len(item.design_id) > 128:
+            raise InvalidArgument("design.design_id must be 1-128 characters", field="design.design_id")
+        if not item.brand:
+            raise InvalidArgument("design.brand is empty", field="design.brand")
+        if not 1886 <= item.year <= 2100:
+            raise InvalidArgument(f"design.year {item.year} outside 1886..2100", field="design.year")
+        if not item.image:
+            raise InvalidArgument("image is empty (0 bytes)", field="image.content")
+
+    async def index_item(self, item: IndexItem) -> IndexOutcome:
+        """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
+
+        Raises:
+            BackendUnavailable: a backend is down (the stream should stop; nothing half-written
+                is recorded as indexed).
+        """
+        image_id = hashlib.sha256(item.image).hexdigest() if item.image else ""
+        try:
+            self.check_item(item)
+            if await asyncio.to_thread(self.catalogue.is_indexed, image_id, self.embedder_version):
+                return IndexOutcome(item.design_id, image_id, "duplicate")
+            rgb = await asyncio.to_thread(decode_image, item.image)
+            seg = await self.backends.segment(item.image, self.max_crops)
+            crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, item.image)]
+            embedded, version = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO, VECTOR_EDGE])
+            if version != self.embedder_version:
+                raise BackendUnavailable(f"embedder now serves {version}, gateway expects {self.embedder_version}")
+            points, crop_rows = [], []
+            for i, (crop, vecs) in enumerate(zip(crops, embedded)):
+                pid = point_id(image_id, i, version)
+                points.append(Point(pid, vecs, {
+                    "design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
+                    "kind": crop.kind, "model_version": version, "image_id": image_id, "box": list(crop.box)}))
+                crop_rgb = rgb[crop.box[1]:crop.box[3], crop.box[0]:crop.box[2]] if crop.kind == KIND_WHOLE_IMAGE else \
+                    await asyncio.to_thread(decode_image, crop.jpeg)
+                crop_rows.append({"point_id": pid, "box": crop.box, "kind": crop.kind,
+                                  "thumbnail": thumbnail(crop_rgb, self.thumbnail_px)})
+            await self.backends.upsert(self.collection, points)
+            design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
+                      "attributes": item.attributes}
+            await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
+                                    (rgb.shape[1], rgb.shape[0]), crop_rows)
+            return IndexOutcome(item.design_id, image_id, "added", len(points))
+        except InvalidArgument as exc:
+            return IndexOutcome(item.design_id, image_id, "failed", error=exc.message)
+
+    async def stats(self) -> dict:
+        """Catalogue and index counts."""
+        designs, images = await asyncio.to_thread(self.catalogue.stats, self.embedder_version)
+        points = await self.backends.count(self.collection)
+        return {"designs": designs, "images": images, "points": points}

@@ -1,0 +1,8 @@
+"""``python -m services.embedder``: run the embedder service."""
+
+import asyncio
+
+from services.embedder.server import serve
+
+if __name__ == "__main__":
+    asyncio.run(serve())

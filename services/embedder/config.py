@@ -1,0 +1,41 @@
+"""Embedder settings (environment prefix ``DESIGNSEARCH_EMBEDDER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from designsearch.settings import REPO_ROOT, ServiceSettings
+
+#: The trained model committed with the project (issue: metric-learning embedder).
+TRAINED_MODEL = REPO_ROOT / "models" / "embedder" / "wheelembed-lite0-512.onnx"
+#: The ImageNet baseline written by ``designsearch export-embedder`` (not committed).
+IMAGENET_MODEL = REPO_ROOT / "var" / "models" / "imagenet-lite0.onnx"
+
+
+def default_model_path() -> str:
+    """The trained model when present, else the exported ImageNet baseline."""
+    return str(TRAINED_MODEL if TRAINED_MODEL.exists() else IMAGENET_MODEL)
+
+
+class EmbedderSettings(ServiceSettings):
+    """Settings of the embedder service."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_EMBEDDER_", extra="ignore")
+
+    port: int = Field(50052, description="gRPC port (0 = any free port).")
+    model_path: str = Field(default_factory=default_model_path, description="ONNX embedding model file.")
+    providers: list[str] = Field(
+        ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="onnxruntime execution providers in order of preference; unavailable ones are skipped.",
+    )
+    threads: int = Field(2, description="onnxruntime intra-op threads (CPU).")
+    max_batch_size: int = Field(32, description="Most images per model call.")
+    max_batch_time_ms: float = Field(5.0, description="Longest wait for more images before running a partial batch, ms.")
+    max_images_per_request: int = Field(64, description="Most images one Embed request may carry.")
+
+    def model_file(self) -> Path:
+        """The model path as a Path."""
+        return Path(self.model_path)

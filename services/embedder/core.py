@@ -1,0 +1,214 @@
+"""Embedder domain logic (no grpc): ONNX inference and an adaptive batcher.
+
+The batcher follows SeldonIO/MLServer's adaptive batching: requests are queued, a worker takes up
+to ``max_batch_size`` items or whatever arrived within ``max_batch_time`` of the first one, runs
+one model call, and resolves each request's future with its own rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from prometheus_client import Counter, Histogram
+
+from designsearch.errors import InvalidArgument
+from designsearch.images import decode_image, edge_map, to_model_input
+
+EMBEDDED_IMAGES = Counter("designsearch_embedder_images_total", "Images run through the embedding model")
+BATCH_SIZE = Histogram("designsearch_embedder_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 16, 32, 64))
+
+VIEWS = ("photo", "edge")
+
+
+def model_version(path: str | Path) -> str:
+    """``"sha256:"`` + first 16 hex digits of the model file's SHA-256 (same id as at export)."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+class OnnxEmbedder:
+    """An ONNX embedding model: raw RGB pixels → unit-norm float32 vectors.
+
+    The model contract (see ``services/embedder/model.py``): input ``pixels`` float32
+    ``(N, 3, S, S)`` RGB in [0, 255]; output ``embedding`` float32 ``(N, D)``, unit L2 norm.
+
+    Args:
+        path: ONNX file.
+        providers: execution providers in preference order; those not available are skipped.
+        threads: intra-op threads.
+
+    Raises:
+        FileNotFoundError: missing model file.
+    """
+
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 2) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"embedder model not found: {path} (run `designsearch export-embedder`)")
+        available = set(ort.get_available_providers())
+        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        self.providers = self.session.get_providers()
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        size = inp.shape[2]
+        self.input_size = int(size) if isinstance(size, int) else 224
+        self.dim = int(self.session.get_outputs()[0].shape[1])
+        self.version = model_version(path)
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """Embed RGB images.
+
+        Args:
+            images: ``uint8`` arrays ``(H, W, 3)``.
+
+        Returns:
+            float32 ``(N, D)``, rows of unit L2 norm.
+        """
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = to_model_input(images, self.input_size)
+        out = self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+        EMBEDDED_IMAGES.inc(len(images))
+        BATCH_SIZE.observe(len(images))
+        # Re-normalise in float32 so every stored vector is unit norm whatever the graph did.
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass
+class _Job:
+    images: list[np.ndarray]
+    future: asyncio.Future
+
+
+class AdaptiveBatcher:
+    """Groups concurrent embedding requests into model calls.
+
+    Args:
+        embedder: the model.
+        max_batch_size: most images per model call.
+        max_batch_time_s: longest wait, after the first queued image, for more images.
+    """
+
+    def __init__(self, embedder: OnnxEmbedder, max_batch_size: int = 32, max_batch_time_s: float = 0.005) -> None:
+        self.embedder = embedder
+        self.max_batch_size = max_batch_size
+        self.max_batch_time_s = max_batch_time_s
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start the worker task on the running loop."""
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the worker; queued jobs are cancelled."""
+        if self._worker:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+            self._worker = None
+
+    async def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """Queue ``images`` and wait for their vectors, float32 ``(len(images), D)``."""
+        self.start()
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(images, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            count = len(jobs[0].images)
+            deadline = time.monotonic() + self.max_batch_time_s
+            while count < self.max_batch_size:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                jobs.append(job)
+                count += len(job.images)
+            images = [img for job in jobs for img in job.images]
+            try:
+                vectors = await asyncio.to_thread(self._embed_chunked, images)
+            except Exception as exc:  # resolve every waiting request, keep the worker alive
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            start = 0
+            for job in jobs:
+                n = len(job.images)
+                if not job.future.done():
+                    job.future.set_result(vectors[start : start + n])
+                start += n
+
+    def _embed_chunked(self, images: list[np.ndarray]) -> np.ndarray:
+        parts = [self.embedder.embed(images[i : i + self.max_batch_size]) for i in range(0, len(images), self.max_batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+
+
+class EmbedService:
+    """Decodes request images, builds the requested views and embeds them through the batcher.
+
+    Args:
+        batcher: the adaptive batcher over the model.
+        max_images: most images per request.
+    """
+
+    def __init__(self, batcher: AdaptiveBatcher, max_images: int = 64) -> None:
+        self.batcher = batcher
+        self.max_images = max_images
+
+    @property
+    def version(self) -> str:
+        """Model version id."""
+        return self.batcher.embedder.version
+
+    async def embed(self, encoded: list[bytes], views: list[str]) -> list[dict[str, np.ndarray]]:
+        """Embed each encoded image in each view.
+
+        Args:
+            encoded: encoded image files.
+            views: subset of ``("photo", "edge")``; empty = ``["photo"]``.
+
+        Returns:
+            One dict per image: view → float32 ``(D,)`` unit vector.
+
+        Raises:
+            InvalidArgument: no images, too many, or an unknown view.
+            InvalidImage: an image cannot be decoded.
+        """
+        views = list(dict.fromkeys(views or ["photo"]))
+        unknown = [v for v in views if v not in VIEWS]
+        if unknown:
+            raise InvalidArgument(f"unknown views {unknown}; expected a subset of {list(VIEWS)}", field="views")
+        if not encoded:
+            raise InvalidArgument("no images to embed", field="images")
+        if len(encoded) > self.max_images:
+            raise InvalidArgument(f"{len(encoded)} images in one request; the limit is {self.max_images}", field="images")
+        rgbs = await asyncio.to_thread(lambda: [decode_image(b) for b in encoded])
+        inputs: list[np.ndarray] = []
+        for rgb in rgbs:
+            for view in views:
+                inputs.append(rgb if view == "photo" else edge_map(rgb))
+        vectors = await self.batcher.embed(inputs)
+        out = []
+        for i in range(len(rgbs)):
+            out.append({view: vectors[i * len(views) + j] for j, view in enumerate(views)})
+        return out

@@ -1,0 +1,40 @@
+"""Embedder server: ``create_server(settings) -> Service`` and ``serve()``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from designsearch.logs import configure_logging
+from designsearch.server import Service, build_server, serve_forever
+from designsearch.v1 import embedder_pb2, embedder_pb2_grpc
+from services.embedder.config import EmbedderSettings
+from services.embedder.core import AdaptiveBatcher, EmbedService, OnnxEmbedder
+from services.embedder.servicer import EmbedderServicer
+
+
+async def create_server(settings: EmbedderSettings | None = None) -> Service:
+    """Load the ONNX model, start the server; SERVING once the model answered a warm-up batch."""
+    settings = settings or EmbedderSettings()
+    embedder = await asyncio.to_thread(OnnxEmbedder, settings.model_path, settings.providers, settings.threads)
+    batcher = AdaptiveBatcher(embedder, settings.max_batch_size, settings.max_batch_time_ms / 1000)
+    service_core = EmbedService(batcher, settings.max_images_per_request)
+    servicer = EmbedderServicer(service_core)
+
+    def register(server) -> list[str]:
+        embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, server)
+        return [embedder_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name]
+
+    service = await build_server(settings, register)
+    batcher.start()
+    service.on_stop.append(batcher.stop)
+    service.embed_service = service_core  # for in-process tests and benchmarks
+    await service.set_serving(True)
+    return service
+
+
+async def serve() -> None:
+    """Run the embedder until SIGTERM."""
+    settings = EmbedderSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    service = await create_server(settings)
+    await serve_forever(service, settings.grace_s, "embedder")

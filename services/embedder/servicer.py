@@ -1,0 +1,32 @@
+"""Thin gRPC servicer of the embedder."""
+
+from __future__ import annotations
+
+from designsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from services.embedder.core import EmbedService
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
+    """``designsearch.v1.EmbedderService``."""
+
+    def __init__(self, service: EmbedService) -> None:
+        self.service = service
+
+    async def Embed(self, request: embedder_pb2.EmbedRequest, context) -> embedder_pb2.EmbedResponse:  # noqa: N802
+        results = await self.service.embed([img.content for img in request.images], list(request.views))
+        embedder = self.service.batcher.embedder
+        return embedder_pb2.EmbedResponse(
+            embeddings=[
+                embedder_pb2.Embedding(vectors={k: common_pb2.Vector(values=v.tolist()) for k, v in r.items()})
+                for r in results
+            ],
+            model_version=embedder.version,
+            dim=embedder.dim,
+        )
+
+    async def GetModelInfo(self, request, context) -> embedder_pb2.GetModelInfoResponse:  # noqa: N802
+        embedder = self.service.batcher.embedder
+        return embedder_pb2.GetModelInfoResponse(
+            model_version=embedder.version, dim=embedder.dim, input_size=embedder.input_size,
+            execution_providers=list(embedder.providers),
+        )

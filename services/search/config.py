@@ -1,0 +1,36 @@
+"""Search settings (environment prefix ``DESIGNSEARCH_SEARCH_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from designsearch.settings import REPO_ROOT, ServiceSettings
+from services.search.index import HnswConfig
+
+
+class SearchSettings(ServiceSettings):
+    """Settings of the search service."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_SEARCH_", extra="ignore")
+
+    port: int = Field(50053, description="gRPC port (0 = any free port).")
+    engine: str = Field(
+        "edge",
+        description="'qdrant' (a Qdrant server or cluster at `url`), 'edge' (qdrant-edge-py, embedded, one "
+        "machine) or 'local' (qdrant-client local mode: brute force, for small data and tests).",
+    )
+    url: str | None = Field(None, description="Qdrant server URL, e.g. http://qdrant:6333; setting it selects engine 'qdrant'.")
+    api_key: str | None = Field(None, description="Qdrant server API key.")
+    path: str = Field(str(REPO_ROOT / "var" / "index"), description="Storage folder of the embedded engines.")
+    timeout_s: float = Field(10.0, description="Deadline of calls to a Qdrant server, seconds.")
+    hnsw_m: int = Field(16, description="HNSW edges per node.")
+    hnsw_ef_construct: int = Field(128, description="HNSW candidate list size while building.")
+    hnsw_ef: int = Field(128, description="HNSW candidate list size while searching.")
+    quantization: str | None = Field(None, description="None or 'int8' (scalar quantisation with rescoring).")
+    snapshot_dir: str = Field(str(REPO_ROOT / "var" / "snapshots"), description="Where snapshots are written by default.")
+    max_limit: int = Field(1000, description="Largest accepted search limit.")
+
+    def hnsw(self) -> HnswConfig:
+        """The HNSW/quantisation config of new collections."""
+        return HnswConfig(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, ef=self.hnsw_ef, quantization=self.quantization)

@@ -1,0 +1,108 @@
+"""Search-service domain logic (no grpc): request validation over a :class:`VectorIndex`.
+
+Index calls are blocking (embedded engines do real work on the calling thread), so the servicer
+runs them in worker threads; this class keeps them small and checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from designsearch.errors import InvalidArgument
+from services.search.index import VECTOR_EDGE, VECTOR_PHOTO, HnswConfig, Hit, Point, SearchFilter, VectorIndex
+
+
+def check_collection_name(name: str, field: str = "collection") -> str:
+    """Collection/alias names: 1-64 chars of letters, digits, ``_``, ``-``, ``.``.
+
+    Raises:
+        InvalidArgument: empty or malformed name.
+    """
+    import re
+
+    if not name or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+        raise InvalidArgument(f"bad {field} name {name!r}: 1-64 letters, digits, '_', '-', '.'", field=field)
+    return name
+
+
+def check_filter(flt: SearchFilter) -> SearchFilter:
+    """Reject a reversed year range.
+
+    Raises:
+        InvalidArgument: ``year_min > year_max``.
+    """
+    if flt.year_min is not None and flt.year_max is not None and flt.year_min > flt.year_max:
+        raise InvalidArgument(
+            f"year range reversed: year_min {flt.year_min} > year_max {flt.year_max}", field="filters.year_min"
+        )
+    return flt
+
+
+class SearchCore:
+    """Validated operations on one vector index.
+
+    Args:
+        index: the engine.
+        hnsw: HNSW config for new collections.
+        max_limit: largest accepted ``limit``.
+    """
+
+    def __init__(self, index: VectorIndex, hnsw: HnswConfig | None = None, max_limit: int = 1000) -> None:
+        self.index = index
+        self.hnsw = hnsw or HnswConfig()
+        self.max_limit = max_limit
+
+    def create_collection(self, name: str, vectors: dict[str, int]) -> bool:
+        """Create a collection with named vectors ``{name: dim}``; False if it existed.
+
+        Raises:
+            InvalidArgument: bad name, no vectors, unknown vector name or dimension out of 1..4096.
+        """
+        check_collection_name(name)
+        if not vectors:
+            raise InvalidArgument("a collection needs at least one named vector", field="vectors")
+        for vname, dim in vectors.items():
+            if vname not in (VECTOR_PHOTO, VECTOR_EDGE):
+                raise InvalidArgument(f"unknown vector name {vname!r}; expected 'photo' or 'edge'", field="vectors")
+            if not 1 <= dim <= 4096:
+                raise InvalidArgument(f"vector {vname!r} dimension {dim} outside 1..4096", field="vectors")
+        return self.index.create_collection(name, dict(vectors), self.hnsw)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> int:
+        """Insert/replace points; returns how many. Raises InvalidArgument for empty batches."""
+        check_collection_name(collection)
+        if not points:
+            raise InvalidArgument("no points to upsert", field="points")
+        for p in points:
+            if not p.id:
+                raise InvalidArgument("a point has no id", field="points.id")
+            if not p.vectors:
+                raise InvalidArgument(f"point {p.id} has no vectors", field="points.vectors")
+        self.index.upsert(collection, points)
+        return len(points)
+
+    def search(
+        self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter, group_by_design: bool
+    ) -> list[Hit]:
+        """Top ``limit`` hits (or best hit of each of ``limit`` designs), cosine similarity.
+
+        Raises:
+            InvalidArgument: limit outside 1..max_limit, empty/non-finite vector, reversed years.
+            NotFound: unknown collection.
+        """
+        check_collection_name(collection)
+        if not 1 <= limit <= self.max_limit:
+            raise InvalidArgument(f"limit {limit} outside 1..{self.max_limit}", field="limit")
+        if vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise InvalidArgument("query vector is empty or not finite", field="vector")
+        if using not in (VECTOR_PHOTO, VECTOR_EDGE):
+            raise InvalidArgument(f"unknown vector name {using!r}; expected 'photo' or 'edge'", field="using")
+        check_filter(flt)
+        flt_or_none = None if flt.is_empty() else flt
+        if group_by_design:
+            groups = self.index.search_groups(collection, vector, using=using, limit=limit, group_by="design_id",
+                                              group_size=1, flt=flt_or_none)
+            return [g[0] for g in groups if g]
+        return self.index.search(collection, vector, using=using, limit=limit, flt=flt_or_none)

@@ -1,0 +1,26 @@
+"""Segmenter settings (environment prefix ``DESIGNSEARCH_SEGMENTER_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from designsearch.settings import REPO_ROOT, ServiceSettings
+
+
+class SegmenterSettings(ServiceSettings):
+    """Settings of the segmenter service."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_SEGMENTER_", extra="ignore")
+
+    port: int = Field(50051, description="gRPC port (0 = any free port).")
+    detector: str = Field(
+        "auto", description="'learned' (ONNX model), 'classical' (Hough circles), or 'auto': learned if the model file exists."
+    )
+    model_path: str = Field(
+        str(REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"), description="ONNX wheel segmenter file."
+    )
+    threads: int = Field(2, description="onnxruntime intra-op threads.")
+    max_crops: int = Field(4, description="Most crops returned per image when the request does not say.")
+    crop_margin: float = Field(0.08, description="Margin around a wheel box in the square crop, as a fraction of its side.")
+    crop_size: int = Field(256, description="Side of the returned square crop JPEGs, pixels.")

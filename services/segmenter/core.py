@@ -1,0 +1,118 @@
+"""Segmenter domain logic (no grpc): image bytes → detections → square crops with masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from designsearch.images import decode_image, encode_jpeg, encode_png, square_box
+from services.segmenter.classical import ClassicalWheelDetector
+from services.segmenter.detection import Detection, WheelDetector
+
+
+@dataclass
+class CropResult:
+    """One crop ready to send: detection plus encoded square crop (JPEG) and mask (PNG)."""
+
+    detection: Detection
+    crop_jpeg: bytes
+    mask_png: bytes
+
+
+@dataclass
+class SegmentResult:
+    """All crops of one image; ``reason`` says why ``crops`` is empty."""
+
+    crops: list[CropResult]
+    width: int
+    height: int
+    reason: str = ""
+
+
+def load_detector(kind: str, model_path: str, threads: int = 2) -> WheelDetector:
+    """The wheel detector named by settings.
+
+    Args:
+        kind: ``"learned"``, ``"classical"`` or ``"auto"`` (learned when ``model_path`` exists).
+        model_path: ONNX file of the learned segmenter.
+        threads: onnxruntime intra-op threads.
+
+    Raises:
+        FileNotFoundError: ``kind == "learned"`` and the model file is missing.
+        ValueError: unknown kind.
+    """
+    if kind == "auto":
+        kind = "learned" if Path(model_path).exists() else "classical"
+    if kind == "classical":
+        return ClassicalWheelDetector()
+    if kind == "learned":
+        if not Path(model_path).exists():
+            raise FileNotFoundError(f"segmenter model not found: {model_path}")
+        from services.segmenter.learned import LearnedWheelDetector
+
+        return LearnedWheelDetector(model_path, threads=threads)
+    raise ValueError(f"unknown detector {kind!r}; expected learned, classical or auto")
+
+
+class Segmenter:
+    """Cuts the objects found by a detector out of encoded images.
+
+    Args:
+        detector: any :class:`WheelDetector`.
+        crop_margin: margin added around a box before squaring, fraction of the side.
+        crop_size: side of the output square crops, px.
+    """
+
+    def __init__(self, detector: WheelDetector, crop_margin: float = 0.08, crop_size: int = 256) -> None:
+        self.detector = detector
+        self.crop_margin = crop_margin
+        self.crop_size = crop_size
+
+    @property
+    def model_version(self) -> str:
+        """Detector name and version, e.g. ``classical:hough-v1`` or ``learned:sha256:...``."""
+        version = getattr(self.detector, "model_version", "")
+        return version if version.startswith(self.detector.name) else f"{self.detector.name}:{version}"
+
+    def segment(self, data: bytes, *, max_crops: int, remove_background: bool = False) -> SegmentResult:
+        """Decode ``data`` and return up to ``max_crops`` crops, best first.
+
+        Raises:
+            InvalidImage: the bytes are not a valid image (see :func:`decode_image`).
+        """
+        rgb = decode_image(data)
+        h, w = rgb.shape[:2]
+        detections = self.detector.detect(rgb)[:max_crops]
+        if not detections:
+            return SegmentResult([], w, h, reason=f"no {self.detector.name} detection: no wheel found")
+        return SegmentResult([self._crop(rgb, d, remove_background) for d in detections], w, h)
+
+    def _crop(self, rgb: np.ndarray, det: Detection, remove_background: bool) -> CropResult:
+        h, w = rgb.shape[:2]
+        sx1, sy1, sx2, sy2 = square_box(det.box, w, h, self.crop_margin)
+        crop = rgb[sy1:sy2, sx1:sx2].copy()
+        mask_png = b""
+        if det.mask is not None:
+            mask_png = encode_png(det.mask)
+            if remove_background:
+                full = np.zeros((h, w), dtype=np.uint8)
+                x1, y1, x2, y2 = det.box
+                full[y1:y2, x1:x2] = det.mask[: y2 - y1, : x2 - x1]
+                crop[full[sy1:sy2, sx1:sx2] == 0] = 255
+        crop = _pad_square(crop)
+        crop = cv2.resize(crop, (self.crop_size, self.crop_size),
+                          interpolation=cv2.INTER_AREA if crop.shape[0] > self.crop_size else cv2.INTER_LINEAR)
+        return CropResult(det, encode_jpeg(crop, quality=92), mask_png)
+
+
+def _pad_square(rgb: np.ndarray) -> np.ndarray:
+    """Pad a crop clipped at the image border to a square with edge replication (keeps the centre)."""
+    h, w = rgb.shape[:2]
+    if h == w:
+        return rgb
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    return cv2.copyMakeBorder(rgb, top, side - h - top, left, side - w - left, cv2.BORDER_REPLICATE)

@@ -1,0 +1,36 @@
+"""Thin gRPC servicer of the segmenter: protobuf ⇄ domain types, heavy work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from designsearch.v1 import common_pb2, segmenter_pb2, segmenter_pb2_grpc
+from services.segmenter.core import Segmenter
+
+
+class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):
+    """``designsearch.v1.SegmenterService``."""
+
+    def __init__(self, segmenter: Segmenter, default_max_crops: int) -> None:
+        self.segmenter = segmenter
+        self.default_max_crops = default_max_crops
+
+    async def Segment(self, request: segmenter_pb2.SegmentRequest, context) -> segmenter_pb2.SegmentResponse:  # noqa: N802
+        max_crops = request.max_crops if request.max_crops > 0 else self.default_max_crops
+        result = await asyncio.to_thread(
+            self.segmenter.segment, request.image.content, max_crops=max_crops, remove_background=request.remove_background
+        )
+        crops = [
+            common_pb2.Crop(
+                box=common_pb2.BoundingBox(x1=c.detection.box[0], y1=c.detection.box[1], x2=c.detection.box[2], y2=c.detection.box[3]),
+                score=c.detection.score,
+                kind=c.detection.kind,
+                image=c.crop_jpeg,
+                mask=c.mask_png,
+            )
+            for c in result.crops
+        ]
+        return segmenter_pb2.SegmentResponse(
+            crops=crops, image_width=result.width, image_height=result.height,
+            model_version=self.segmenter.model_version, reason=result.reason,
+        )

@@ -1,0 +1,106 @@
+"""Shared fixtures: real data, a real redis-server, and the four services in-process on free ports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from designsearch.catalogue_data import demo_split, read_labels
+from designsearch.procs import RedisProcess
+from designsearch.settings import default_data_dir
+
+DATA = default_data_dir()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data`` (or ``$DESIGNSEARCH_DATA``)."""
+    if not (DATA / "stanford-cars" / "labels.csv").exists():
+        pytest.fail(f"real data not found at {DATA}; set DESIGNSEARCH_DATA")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def small_catalogue(data_dir):
+    """Stanford Cars classes 79-83: 5 designs, 5 catalogue images and 1 held-out query each."""
+    images = read_labels(data_dir / "stanford-cars" / "labels.csv")
+    catalogue, queries = demo_split(images, range(79, 84), queries_per_class=1)
+    by_class: dict[int, list] = {}
+    for img in catalogue:
+        by_class.setdefault(img.class_id, []).append(img)
+    catalogue = [img for cls in sorted(by_class) for img in by_class[cls][:5]]
+    return catalogue, queries
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free loopback port."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder_model() -> str:
+    """The ONNX model the embedder serves (trained if committed, else the exported ImageNet one)."""
+    from services.embedder.config import IMAGENET_MODEL, default_model_path
+
+    path = Path(default_model_path())
+    if not path.exists() and path == IMAGENET_MODEL:
+        from services.embedder.export import export_imagenet
+
+        export_imagenet(IMAGENET_MODEL)
+    return str(path)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def stack(tmp_path_factory, redis_server, embedder_model):
+    """Segmenter, embedder, search (qdrant-client local mode on disk) and gateway, in-process."""
+    from gateway.config import GatewaySettings
+    from gateway.server import create_server as create_gateway
+    from services.embedder.config import EmbedderSettings
+    from services.embedder.server import create_server as create_embedder
+    from services.search.config import SearchSettings
+    from services.search.server import create_server as create_search
+    from services.segmenter.config import SegmenterSettings
+    from services.segmenter.server import create_server as create_segmenter
+
+    var = tmp_path_factory.mktemp("var")
+    segmenter = await create_segmenter(SegmenterSettings(port=0))
+    embedder = await create_embedder(EmbedderSettings(port=0, model_path=embedder_model))
+    search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "local"),
+                                                path=str(var / "index"), snapshot_dir=str(var / "snapshots")))
+    gateway = await create_gateway(GatewaySettings(
+        port=0, segmenter_address=segmenter.address, embedder_address=embedder.address,
+        search_address=search.address, redis_url=redis_server.url, catalogue_url=f"sqlite:///{var / 'catalogue.db'}",
+        api_keys=[],
+    ))
+    services = {"segmenter": segmenter, "embedder": embedder, "search": search, "gateway": gateway}
+    yield services
+    for s in [gateway, segmenter, embedder, search]:
+        await s.stop(0)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gateway_stub(stack):
+    """A real GatewayService stub on a channel to the in-process gateway."""
+    from designsearch.v1 import gateway_pb2_grpc
+
+    channel = grpc.aio.insecure_channel(stack["gateway"].address)
+    yield gateway_pb2_grpc.GatewayServiceStub(channel)
+    await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def indexed(gateway_stub, small_catalogue):
+    """The small catalogue ingested through IndexDesigns; returns (catalogue, queries, response)."""
+    from designsearch.client import index_requests
+
+    catalogue, queries = small_catalogue
+    response = await gateway_stub.IndexDesigns(index_requests(catalogue), timeout=300)
+    return catalogue, queries, response

@@ -1,0 +1,99 @@
+"""Bad input gets INVALID_ARGUMENT with a clear message; servers keep serving; nothing stored is lost."""
+
+from __future__ import annotations
+
+import io
+
+import grpc
+import numpy as np
+import pytest
+from grpc_status import rpc_status
+from google.rpc import error_details_pb2
+from PIL import Image
+
+from designsearch.v1 import common_pb2, gateway_pb2
+
+
+def _huge_png() -> bytes:
+    """A valid 20000x20000 PNG (1-bit, compressed to a few KB)."""
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000), 0).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def good_bytes(small_catalogue) -> bytes:
+    return small_catalogue[0][0].path.read_bytes()
+
+
+def _cases(good: bytes):
+    return {
+        "empty bytes": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=b"")), "empty"),
+        "truncated jpeg": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=good[: len(good) // 2])), "truncated"),
+        "text file": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=b"hello, this is not an image\n" * 20)), "not a decodable image"),
+        "20000x20000 image": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=_huge_png())), "20000x20000"),
+        "k = 0 is the default, k = 10000 is refused": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=good), k=10_000), "k 10000"),
+        "negative k": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=good), k=-1), "k -1"),
+        "year range reversed": (gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=good),
+                                                               filters=common_pb2.Filters(year_min=2012, year_max=2001)), "reversed"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases(b"x" * 100).keys()))
+async def test_bad_query_is_invalid_argument_and_nothing_is_lost(case, indexed, gateway_stub, good_bytes):
+    before = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+    request, fragment = _cases(good_bytes)[case]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gateway_stub.FindSimilar(request, timeout=30)
+    err = info.value
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert fragment in err.details(), err.details()
+    status = rpc_status.from_call(err)
+    reasons = []
+    for d in status.details:
+        ei = error_details_pb2.ErrorInfo()
+        if d.Unpack(ei):
+            reasons.append(ei.reason)
+    assert reasons, "no google.rpc.ErrorInfo detail"
+    # still serving, nothing lost
+    ok = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=good_bytes), k=0), timeout=30)
+    assert len(ok.matches) >= 1
+    after = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+    assert (after.images, after.points) == (before.images, before.points)
+
+
+async def test_bad_items_in_an_ingestion_stream_fail_alone(indexed, gateway_stub, small_catalogue):
+    _, queries = small_catalogue
+    good = queries[0]
+    before = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+
+    async def stream():
+        yield gateway_pb2.IndexDesignsRequest(design=common_pb2.DesignRecord(design_id="x", brand="B", model="M", year=2000),
+                                              image=common_pb2.Image(content=b"not an image"))
+        yield gateway_pb2.IndexDesignsRequest(design=common_pb2.DesignRecord(design_id="", brand="B", model="M", year=2000),
+                                              image=common_pb2.Image(content=good.path.read_bytes()))
+        yield gateway_pb2.IndexDesignsRequest(design=common_pb2.DesignRecord(design_id="y", brand="B", model="M", year=99999),
+                                              image=common_pb2.Image(content=good.path.read_bytes()))
+
+    r = await gateway_stub.IndexDesigns(stream(), timeout=60)
+    assert [x.status for x in r.results] == [gateway_pb2.IndexItemResult.STATUS_FAILED] * 3
+    assert "not a decodable image" in r.results[0].error
+    assert "design_id" in r.results[1].error and "year" in r.results[2].error
+    after = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+    assert (after.images, after.points) == (before.images, before.points)
+
+
+def test_decoder_refuses_pixel_bombs_before_decoding():
+    from designsearch.errors import InvalidImage
+    from designsearch.images import decode_image
+
+    with pytest.raises(InvalidImage, match="20000x20000"):
+        decode_image(_huge_png())
+    rgb = decode_image(_png(np.full((20, 30, 3), 200, np.uint8)))
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,94 @@
+"""End-to-end query path over gRPC on real Stanford Cars images, real Redis, real Qdrant API."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
+
+from designsearch.v1 import common_pb2, gateway_pb2
+
+
+def _embedded_images() -> float:
+    return REGISTRY.get_sample_value("designsearch_embedder_images_total") or 0.0
+
+
+async def test_all_services_report_serving(stack):
+    for name, service in stack.items():
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for svc in ["", *service.names]:
+                r = await stub.Check(health_pb2.HealthCheckRequest(service=svc), timeout=5)
+                assert r.status == health_pb2.HealthCheckResponse.SERVING, (name, svc)
+
+
+async def test_ingestion_adds_every_image_once(indexed, gateway_stub):
+    catalogue, _, response = indexed
+    assert response.added == len(catalogue) and response.failed == 0
+    assert all(r.crops_indexed >= 1 for r in response.results)
+    stats = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+    assert stats.images == len(catalogue)
+    assert stats.designs == len({img.design_id for img in catalogue})
+    assert stats.points == sum(r.crops_indexed for r in response.results)
+
+    # idempotent: the same images again add nothing
+    from designsearch.client import index_requests
+
+    again = await gateway_stub.IndexDesigns(index_requests(catalogue[:4]), timeout=120)
+    assert again.duplicates == 4 and again.added == 0
+    assert (await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)).points == stats.points
+
+
+async def test_catalogue_image_comes_back_first(indexed, gateway_stub):
+    catalogue, _, _ = indexed
+    img = catalogue[7]
+    r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(
+        image=common_pb2.Image(content=img.path.read_bytes()), domain=common_pb2.DOMAIN_PHOTO), timeout=30)
+    assert r.matches, "no matches"
+    top = r.matches[0]
+    assert top.design.design_id == img.design_id
+    assert top.score >= 0.99
+    assert (top.design.brand, top.design.model, top.design.year) == (img.brand, img.model, img.year)
+    assert top.thumbnail[:2] == b"\xff\xd8"  # JPEG
+    assert len(r.matches) == min(6, len({i.design_id for i in catalogue}))
+    assert [m.score for m in r.matches] == sorted((m.score for m in r.matches), reverse=True)
+    assert len({m.design.design_id for m in r.matches}) == len(r.matches)  # grouped by design
+
+
+async def test_second_identical_query_is_served_from_cache(indexed, gateway_stub):
+    _, queries, _ = indexed
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[0].path.read_bytes()), k=3)
+    first = await gateway_stub.FindSimilar(req, timeout=30)
+    before = _embedded_images()
+    second = await gateway_stub.FindSimilar(req, timeout=30)
+    assert second.cache_hit and not first.cache_hit
+    assert _embedded_images() == before, "the embedder ran again on a cached query"
+    assert [m.design.design_id for m in second.matches] == [m.design.design_id for m in first.matches]
+    assert "segment" not in second.timings_ms and "cache" in second.timings_ms
+
+
+async def test_filters_restrict_results(indexed, gateway_stub):
+    catalogue, queries, _ = indexed
+    brand = catalogue[-1].brand
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[0].path.read_bytes()), k=10,
+                                         filters=common_pb2.Filters(brands=[brand]))
+    r = await gateway_stub.FindSimilar(req, timeout=30)
+    assert r.matches and all(m.design.brand == brand for m in r.matches)
+    years = sorted({i.year for i in catalogue})
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[0].path.read_bytes()), k=10,
+                                         filters=common_pb2.Filters(year_min=years[-1], year_max=years[-1]))
+    r = await gateway_stub.FindSimilar(req, timeout=30)
+    assert r.matches and all(m.design.year == years[-1] for m in r.matches)
+    expected = {i.design_id for i in catalogue if i.year == years[-1]}
+    assert {m.design.design_id for m in r.matches} == expected
+
+
+async def test_dislike_drops_design_from_later_results(indexed, gateway_stub):
+    _, queries, _ = indexed
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[1].path.read_bytes()), k=3)
+    first = await gateway_stub.FindSimilar(req, timeout=30)
+    disliked = first.matches[0].design.design_id
+    await gateway_stub.Dislike(gateway_pb2.DislikeRequest(query_id=first.query_id, design_id=disliked), timeout=10)
+    again = await gateway_stub.FindSimilar(req, timeout=30)
+    assert disliked not in {m.design.design_id for m in again.matches}
+    assert len(again.matches) == 3
