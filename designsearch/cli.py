@@ -1,0 +1,192 @@
+"""``designsearch`` command line: run the stack, ingest a catalogue, query it, run the demo, train, evaluate."""
+
+from __future__ import annotations
+
+import html
+import base64
+import os
+import signal
+import time
+from pathlib import Path
+
+import grpc
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from designsearch.catalogue_data import demo_split, read_labels
+from designsearch.settings import REPO_ROOT, default_data_dir
+
+app = typer.Typer(help="designsearch: find existing designs similar to a draft image.", no_args_is_help=True)
+console = Console()
+
+DEFAULT_GATEWAY = os.environ.get("DESIGNSEARCH_GATEWAY", "127.0.0.1:50050")
+DEFAULT_VAR = REPO_ROOT / "var"
+
+
+@app.command("export-embedder")
+def export_embedder(out: Path = typer.Option(None, help="ONNX file to write (default var/models/imagenet-lite0.onnx).")) -> None:
+    """Export the ImageNet EfficientNet-Lite0 embedder to ONNX (needs torch; a setup step)."""
+    from services.embedder.config import IMAGENET_MODEL
+    from services.embedder.export import export_imagenet
+
+    out = out or IMAGENET_MODEL
+    if out.exists():
+        console.print(f"{out} exists")
+        return
+    console.print(f"wrote {out} ({export_imagenet(out)})")
+
+
+@app.command()
+def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, index, catalogue and logs."),
+       gateway_port: int = typer.Option(50050, help="Gateway port.")) -> None:
+    """Start Redis and the four services locally; wait until all are SERVING; stop them on Ctrl-C."""
+    from designsearch.procs import Stack
+
+    stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053})
+    with console.status("starting redis, segmenter, embedder, search, gateway ..."):
+        stack.start()
+    console.print(f"[green]all services SERVING[/]: gateway on {stack.gateway_address}, logs in {var_dir / 'logs'}; Ctrl-C stops")
+    stopping = False
+
+    def _stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping and all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping ..."):
+            stack.stop()
+        console.print("stopped")
+
+
+def _ingest(address: str, images, api_key: str | None) -> None:
+    from designsearch.client import DesignSearchClient
+
+    with DesignSearchClient(address, api_key) as client, Progress(
+        TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("ingest", total=len(images))
+        response = client.index(images, on_item=lambda: progress.advance(task))
+    console.print(f"added {response.added}, already indexed {response.duplicates}, failed {response.failed}")
+    for r in response.results:
+        if r.error:
+            console.print(f"  [red]{images[r.index].path.name}[/]: {r.error}")
+
+
+@app.command()
+def ingest(directory: Path = typer.Argument(..., help="Folder the CSV's `file` column is relative to."),
+           labels: Path = typer.Option(..., "--labels", help="CSV: file,make|brand,model,year[,design_id,class_id]."),
+           classes: str = typer.Option("", help="Only these class ids, e.g. 79-98 (demo data)."),
+           gateway: str = typer.Option(DEFAULT_GATEWAY, help="Gateway address."),
+           api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Ingest labelled images (idempotent: images already indexed are skipped)."""
+    images = read_labels(labels, directory)
+    if classes:
+        lo, _, hi = classes.partition("-")
+        images = [i for i in images if int(lo) <= i.class_id <= int(hi or lo)]
+    _ingest(gateway, images, api_key)
+
+
+def _matches_table(title: str, response) -> Table:
+    table = Table(title=title)
+    for col in ["#", "score", "brand", "model", "year", "design id", "query box"]:
+        table.add_column(col)
+    for i, m in enumerate(response.matches, 1):
+        b = m.query_box
+        table.add_row(str(i), f"{m.score:.3f}", m.design.brand, m.design.model, str(m.design.year), m.design.design_id,
+                      f"({b.x1},{b.y1},{b.x2},{b.y2})")
+    return table
+
+
+def _timings(response) -> str:
+    return "  ".join(f"{k} {v:.1f} ms" for k, v in sorted(response.timings_ms.items()))
+
+
+@app.command()
+def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int = typer.Option(6),
+          brand: list[str] = typer.Option([], help="Only these brands."), year_min: int = typer.Option(None),
+          year_max: int = typer.Option(None), domain: str = typer.Option("auto", help="auto | photo | sketch"),
+          gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Print the designs most similar to IMAGE, with per-stage timings."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            r = client.find_similar(image.read_bytes(), k, brands=brand, year_min=year_min, year_max=year_max, domain=domain)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    console.print(_matches_table(f"{image.name}: {len(r.query_crops)} crop(s), cache {'hit' if r.cache_hit else 'miss'}", r))
+    console.print(_timings(r))
+
+
+@app.command()
+def demo(data: Path = typer.Option(None, help="Shared data folder (default ../shared/data or $DESIGNSEARCH_DATA)."),
+         classes: str = typer.Option("79-98", help="Stanford Cars classes of the demo catalogue."),
+         queries_per_class: int = typer.Option(2, help="Held-out query images per class (not indexed)."),
+         var_dir: Path = typer.Option(DEFAULT_VAR / "demo", help="Folder of the demo's index, catalogue and logs."),
+         html_out: Path = typer.Option(REPO_ROOT / "var" / "demo" / "results.html", "--html", help="HTML page of the results."),
+         k: int = typer.Option(6)) -> None:
+    """Start everything, ingest the demo catalogue, query held-out images, print results and the hit rate."""
+    from designsearch.client import DesignSearchClient
+    from designsearch.procs import Stack
+
+    data = data or default_data_dir()
+    lo, _, hi = classes.partition("-")
+    images = read_labels(data / "stanford-cars" / "labels.csv")
+    catalogue, queries = demo_split(images, range(int(lo), int(hi or lo) + 1), queries_per_class)
+    console.print(f"demo: {len(catalogue)} catalogue images of {len({i.design_id for i in catalogue})} designs, "
+                  f"{len(queries)} held-out queries (Stanford Cars classes {classes})")
+    stack = Stack(var_dir)
+    with console.status("starting redis, segmenter, embedder, search, gateway ..."):
+        stack.start()
+    try:
+        _ingest(stack.gateway_address, catalogue, None)
+        hits, rows = 0, []
+        with DesignSearchClient(stack.gateway_address) as client:
+            for q in queries:
+                r = client.find_similar(q.path.read_bytes(), k)
+                hit = any(m.design.design_id == q.design_id for m in r.matches)
+                hits += hit
+                console.print(_matches_table(f"{q.path.name}: {q.brand} {q.model} {q.year} — "
+                                             f"{'[green]same class in top ' + str(k) + '[/]' if hit else '[red]not in top ' + str(k) + '[/]'}", r))
+                console.print(_timings(r))
+                rows.append((q, r, hit))
+        rate = hits / len(queries)
+        console.print(f"[bold]same-class hit rate in the top {k}: {hits}/{len(queries)} = {rate:.1%}[/]")
+        _write_html(html_out, rows, rate, k)
+        console.print(f"results page: {html_out}")
+    finally:
+        with console.status("stopping ..."):
+            stack.stop()
+
+
+def _write_html(path: Path, rows, rate: float, k: int) -> None:
+    """A static page: each query image with its top-k thumbnails, scores and labels."""
+    def img(data: bytes, h: int = 110) -> str:
+        return f'<img style="height:{h}px" src="data:image/jpeg;base64,{base64.b64encode(data).decode()}">'
+
+    parts = [f"<html><head><meta charset='utf-8'><title>designsearch demo</title></head><body style='font-family:sans-serif'>"
+             f"<h1>designsearch demo</h1><p>Same-class hit rate in the top {k}: <b>{rate:.1%}</b></p>"]
+    for q, r, hit in rows:
+        parts.append(f"<h3 style='color:{'green' if hit else 'darkred'}'>{html.escape(q.path.name)}: "
+                     f"{html.escape(q.brand)} {html.escape(q.model)} {q.year}</h3><table><tr><td>{img(q.path.read_bytes(), 130)}</td>")
+        for m in r.matches:
+            same = m.design.design_id == q.design_id
+            parts.append(f"<td style='text-align:center;{'background:#dfd' if same else ''}'>{img(m.thumbnail)}<br>"
+                         f"{html.escape(m.design.brand)} {html.escape(m.design.model)} {m.design.year}<br>{m.score:.3f}</td>")
+        parts.append("</tr></table>")
+    parts.append("</body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app()
