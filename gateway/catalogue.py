@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String, create_engine, event, func, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from designsearch.errors import BackendUnavailable
@@ -146,8 +146,20 @@ class Catalogue:
         Raises:
             BackendUnavailable: database error.
         """
-        try:
-            with self._session() as s, s.begin():
+        for attempt in range(3):
+            try:
+                self._add_image(design, image_id, model_version, source, size, crops)
+                return
+            except IntegrityError:
+                # a concurrent ingestion inserted the same design first: retry, it now exists
+                if attempt == 2:
+                    raise BackendUnavailable("catalogue write kept conflicting; retry") from None
+            except SQLAlchemyError as exc:
+                raise BackendUnavailable(f"catalogue write failed: {exc}") from exc
+
+    def _add_image(self, design, image_id, model_version, source, size, crops) -> None:
+        with self._session() as s, s.begin():
+            with s.no_autoflush:
                 row = s.get(DesignRow, design["design_id"])
                 if row is None:
                     s.add(DesignRow(**design))
@@ -160,8 +172,6 @@ class Catalogue:
                                     x1=x1, y1=y1, x2=x2, y2=y2, kind=c["kind"], thumbnail=c["thumbnail"]))
                 s.merge(ImageRow(image_id=image_id, model_version=model_version, design_id=design["design_id"],
                                  source=source, width=size[0], height=size[1], crops=len(crops)))
-        except SQLAlchemyError as exc:
-            raise BackendUnavailable(f"catalogue write failed: {exc}") from exc
 
     def crops(self, point_ids: Iterable[str]) -> dict[str, CropRecord]:
         """Crop records (with design and source) for these point ids; unknown ids are skipped."""

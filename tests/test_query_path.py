@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
@@ -92,3 +93,31 @@ async def test_dislike_drops_design_from_later_results(indexed, gateway_stub):
     again = await gateway_stub.FindSimilar(req, timeout=30)
     assert disliked not in {m.design.design_id for m in again.matches}
     assert len(again.matches) == 3
+
+
+async def test_api_key_is_required_when_configured(stack, redis_server, tmp_path, small_catalogue):
+    from gateway.config import GatewaySettings
+    from gateway.server import create_server
+
+    gateway = await create_server(GatewaySettings(
+        port=0, segmenter_address=stack["segmenter"].address, embedder_address=stack["embedder"].address,
+        search_address=stack["search"].address, redis_url=redis_server.url,
+        catalogue_url=f"sqlite:///{tmp_path / 'catalogue.db'}", api_keys=["s3cret"]))
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            from designsearch.v1 import gateway_pb2_grpc
+
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "wrong")])
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            r = await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
+            assert r.collection.startswith("designs_")
+            # health stays open without a key (Kubernetes probes carry none)
+            h = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert h.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await gateway.stop(0)

@@ -1,0 +1,29 @@
+"""The stack as real processes (what `designsearch up` runs): all SERVING, then a clean SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from designsearch.client import DesignSearchClient
+from designsearch.procs import Stack
+
+
+@pytest.mark.slow
+def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue, embedder_model):
+    catalogue, queries = small_catalogue
+    stack = Stack(tmp_path / "var", env={"DESIGNSEARCH_SEARCH_ENGINE": "edge"})
+    stack.start(timeout_s=120)
+    try:
+        with DesignSearchClient(stack.gateway_address) as client:
+            r = client.index(catalogue[:3])
+            assert r.added == 3
+            top = client.find_similar(catalogue[0].path.read_bytes(), 3)
+            assert top.matches[0].design.design_id == catalogue[0].design_id
+            assert top.matches[0].score >= 0.99
+    finally:
+        stack.stop()
+    codes = {name: proc.returncode for name, proc in stack.procs.items()}
+    assert codes == {name: 0 for name in Stack.MODULES}, codes
+    # the log says each service stopped after SIGTERM
+    for name in Stack.MODULES:
+        assert "stopped" in (tmp_path / "var" / "logs" / f"{name}.log").read_text(), name
