@@ -94,6 +94,56 @@ def ingest(directory: Path = typer.Argument(..., help="Folder the CSV's `file` c
     _ingest(gateway, images, api_key)
 
 
+@app.command()
+def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` column is relative to."),
+            labels: Path = typer.Option(..., "--labels", help="The catalogue's source images (as for ingest)."),
+            embedder: str = typer.Option(..., help="Address of the embedder serving the NEW model."),
+            classes: str = typer.Option("", help="Only these class ids, e.g. 79-98."),
+            drop_old: bool = typer.Option(False, help="Drop the previously live collection after the switch.")) -> None:
+    """Model upgrade without downtime: index the catalogue with a new embedder into a new collection
+    while the old one serves, switch the alias, optionally drop the old one. Resumable.
+
+    Segmenter, search and catalogue addresses come from the gateway's settings (DESIGNSEARCH_GATEWAY_*).
+    Gateways follow the alias; give them the new embedder in DESIGNSEARCH_GATEWAY_UPGRADE_EMBEDDER_ADDRESSES.
+    """
+    import asyncio
+
+    from gateway.backends import Backends
+    from gateway.cache import QueryCache
+    from gateway.catalogue import Catalogue
+    from gateway.config import GatewaySettings
+    from gateway.core import GatewayCore, IndexItem
+
+    settings = GatewaySettings()
+    images = read_labels(labels, directory)
+    if classes:
+        lo, _, hi = classes.partition("-")
+        images = [i for i in images if int(lo) <= i.class_id <= int(hi or lo)]
+
+    async def run() -> dict:
+        backends = Backends(settings.segmenter_address, [embedder], settings.search_address,
+                            {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
+                             "search": settings.search_timeout_s})
+        catalogue = Catalogue(settings.catalogue_url)
+        core = GatewayCore(backends, QueryCache(settings.redis_url, settings.cache_ttl_s), catalogue,
+                           collection_prefix=settings.collection_prefix, max_crops=settings.max_crops,
+                           ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
+        (version, _), = await backends.model_infos()
+        items = (IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes(), i.path.name) for i in images)
+        with Progress(TextColumn(f"reindexing with {version}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("reindex", total=len(images))
+            try:
+                return await core.reindex(items, version, on_item=lambda _: progress.advance(task), drop_old=drop_old)
+            finally:
+                await backends.close()
+                catalogue.close()
+
+    summary = asyncio.run(run())
+    console.print(f"added {summary['added']}, already done {summary['duplicates']}, failed {summary['failed']}; "
+                  f"alias '{settings.collection_prefix}' → {summary['collection']} (was {summary['previous']})")
+
+
 def _matches_table(title: str, response) -> Table:
     table = Table(title=title)
     for col in ["#", "score", "brand", "model", "year", "design id", "query box"]:

@@ -42,16 +42,21 @@ class Segmentation:
 class Backends:
     """Channels and stubs to the segmenter, embedder and search services.
 
+    Several embedders may be configured during a model upgrade (old and new model side by side);
+    :meth:`model_infos` learns their versions and :meth:`embed` picks one by version.
+
     Args:
-        segmenter, embedder, search: gRPC targets.
+        segmenter, search: gRPC targets.
+        embedders: gRPC targets of the embedders (usually one).
         timeouts: deadlines in seconds for ``segment``, ``embed`` and ``search`` calls.
     """
 
-    def __init__(self, segmenter: str, embedder: str, search: str, timeouts: dict[str, float]) -> None:
-        self.channels = [make_channel(segmenter), make_channel(embedder), make_channel(search)]
+    def __init__(self, segmenter: str, embedders: Sequence[str], search: str, timeouts: dict[str, float]) -> None:
+        self.channels = [make_channel(segmenter), make_channel(search), *[make_channel(e) for e in embedders]]
         self.segmenter = segmenter_pb2_grpc.SegmenterServiceStub(self.channels[0])
-        self.embedder = embedder_pb2_grpc.EmbedderServiceStub(self.channels[1])
-        self.search = search_pb2_grpc.SearchServiceStub(self.channels[2])
+        self.search = search_pb2_grpc.SearchServiceStub(self.channels[1])
+        self.embedders = [embedder_pb2_grpc.EmbedderServiceStub(ch) for ch in self.channels[2:]]
+        self.by_version: dict[str, embedder_pb2_grpc.EmbedderServiceStub] = {}
         self.timeouts = timeouts
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
@@ -62,19 +67,43 @@ class Backends:
         crops = [QueryCrop((c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.kind, c.score, c.image, c.mask) for c in r.crops]
         return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
 
-    async def embed(self, images: Sequence[bytes], views: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], str]:
-        """Unit vectors per image and view, and the embedder version."""
-        r = await call(self.embedder.Embed,
+    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str) -> tuple[list[dict[str, np.ndarray]], str]:
+        """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with.
+
+        Raises:
+            BackendUnavailable: no configured embedder serves ``version``.
+        """
+        stub = self.by_version.get(version)
+        if stub is None:
+            from designsearch.errors import BackendUnavailable
+
+            raise BackendUnavailable(f"no embedder serves model {version}; configured: {sorted(self.by_version)}")
+        r = await call(stub.Embed,
                        embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images], views=list(views)),
                        timeout=self.timeouts["embed"], backend="embedder")
         vectors = [{k: np.asarray(v.values, dtype=np.float32) for k, v in e.vectors.items()} for e in r.embeddings]
         return vectors, r.model_version
 
-    async def model_info(self) -> tuple[str, int]:
-        """``(embedder version, dimension)``."""
-        r = await call(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest(),
-                       timeout=self.timeouts["embed"], backend="embedder")
-        return r.model_version, r.dim
+    async def model_infos(self) -> list[tuple[str, int]]:
+        """``(version, dimension)`` of each configured embedder, in configuration order."""
+        infos = []
+        for stub in self.embedders:
+            r = await call(stub.GetModelInfo, embedder_pb2.GetModelInfoRequest(),
+                           timeout=self.timeouts["embed"], backend="embedder")
+            self.by_version[r.model_version] = stub
+            infos.append((r.model_version, r.dim))
+        return infos
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` names, or None."""
+        r = await call(self.search.ListCollections, search_pb2.ListCollectionsRequest(aliases=[alias]),
+                       timeout=self.timeouts["search"], backend="search")
+        return r.aliases.get(alias)
+
+    async def delete_collection(self, name: str) -> None:
+        """Drop a collection."""
+        await call(self.search.DeleteCollection, search_pb2.DeleteCollectionRequest(collection=name),
+                   timeout=self.timeouts["search"] * 10, backend="search")
 
     async def create_collection(self, name: str, vectors: dict[str, int]) -> bool:
         """Create a collection if missing."""

@@ -16,6 +16,10 @@ class GatewaySettings(ServiceSettings):
     port: int = Field(50050, description="gRPC port (0 = any free port).")
     segmenter_address: str = Field("127.0.0.1:50051", description="Segmenter target (dns:///svc:port in Kubernetes).")
     embedder_address: str = Field("127.0.0.1:50052", description="Embedder target.")
+    upgrade_embedder_addresses: list[str] = Field(
+        [], description="Embedders of models being rolled out; the gateway uses whichever serves the live collection."
+    )
+    alias_refresh_s: float = Field(1.0, description="How often the live-collection alias is re-resolved, seconds.")
     search_address: str = Field("127.0.0.1:50053", description="Search service target.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for the query-vector cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a cached query vector set, seconds.")

@@ -120,11 +120,12 @@ class GatewayCore:
         max_crops: query crops searched per image.
         ingest_concurrency: images processed at once during ingestion.
         thumbnail_px: stored thumbnail size.
+        alias_refresh_s: how often the live collection alias is re-resolved, seconds.
     """
 
     def __init__(self, backends: Backends, cache: QueryCache, catalogue: Catalogue, *, collection_prefix: str = "designs",
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, ingest_concurrency: int = 4,
-                 thumbnail_px: int = 128) -> None:
+                 thumbnail_px: int = 128, alias_refresh_s: float = 1.0) -> None:
         self.backends = backends
         self.cache = cache
         self.catalogue = catalogue
@@ -137,23 +138,60 @@ class GatewayCore:
         self.embedder_version = ""
         self.dim = 0
         self.segmenter_version = ""
+        self.dims: dict[str, int] = {}
+        self.alias_refresh_s = alias_refresh_s
+        self._alias_checked = 0.0
+
+    def collection_for(self, version: str) -> str:
+        """Collection of an embedder version: ``<prefix>_<16 hex>``."""
+        return f"{self.collection_prefix}_{version.removeprefix('sha256:')}"
+
+    def version_of(self, collection: str) -> str:
+        """Inverse of :meth:`collection_for`."""
+        return "sha256:" + collection.removeprefix(f"{self.collection_prefix}_")
 
     @property
     def collection(self) -> str:
-        """The collection of the current embedder version."""
-        return f"{self.collection_prefix}_{self.embedder_version.removeprefix('sha256:')}"
+        """The live collection (named by the alias ``<prefix>``), as last resolved."""
+        return self.collection_for(self.embedder_version)
 
     async def start(self) -> None:
-        """Learn the embedder version and make sure its collection exists (and the alias, if unset).
+        """Learn the embedders' versions, make sure the first one's collection exists, and point the
+        alias at it if the alias is unset; then follow the alias.
 
         Raises:
-            BackendUnavailable: a backend does not answer.
+            BackendUnavailable: a backend does not answer, or the alias names a collection whose
+                embedder is not configured.
         """
-        self.embedder_version, self.dim = await self.backends.model_info()
-        created = await self.backends.create_collection(self.collection, {VECTOR_PHOTO: self.dim, VECTOR_EDGE: self.dim})
-        if created:
-            await self.backends.set_alias(self.collection_prefix, self.collection)
+        infos = await self.backends.model_infos()
+        self.dims = dict(infos)
+        version, dim = infos[0]
+        collection = self.collection_for(version)
+        await self.backends.create_collection(collection, {VECTOR_PHOTO: dim, VECTOR_EDGE: dim})
+        if await self.backends.resolve_alias(self.collection_prefix) is None:
+            await self.backends.set_alias(self.collection_prefix, collection)
+        self._alias_checked = 0.0
+        await self.refresh_live(force=True)
         log.info("gateway_ready", collection=self.collection, embedder=self.embedder_version)
+
+    async def refresh_live(self, force: bool = False) -> None:
+        """Re-resolve the alias at most every ``alias_refresh_s`` seconds; switch embedder with it.
+
+        Raises:
+            BackendUnavailable: the live collection needs an embedder version that is not configured.
+        """
+        now = time.monotonic()
+        if not force and now - self._alias_checked < self.alias_refresh_s:
+            return
+        self._alias_checked = now
+        live = await self.backends.resolve_alias(self.collection_prefix)
+        version = self.version_of(live) if live else self.embedder_version
+        if version not in self.dims:
+            raise BackendUnavailable(f"live collection {live} needs embedder {version}; configured: {sorted(self.dims)}",
+                                     retry_after_s=5)
+        if version != self.embedder_version:
+            log.info("live_collection_switched", collection=live, embedder=version)
+        self.embedder_version, self.dim = version, self.dims[version]
 
     # ---------------------------------------------------------------- queries
     def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
@@ -190,9 +228,11 @@ class GatewayCore:
         timer = _Timer()
         t0 = time.perf_counter()
         k = self.check_query(image, k, flt)
+        await self.refresh_live()
+        version, collection = self.embedder_version, self.collection
         query_id = hashlib.sha256(image).hexdigest()
         cached = None
-        key = cache_key(query_id, self.segmenter_version or "-", self.embedder_version, f"domain={domain};crops={self.max_crops}")
+        key = cache_key(query_id, self.segmenter_version or "-", version, f"domain={domain};crops={self.max_crops}")
         with timer.stage("cache"):
             if use_cache:
                 cached = await self.cache.get(key)
@@ -213,12 +253,12 @@ class GatewayCore:
             self.segmenter_version = seg.version
             crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, image)]
             with timer.stage("embed"):
-                embedded, version = await self.backends.embed([c.jpeg for c in crops], [vector_name])
-            if version != self.embedder_version:
-                raise BackendUnavailable(f"embedder now serves {version}, gateway expects {self.embedder_version}; "
+                embedded, answered = await self.backends.embed([c.jpeg for c in crops], [vector_name], version)
+            if answered != version:
+                raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
                                          "restart the gateway after a model change", retry_after_s=5)
             vectors = np.stack([e[vector_name] for e in embedded])
-            key = cache_key(query_id, self.segmenter_version, self.embedder_version, f"domain={domain};crops={self.max_crops}")
+            key = cache_key(query_id, self.segmenter_version, version, f"domain={domain};crops={self.max_crops}")
             await self.cache.set(key, CachedQuery([{"box": list(c.box), "kind": c.kind, "score": c.score} for c in crops],
                                                   vectors, vector_name))
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
@@ -227,7 +267,7 @@ class GatewayCore:
                                tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
         with timer.stage("search"):
             per_crop = await asyncio.gather(*[
-                self.backends.search_designs(self.collection, v, vector_name, k, flt) for v in vectors
+                self.backends.search_designs(collection, v, vector_name, k, flt) for v in vectors
             ])
         with timer.stage("merge"):
             best: dict[str, tuple[float, int, object]] = {}
@@ -246,7 +286,7 @@ class GatewayCore:
                 matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
                                            float(score), crops[ci].box, rec.image_id, rec.box, rec.thumbnail, rec.source))
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
-        return QueryResult(matches, crops, used_domain, cached is not None, self.embedder_version, query_id, timer.ms)
+        return QueryResult(matches, crops, used_domain, cached is not None, version, query_id, timer.ms)
 
     async def dislike(self, query_id: str, design_id: str) -> None:
         """Store "not similar" feedback.
@@ -277,24 +317,31 @@ class GatewayCore:
         if not item.image:
             raise InvalidArgument("image is empty (0 bytes)", field="image.content")
 
-    async def index_item(self, item: IndexItem) -> IndexOutcome:
+    async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
         """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
+
+        Args:
+            item: the catalogue record and image.
+            version: embedder version (and so collection) to index into; None = the live one.
 
         Raises:
             BackendUnavailable: a backend is down (the stream should stop; nothing half-written
                 is recorded as indexed).
         """
         image_id = hashlib.sha256(item.image).hexdigest() if item.image else ""
+        if version is None:
+            await self.refresh_live()
+            version = self.embedder_version
         try:
             self.check_item(item)
-            if await asyncio.to_thread(self.catalogue.is_indexed, image_id, self.embedder_version):
+            if await asyncio.to_thread(self.catalogue.is_indexed, image_id, version):
                 return IndexOutcome(item.design_id, image_id, "duplicate")
             rgb = await asyncio.to_thread(decode_image, item.image)
             seg = await self.backends.segment(item.image, self.max_crops)
             crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, item.image)]
-            embedded, version = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO, VECTOR_EDGE])
-            if version != self.embedder_version:
-                raise BackendUnavailable(f"embedder now serves {version}, gateway expects {self.embedder_version}")
+            embedded, answered = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO, VECTOR_EDGE], version)
+            if answered != version:
+                raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
             points, crop_rows = [], []
             for i, (crop, vecs) in enumerate(zip(crops, embedded)):
                 pid = point_id(image_id, i, version)
@@ -305,7 +352,7 @@ class GatewayCore:
                     await asyncio.to_thread(decode_image, crop.jpeg)
                 crop_rows.append({"point_id": pid, "box": crop.box, "kind": crop.kind,
                                   "thumbnail": thumbnail(crop_rgb, self.thumbnail_px)})
-            await self.backends.upsert(self.collection, points)
+            await self.backends.upsert(self.collection_for(version), points)
             design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
                       "attributes": item.attributes}
             await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
@@ -319,3 +366,51 @@ class GatewayCore:
         designs, images = await asyncio.to_thread(self.catalogue.stats, self.embedder_version)
         points = await self.backends.count(self.collection)
         return {"designs": designs, "images": images, "points": points}
+
+    async def reindex(self, items, version: str, on_item=None, drop_old: bool = False, drain_s: float | None = None) -> dict:
+        """Model upgrade without downtime: index ``items`` with embedder ``version`` into its own
+        collection while the live one keeps serving, then switch the alias, then (optionally)
+        drop the old collection.
+
+        Resumable: images already indexed with ``version`` (catalogue rows) are skipped, so a
+        crashed run continues where it stopped.
+
+        Args:
+            items: iterable of :class:`IndexItem` (the catalogue's source images).
+            version: the new embedder's version; one of the configured embedders must serve it.
+            on_item: called with each :class:`IndexOutcome`.
+            drop_old: delete the previously live collection after the switch.
+            drain_s: wait before dropping, so gateways still on the old alias finish (default:
+                2 alias refresh periods).
+
+        Returns:
+            ``{"added", "duplicates", "failed", "collection", "previous"}``.
+
+        Raises:
+            BackendUnavailable: a backend is down or no embedder serves ``version``.
+        """
+        if version not in self.dims:
+            self.dims.update(dict(await self.backends.model_infos()))
+        if version not in self.dims:
+            raise BackendUnavailable(f"no configured embedder serves {version}")
+        target = self.collection_for(version)
+        dim = self.dims[version]
+        await self.backends.create_collection(target, {VECTOR_PHOTO: dim, VECTOR_EDGE: dim})
+        previous = await self.backends.resolve_alias(self.collection_prefix)
+        counts = {"added": 0, "duplicate": 0, "failed": 0}
+        semaphore = asyncio.Semaphore(self.ingest_concurrency)
+
+        async def one(item: IndexItem) -> None:
+            async with semaphore:
+                outcome = await self.index_item(item, version)
+            counts[outcome.status] += 1
+            if on_item:
+                on_item(outcome)
+
+        await asyncio.gather(*[one(item) for item in items])
+        await self.backends.set_alias(self.collection_prefix, target)
+        if drop_old and previous and previous != target:
+            await asyncio.sleep(self.alias_refresh_s * 2 if drain_s is None else drain_s)
+            await self.backends.delete_collection(previous)
+        return {"added": counts["added"], "duplicates": counts["duplicate"], "failed": counts["failed"],
+                "collection": target, "previous": previous}

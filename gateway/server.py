@@ -25,14 +25,16 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
         BackendUnavailable: a dependency did not answer within ``ready_timeout_s``.
     """
     settings = settings or GatewaySettings()
-    backends = Backends(settings.segmenter_address, settings.embedder_address, settings.search_address,
+    backends = Backends(settings.segmenter_address, [settings.embedder_address, *settings.upgrade_embedder_addresses],
+                        settings.search_address,
                         {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
                          "search": settings.search_timeout_s})
     cache = QueryCache(settings.redis_url, settings.cache_ttl_s)
     catalogue = await asyncio.to_thread(Catalogue, settings.catalogue_url)
     core = GatewayCore(backends, cache, catalogue, collection_prefix=settings.collection_prefix,
                        default_k=settings.default_k, max_k=settings.max_k, max_crops=settings.max_crops,
-                       ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
+                       ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
+                       alias_refresh_s=settings.alias_refresh_s)
     servicer = GatewayServicer(core)
 
     def register(server) -> list[str]:

@@ -66,7 +66,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         def run():
             names = self.core.index.list_collections()
             aliases = {}
-            for alias in ("designs",):
+            for alias in request.aliases:
                 target = self.core.index.resolve_alias(alias)
                 if target:
                     aliases[alias] = target
