@@ -252,12 +252,14 @@ class GatewayCore:
                 seg = await self.backends.segment(image, self.max_crops)
             self.segmenter_version = seg.version
             crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, image)]
+            # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
+            # with the catalogue's "edge" vectors (embeddings of Canny line drawings of the photos).
             with timer.stage("embed"):
-                embedded, answered = await self.backends.embed([c.jpeg for c in crops], [vector_name], version)
+                embedded, answered = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO], version)
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
                                          "restart the gateway after a model change", retry_after_s=5)
-            vectors = np.stack([e[vector_name] for e in embedded])
+            vectors = np.stack([e[VECTOR_PHOTO] for e in embedded])
             key = cache_key(query_id, self.segmenter_version, version, f"domain={domain};crops={self.max_crops}")
             await self.cache.set(key, CachedQuery([{"box": list(c.box), "kind": c.kind, "score": c.score} for c in crops],
                                                   vectors, vector_name))

@@ -121,3 +121,18 @@ async def test_api_key_is_required_when_configured(stack, redis_server, tmp_path
             assert h.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await gateway.stop(0)
+
+
+async def test_sketch_query_searches_edge_vectors(indexed, gateway_stub):
+    from designsearch.images import edge_map, encode_png, read_image
+
+    catalogue, _, _ = indexed
+    img = catalogue[3]
+    sketch = encode_png(edge_map(read_image(str(img.path)), size=448))  # a line drawing of a catalogue car
+    r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=sketch), k=3),
+                                       timeout=30)
+    assert r.domain == common_pb2.DOMAIN_SKETCH  # detected: mostly white, grey lines
+    assert r.matches and r.matches[0].design.design_id == img.design_id
+    photo = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(
+        image=common_pb2.Image(content=img.path.read_bytes()), k=3), timeout=30)
+    assert photo.domain == common_pb2.DOMAIN_PHOTO
