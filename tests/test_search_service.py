@@ -1,0 +1,103 @@
+"""The search service over gRPC on the embedded engine: restart survival, snapshots, errors."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from designsearch.v1 import common_pb2, search_pb2, search_pb2_grpc
+from services.search.config import SearchSettings
+from services.search.server import create_server
+
+DIM = 64
+
+
+def _points(n: int, seed: int = 0) -> list[search_pb2.Point]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, DIM))
+    vectors = centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    brands = ["Audi", "BMW", "Dodge", "Eagle"]
+    return [
+        search_pb2.Point(
+            id=f"00000000-0000-4000-8000-{i:012d}",
+            vectors={"photo": common_pb2.Vector(values=v.tolist()), "edge": common_pb2.Vector(values=v[::-1].tolist())},
+            payload=search_pb2.Payload(design_id=f"design-{i % 50}", brand=brands[i % 4], model="M", year=1995 + i % 18,
+                                       kind="wheel", model_version="sha256:test", image_id=f"img{i}"),
+        )
+        for i, v in enumerate(vectors)
+    ]
+
+
+async def _start(path, snapshot_dir):
+    return await create_server(SearchSettings(port=0, engine="edge", path=str(path), snapshot_dir=str(snapshot_dir)))
+
+
+async def _query(stub, collection: str, vector: list[float], **kw) -> list[tuple[str, float]]:
+    r = await stub.Search(search_pb2.SearchRequest(collection=collection, vector=common_pb2.Vector(values=vector),
+                                                   using="photo", limit=10, **kw), timeout=10)
+    return [(h.id, round(h.score, 5)) for h in r.hits]
+
+
+async def test_data_survives_restart_and_snapshot_restores_elsewhere(tmp_path):
+    points = _points(600)
+    query = list(points[5].vectors["photo"].values)
+    flt = common_pb2.Filters(brands=["Audi", "BMW"], year_min=2000, year_max=2008)
+
+    service = await _start(tmp_path / "a", tmp_path / "snaps")
+    async with grpc.aio.insecure_channel(service.address) as ch:
+        stub = search_pb2_grpc.SearchServiceStub(ch)
+        await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c1", vectors={"photo": DIM, "edge": DIM}), timeout=30)
+        for i in range(0, len(points), 200):
+            await stub.Upsert(search_pb2.UpsertRequest(collection="c1", points=points[i:i + 200]), timeout=30)
+        count = (await stub.Count(search_pb2.CountRequest(collection="c1"), timeout=10)).count
+        before = await _query(stub, "c1", query)
+        before_filtered = await _query(stub, "c1", query, filters=flt)
+        snapshot = (await stub.CreateSnapshot(search_pb2.CreateSnapshotRequest(collection="c1"), timeout=60)).path
+    await service.stop(0)
+    assert count == 600 and before[0][0] == points[5].id and before_filtered
+
+    service = await _start(tmp_path / "a", tmp_path / "snaps")  # restart on the same storage
+    async with grpc.aio.insecure_channel(service.address) as ch:
+        stub = search_pb2_grpc.SearchServiceStub(ch)
+        assert (await stub.Count(search_pb2.CountRequest(collection="c1"), timeout=10)).count == count
+        assert await _query(stub, "c1", query) == before
+        assert await _query(stub, "c1", query, filters=flt) == before_filtered
+    await service.stop(0)
+
+    other = await _start(tmp_path / "b", tmp_path / "snaps")  # another machine: restore the snapshot
+    async with grpc.aio.insecure_channel(other.address) as ch:
+        stub = search_pb2_grpc.SearchServiceStub(ch)
+        await stub.RestoreSnapshot(search_pb2.RestoreSnapshotRequest(path=snapshot, collection="restored"), timeout=60)
+        assert (await stub.Count(search_pb2.CountRequest(collection="restored"), timeout=10)).count == count
+        assert await _query(stub, "restored", query) == before
+        assert await _query(stub, "restored", query, filters=flt) == before_filtered
+    await other.stop(0)
+
+
+async def test_bad_search_requests_get_clear_errors(tmp_path):
+    service = await _start(tmp_path / "c", tmp_path / "snaps")
+    try:
+        async with grpc.aio.insecure_channel(service.address) as ch:
+            stub = search_pb2_grpc.SearchServiceStub(ch)
+            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "edge": DIM}), timeout=30)
+            await stub.Upsert(search_pb2.UpsertRequest(collection="c", points=_points(10)[:10]), timeout=30)
+            cases = [
+                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=0),
+                 grpc.StatusCode.INVALID_ARGUMENT, "limit"),
+                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * 3), using="photo", limit=5),
+                 grpc.StatusCode.INVALID_ARGUMENT, "shape (64,)"),
+                (search_pb2.SearchRequest(collection="nope", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=5),
+                 grpc.StatusCode.NOT_FOUND, "nope"),
+                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=5,
+                                          filters=common_pb2.Filters(year_min=2010, year_max=2000)),
+                 grpc.StatusCode.INVALID_ARGUMENT, "reversed"),
+            ]
+            for request, code, fragment in cases:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.Search(request, timeout=10)
+                assert info.value.code() == code and fragment in info.value.details().lower(), info.value.details()
+            assert (await stub.Count(search_pb2.CountRequest(collection="c"), timeout=10)).count == 10
+    finally:
+        await service.stop(0)
