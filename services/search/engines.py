@@ -1,0 +1,63 @@
+"""Factory choosing the vector-index engine of the search service.
+
+=========================  ===================================================================
+``url`` set, ``"qdrant"``  Qdrant server over gRPC (:class:`~services.search.qdrant_index.QdrantIndex`)
+``engine="edge"``          embedded Qdrant Edge at ``path`` (:class:`~services.search.edge_index.EdgeIndex`)
+``engine="local"``         qdrant-client local mode at ``path`` (brute force; tests, tiny catalogues)
+``engine="memory"``        qdrant-client local mode in memory (tests)
+=========================  ===================================================================
+"""
+
+from __future__ import annotations
+
+from designsearch.errors import InvalidArgument
+from services.search.index import HnswConfig, VectorIndex
+
+ENGINES = ("qdrant", "edge", "local", "memory")
+
+
+def open_index(
+    url: str | None,
+    path: str,
+    engine: str,
+    hnsw: HnswConfig,
+    *,
+    api_key: str | None = None,
+    timeout: float = 10.0,
+) -> VectorIndex:
+    """Open the configured vector index.
+
+    Args:
+        url: Qdrant server URL (``http://host:6333``); used when ``engine == "qdrant"``.
+        path: storage directory for the embedded engines.
+        engine: one of :data:`ENGINES`.
+        hnsw: HNSW/quantisation defaults for new collections (and ``ef`` for server searches).
+        api_key: Qdrant server API key.
+        timeout: server call timeout in seconds.
+
+    Returns:
+        an object implementing :class:`~services.search.index.VectorIndex`.
+
+    Raises:
+        InvalidArgument: unknown engine, or ``"qdrant"`` without a URL.
+        BackendUnavailable: the storage cannot be opened.
+    """
+    if engine == "qdrant":
+        if not url:
+            raise InvalidArgument("engine 'qdrant' needs a server url", field="url")
+        from services.search.qdrant_index import QdrantIndex
+
+        return QdrantIndex(url, api_key=api_key, timeout=timeout, prefer_grpc=True, search_ef=hnsw.ef)
+    if engine == "edge":
+        from services.search.edge_index import EdgeIndex
+
+        return EdgeIndex(path, default_hnsw=hnsw)
+    if engine == "local":
+        from services.search.qdrant_index import QdrantIndex
+
+        return QdrantIndex(path=path)
+    if engine == "memory":
+        from services.search.qdrant_index import QdrantIndex
+
+        return QdrantIndex(":memory:")
+    raise InvalidArgument(f"unknown search engine {engine!r}; expected one of {ENGINES}", field="engine")
