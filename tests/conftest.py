@@ -60,7 +60,7 @@ def embedder_model() -> str:
 
 @pytest_asyncio.fixture(scope="session")
 async def stack(tmp_path_factory, redis_server, embedder_model):
-    """Segmenter, embedder, search (qdrant-client local mode on disk) and gateway, in-process."""
+    """Segmenter, embedder, search (embedded engine on disk; DESIGNSEARCH_TEST_ENGINE=local for qdrant-client local mode) and gateway, in-process."""
     from gateway.config import GatewaySettings
     from gateway.server import create_server as create_gateway
     from services.embedder.config import EmbedderSettings
@@ -73,7 +73,7 @@ async def stack(tmp_path_factory, redis_server, embedder_model):
     var = tmp_path_factory.mktemp("var")
     segmenter = await create_segmenter(SegmenterSettings(port=0))
     embedder = await create_embedder(EmbedderSettings(port=0, model_path=embedder_model))
-    search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "local"),
+    search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "edge"),
                                                 path=str(var / "index"), snapshot_dir=str(var / "snapshots")))
     gateway = await create_gateway(GatewaySettings(
         port=0, segmenter_address=segmenter.address, embedder_address=embedder.address,
