@@ -1,0 +1,300 @@
+"""Evaluate wheel detectors side by side on the validation split of Car-Parts-Segmentation.
+
+Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detection]``, see
+:class:`services.segmenter.detection.WheelDetector`):
+
+* ``pixel_iou``: pooled wheel-mask IoU over the validation images, sum of intersections / sum of
+  unions of the binary wheel masks at the photo resolution (512 x 512). The predicted mask is the
+  union of the detections' masks pasted at their boxes (a detection without a mask counts as its
+  filled box). ``mean_image_iou`` averages the per-image IoU over images with a wheel.
+* ``precision`` / ``recall`` / ``f1`` of wheel instances: detections are matched greedily in
+  descending score order to the unmatched ground-truth box of highest IoU (the PASCAL VOC rule,
+  Everingham et al., IJCV 2010), a match needing box IoU >= ``iou_threshold`` (0.5). Ground-truth
+  instances are the connected components of the rasterised COCO polygons (see
+  :meth:`~services.segmenter.training.dataset.WheelSample.instances`).
+* ``latency_ms_p50`` / ``p95``: wall time of ``detect`` per image (decoded 512 px RGB in memory),
+  after ``warmup`` untimed calls, on this machine with the detector's own thread setting.
+* ``empty_images_with_detections``: validation photos without wheels where something was found.
+
+CLI::
+
+    python -m services.segmenter.training.evaluate --data ../shared/data \
+        --model models/segmenter/wheelseg-lite0.onnx --out runs/segmenter-eval.json
+
+evaluates the learned model and, when ``services/segmenter/classical.py`` is importable, the
+classical detector, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from services.segmenter.detection import Detection, box_iou
+from services.segmenter.training.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
+
+
+def detections_mask(dets: list[Detection], height: int, width: int) -> np.ndarray:
+    """Union of the detections' masks as a boolean ``(height, width)`` array.
+
+    Masks are pasted at their boxes (clipped to the image); a detection without a mask, or whose
+    mask shape does not match its box, contributes its filled box.
+    """
+    out = np.zeros((height, width), bool)
+    for d in dets:
+        x1, y1, x2, y2 = (int(v) for v in d.box)
+        cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+        if cx2 <= cx1 or cy2 <= cy1:
+            continue
+        if d.mask is not None and d.mask.shape == (y2 - y1, x2 - x1):
+            out[cy1:cy2, cx1:cx2] |= d.mask[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] > 0
+        else:
+            out[cy1:cy2, cx1:cx2] = True
+    return out
+
+
+def match_instances(
+    dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5
+) -> int:
+    """Number of true positives: greedy matching in descending score order at box IoU >= threshold."""
+    used = [False] * len(gt_boxes)
+    tp = 0
+    for d in sorted(dets, key=lambda d: -d.score):
+        best, best_iou = -1, iou_threshold
+        for j, g in enumerate(gt_boxes):
+            if used[j]:
+                continue
+            iou = box_iou(d.box, g)
+            if iou >= best_iou:
+                best, best_iou = j, iou
+        if best >= 0:
+            used[best] = True
+            tp += 1
+    return tp
+
+
+def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float = 0.5, warmup: int = 3) -> dict:
+    """Metrics of one detector on ``samples`` (see the module docstring).
+
+    Args:
+        detector: object with ``name`` and ``detect(rgb)``.
+        samples: validation photos.
+        iou_threshold: box IoU for an instance match.
+        warmup: untimed ``detect`` calls on the first image before timing.
+
+    Returns:
+        Dict with ``name``, ``n_images``, ``n_gt``, ``n_det``, ``tp``, ``precision``, ``recall``,
+        ``f1``, ``pixel_iou``, ``mean_image_iou``, ``empty_images_with_detections``,
+        ``latency_ms_p50``, ``latency_ms_p95``, ``latency_ms_mean``, ``per_image`` (file name,
+        gt, det, tp, iou).
+    """
+    images = [s.read_rgb() for s in samples]
+    for _ in range(warmup):
+        if images:
+            detector.detect(images[0])
+    inter = union = 0
+    n_gt = n_det = tp = 0
+    empty_hits = 0
+    times, per_image, image_ious = [], [], []
+    for s, rgb in zip(samples, images):
+        t0 = time.perf_counter()
+        dets = detector.detect(rgb)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        gt_mask = s.mask().astype(bool)
+        pred = detections_mask(dets, rgb.shape[0], rgb.shape[1])
+        i, u = int((gt_mask & pred).sum()), int((gt_mask | pred).sum())
+        inter += i
+        union += u
+        gt_boxes = s.instances()
+        m = match_instances(dets, gt_boxes, iou_threshold)
+        n_gt += len(gt_boxes)
+        n_det += len(dets)
+        tp += m
+        if gt_mask.any():
+            image_ious.append(i / u if u else 1.0)
+        elif dets:
+            empty_hits += 1
+        per_image.append(
+            {"file": s.file_name, "gt": len(gt_boxes), "det": len(dets), "tp": m, "iou": (i / u) if u else None,
+             "kinds": [d.kind for d in dets]}
+        )
+    precision = tp / n_det if n_det else 1.0
+    recall = tp / n_gt if n_gt else 1.0
+    return {
+        "name": getattr(detector, "name", type(detector).__name__),
+        "model_version": getattr(detector, "model_version", None),
+        "n_images": len(samples),
+        "n_gt": n_gt,
+        "n_det": n_det,
+        "tp": tp,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "pixel_iou": inter / union if union else 1.0,
+        "mean_image_iou": float(np.mean(image_ious)) if image_ious else None,
+        "empty_images_with_detections": empty_hits,
+        "latency_ms_p50": float(np.percentile(times, 50)) if times else None,
+        "latency_ms_p95": float(np.percentile(times, 95)) if times else None,
+        "latency_ms_mean": float(np.mean(times)) if times else None,
+        "per_image": per_image,
+    }
+
+
+def validation_samples(data: str | Path | None = None, val_files: list[str] | None = None, seed: int = 0,
+                       val_fraction: float = 0.2) -> list[WheelSample]:
+    """The validation photos: those named in ``val_files``, else the seeded split of :func:`split_samples`."""
+    samples = load_samples(data)
+    if val_files:
+        return select(samples, val_files)
+    return split_samples(samples, val_fraction, seed)[1]
+
+
+def evaluate(
+    detectors: list,
+    data: str | Path | None = None,
+    val_files: list[str] | None = None,
+    seed: int = 0,
+    iou_threshold: float = 0.5,
+    threads: int = 2,
+) -> dict:
+    """Evaluate several detectors on the same validation photos.
+
+    Args:
+        detectors: objects with ``name`` and ``detect(rgb)`` (e.g. ``LearnedWheelDetector``,
+            ``ClassicalWheelDetector``).
+        data: shared data folder holding ``car-parts-seg/`` (default ``<repo>/../shared/data``).
+        val_files: validation file names (e.g. from the model card / ``val_files.txt``); default
+            the seeded split.
+        seed: split seed used when ``val_files`` is not given.
+        iou_threshold: box IoU for an instance match.
+        threads: OpenCV threads during the evaluation (``cv2.setNumThreads``).
+
+    Returns:
+        ``{"data": ..., "n_images": ..., "iou_threshold": ..., "results": [per-detector dict]}``.
+
+    Raises:
+        FileNotFoundError: the dataset is missing.
+        KeyError: a name in ``val_files`` is not in the dataset.
+    """
+    cv2.setNumThreads(threads)
+    samples = validation_samples(data, val_files, seed)
+    results = [evaluate_detector(d, samples, iou_threshold) for d in detectors]
+    return {
+        "data": str(Path(data) if data is not None else default_data_dir()),
+        "n_images": len(samples),
+        "n_images_with_wheels": sum(bool(s.polygons) for s in samples),
+        "iou_threshold": iou_threshold,
+        "results": results,
+    }
+
+
+def sweep_postprocessing(model: str | Path, samples: list[WheelSample], grid: dict[str, list], threads: int = 2,
+                         iou_threshold: float = 0.5) -> list[dict]:
+    """Score every combination of post-processing parameters of the learned detector on ``samples``.
+
+    The network runs once per image; only
+    :meth:`~services.segmenter.learned.LearnedWheelDetector.instances_from_probability` is
+    repeated. Use it on the *training* split to choose thresholds, so the validation split stays
+    untouched.
+
+    Args:
+        model: ONNX file.
+        samples: photos to score on.
+        grid: parameter name (``threshold``, ``min_area``, ``min_score``, ``split_solidity``, …)
+            → list of values.
+        threads: onnxruntime threads.
+        iou_threshold: box IoU for an instance match.
+
+    Returns:
+        One dict per combination: the parameters plus ``precision``, ``recall``, ``f1``,
+        ``pixel_iou``.
+    """
+    import itertools
+
+    from services.segmenter.learned import LearnedWheelDetector
+
+    det = LearnedWheelDetector(model, threads=threads)
+    cached = []
+    for s in samples:
+        rgb = s.read_rgb()
+        cached.append((det.probability(rgb), rgb.shape[0], rgb.shape[1], s.mask().astype(bool), s.instances()))
+    keys = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        for k, v in zip(keys, values):
+            setattr(det, k, v)
+        inter = union = n_det = n_gt = tp = 0
+        for prob, h, w, gt_mask, gt_boxes in cached:
+            dets = det.instances_from_probability(prob, h, w)
+            pred = detections_mask(dets, h, w)
+            inter += int((gt_mask & pred).sum())
+            union += int((gt_mask | pred).sum())
+            n_det += len(dets)
+            n_gt += len(gt_boxes)
+            tp += match_instances(dets, gt_boxes, iou_threshold)
+        p = tp / n_det if n_det else 1.0
+        r = tp / n_gt if n_gt else 1.0
+        rows.append(dict(zip(keys, values)) | {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                                                "pixel_iou": inter / union if union else 1.0})
+    return rows
+
+
+def format_table(report: dict) -> str:
+    """Plain-text side-by-side table of :func:`evaluate`'s results."""
+    cols = ["pixel_iou", "mean_image_iou", "precision", "recall", "f1", "tp", "n_det", "n_gt",
+            "empty_images_with_detections", "latency_ms_p50", "latency_ms_p95"]
+    lines = [f"{'detector':<12}" + "".join(f"{c[:14]:>16}" for c in cols)]
+    for r in report["results"]:
+        cells = []
+        for c in cols:
+            v = r[c]
+            cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{str(v):>16}")
+        lines.append(f"{r['name']:<12}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def default_detectors(model: str | Path, threads: int = 2, include_classical: bool = True) -> list:
+    """The learned detector for ``model`` and, if ``services.segmenter.classical`` exists, the classical one."""
+    from services.segmenter.learned import LearnedWheelDetector
+
+    dets = [LearnedWheelDetector(model, threads=threads)]
+    if include_classical:
+        try:
+            from services.segmenter.classical import ClassicalWheelDetector
+        except ImportError:
+            pass
+        else:
+            dets.append(ClassicalWheelDetector())
+    return dets
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see the module docstring."""
+    p = argparse.ArgumentParser(description="Evaluate wheel detectors on the validation split")
+    p.add_argument("--data", default=None)
+    p.add_argument("--model", default="models/segmenter/wheelseg-lite0.onnx")
+    p.add_argument("--val-files", default=None, help="text file of validation file names (default: seeded split)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-classical", action="store_true")
+    p.add_argument("--out", default=None, help="write the full report (JSON) here")
+    a = p.parse_args(argv)
+    val_files = None
+    if a.val_files:
+        val_files = [ln.strip() for ln in Path(a.val_files).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    detectors = default_detectors(a.model, a.threads, not a.no_classical)
+    report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads)
+    print(format_table(report))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""Train the wheel segmenter on Car-Parts-Segmentation and export it to ONNX.
+
+CLI::
+
+    python -m services.segmenter.training.train --data ../shared/data --out models/segmenter/ \
+        --epochs 20 --seed 0
+
+Writes ``<out>/wheelseg-lite0.onnx``, ``<out>/wheelseg-lite0.pt`` (state dict, for re-export with
+:func:`reexport`; not needed at serving time), ``<out>/training.json`` (config, split, per-epoch losses,
+validation IoU, timing, hardware) and ``<out>/val_files.txt`` (the validation file names).
+
+Recipe: AdamW (Loshchilov & Hutter, ICLR 2019), the pretrained encoder at a 10x lower learning
+rate than the decoder, one epoch of linear warm-up then cosine decay (Loshchilov & Hutter, SGDR,
+ICLR 2017), BCE + soft Dice loss (Milletari et al., 2016), batch 8, augmentation from
+:mod:`services.segmenter.training.dataset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.segmenter.training.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
+from services.segmenter.training.model import WheelSegNet, bce_dice_loss, export_onnx
+
+#: File name of the exported model inside ``out``.
+MODEL_FILE = "wheelseg-lite0.onnx"
+#: PyTorch weights (state dict) saved next to it, for re-export at another input size.
+CHECKPOINT_FILE = "wheelseg-lite0.pt"
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def _val_iou(model: WheelSegNet, val_ds: WheelSegDataset, threshold: float = 0.5) -> float:
+    """Pooled pixel IoU (sum of intersections / sum of unions) at the network resolution."""
+    model.eval()
+    inter = union = 0.0
+    for i in range(len(val_ds)):
+        pixels, target = val_ds[i]
+        logits = model(pixels[None])
+        pred = logits[0] > math.log(threshold / (1 - threshold))
+        t = target.bool()
+        inter += float((pred & t).sum())
+        union += float((pred | t).sum())
+    model.train()
+    return inter / union if union else 1.0
+
+
+def train(
+    data: str | Path | None = None,
+    out: str | Path = "models/segmenter",
+    epochs: int = 20,
+    seed: int = 0,
+    input_size: int = 320,
+    export_size: int | None = None,
+    batch_size: int = 8,
+    lr: float = 3e-3,
+    encoder_lr_ratio: float = 0.1,
+    weight_decay: float = 1e-4,
+    val_fraction: float = 0.2,
+    threads: int = 2,
+    limit: int | None = None,
+    val_every: int = 5,
+    negative_p: float = 0.0,
+    log=print,
+) -> dict:
+    """Train, export to ONNX and return the training record.
+
+    Args:
+        data: shared data folder holding ``car-parts-seg/`` (default ``<repo>/../shared/data``).
+        out: output folder for the ONNX file, ``training.json`` and ``val_files.txt``.
+        epochs: passes over the training images.
+        seed: seeds the split, the initialisation of the decoder, augmentation and batch order.
+        input_size: training crop side, pixels (multiple of 32).
+        export_size: input side of the exported ONNX graph (default ``input_size``).
+        batch_size: images per step.
+        lr: decoder learning rate (the encoder gets ``lr * encoder_lr_ratio``).
+        encoder_lr_ratio: encoder / decoder learning-rate ratio.
+        weight_decay: AdamW weight decay.
+        val_fraction: fraction of the images held out (seeded split, see
+            :func:`~services.segmenter.training.dataset.split_samples`).
+        threads: torch intra-op threads.
+        limit: use only the first ``limit`` training and validation images (smoke runs).
+        val_every: compute the validation IoU every this many epochs (and after the last).
+        negative_p: probability of a random zoomed crop (mostly wheel-free) per training item;
+            0 reproduces the released model, 0.2 is the recommended fix for false wheels on
+            zoomed-in non-wheel images (see the model card).
+        log: callable receiving progress lines.
+
+    Returns:
+        The record also written to ``<out>/training.json``: config, ``val_files``, ``history``
+        (per-epoch mean loss, validation pixel IoU at the training resolution, seconds),
+        ``train_seconds``, ``model_file``, ``model_version``, ``sha256``, ``size_bytes``,
+        ``hardware``.
+
+    Raises:
+        FileNotFoundError: the dataset is not found under ``data``.
+    """
+    t_start = time.perf_counter()
+    torch.set_num_threads(threads)
+    _seed_everything(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(data) if data is not None else default_data_dir()
+    samples = load_samples(data)
+    train_s, val_s = split_samples(samples, val_fraction, seed)
+    val_files = [s.file_name for s in val_s]
+    if limit:
+        train_s, val_s = train_s[:limit], val_s[: max(1, limit // 4)]
+    log(f"train {len(train_s)} images ({sum(bool(s.polygons) for s in train_s)} with wheels), val {len(val_s)}")
+
+    train_ds = WheelSegDataset(train_s, input_size, train=True, negative_p=negative_p, seed=seed)
+    val_ds = WheelSegDataset(val_s, input_size, train=False)
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size, generator=generator
+    )
+
+    model = WheelSegNet(pretrained=True, return_logits=True)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": lr * encoder_lr_ratio},
+            {"params": model.decoder_parameters(), "lr": lr},
+        ],
+        weight_decay=weight_decay,
+    )
+    steps_per_epoch = len(loader)
+    total = max(1, epochs * steps_per_epoch)
+    warmup = min(steps_per_epoch, total // 2)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    history = []
+    model.train()
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        losses = []
+        for pixels, target in loader:
+            loss = bce_dice_loss(model(pixels), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+        seconds = time.perf_counter() - t0
+        last = epoch + 1 == epochs
+        iou = _val_iou(model, val_ds) if last or (val_every and (epoch + 1) % val_every == 0) else None
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_iou": iou, "seconds": seconds}
+        history.append(row)
+        shown = "-" if iou is None else f"{iou:.4f}"
+        log(f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} val_iou@{input_size} {shown} ({seconds:.0f} s)")
+
+    train_seconds = time.perf_counter() - t_start
+    model_path = out / MODEL_FILE
+    torch.save(model.state_dict(), out / CHECKPOINT_FILE)
+    version = export_onnx(model, model_path, export_size or input_size)
+    import hashlib
+
+    sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    record = {
+        "config": {
+            "data": str(data),
+            "epochs": epochs,
+            "seed": seed,
+            "input_size": input_size,
+            "export_size": export_size or input_size,
+            "batch_size": batch_size,
+            "lr": lr,
+            "encoder_lr_ratio": encoder_lr_ratio,
+            "weight_decay": weight_decay,
+            "val_fraction": val_fraction,
+            "threads": threads,
+            "limit": limit,
+            "val_every": val_every,
+            "negative_p": negative_p,
+        },
+        "n_train": len(train_s),
+        "n_val": len(val_s),
+        "val_files": val_files,
+        "history": history,
+        "train_seconds": train_seconds,
+        "model_file": str(model_path),
+        "model_version": version,
+        "sha256": sha,
+        "size_bytes": model_path.stat().st_size,
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": threads,
+            "torch": torch.__version__,
+        },
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (out / "val_files.txt").write_text("\n".join(val_files) + "\n", encoding="utf-8")
+    log(f"exported {model_path} ({record['size_bytes'] / 1e6:.1f} MB, {version}) in {train_seconds / 60:.1f} min")
+    return record
+
+
+def reexport(checkpoint: str | Path, onnx_path: str | Path, input_size: int) -> str:
+    """Export saved weights (``wheelseg-lite0.pt``) to ONNX at another input size.
+
+    The network is fully convolutional, so weights trained on ``S``-pixel crops can be served at
+    another multiple of 32.
+
+    Returns:
+        The new file's model version (``"sha256:" + 16 hex``).
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` missing.
+        ValueError: ``input_size`` not a multiple of 32.
+    """
+    model = WheelSegNet(pretrained=False)
+    model.load_state_dict(torch.load(Path(checkpoint), map_location="cpu", weights_only=True))
+    return export_onnx(model, onnx_path, input_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see the module docstring."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=None, help="shared data folder holding car-parts-seg/ (default <repo>/../shared/data)")
+    p.add_argument("--out", default="models/segmenter")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=int, default=320)
+    p.add_argument("--export-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="smoke runs: only this many training images")
+    p.add_argument("--val-every", type=int, default=5)
+    p.add_argument("--negative-p", type=float, default=0.0, help="probability of a random zoomed (mostly wheel-free) crop")
+    a = p.parse_args(argv)
+    train(
+        data=a.data,
+        out=a.out,
+        epochs=a.epochs,
+        seed=a.seed,
+        input_size=a.input_size,
+        export_size=a.export_size,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        threads=a.threads,
+        limit=a.limit,
+        val_every=a.val_every,
+        negative_p=a.negative_p,
+        log=lambda s: print(s, flush=True),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The served learned wheel segmenter (ONNX) on real validation photos, close-ups and wheel-free crops.
+
+Data come from ``$DESIGNSEARCH_DATA`` (default ``<repo>/../shared/data``); the tests are skipped
+when the Car-Parts-Segmentation folder is absent. A missing model file is a failure, not a skip:
+the model is part of the release.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
+from services.segmenter.learned import LearnedWheelDetector
+from services.segmenter.training.dataset import load_samples, split_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
+MODEL = ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "car-parts-seg" / "annotations.json").is_file(), reason=f"Car-Parts-Segmentation not found under {DATA}"
+)
+
+
+@pytest.fixture(scope="module")
+def detector() -> LearnedWheelDetector:
+    assert MODEL.is_file(), f"learned segmenter model missing: {MODEL}"
+    return LearnedWheelDetector(MODEL, threads=2)
+
+
+@pytest.fixture(scope="module")
+def val_with_wheels():
+    """Validation photos (seeded split, as in the model card) with at least one wheel of >= 40x40 px."""
+    _, val = split_samples(load_samples(DATA), 0.2, 0)
+    out = []
+    for s in val:
+        boxes = s.instances()
+        if any((b[2] - b[0]) >= 40 and (b[3] - b[1]) >= 40 for b in boxes):
+            out.append((s, s.read_rgb(), boxes))
+    return out
+
+
+def test_model_version_and_contract(detector):
+    assert detector.name == "learned"
+    assert detector.model_version.startswith("sha256:") and len(detector.model_version) == len("sha256:") + 16
+    assert detector.input_size % 32 == 0
+    assert MODEL.stat().st_size <= 20 * 1024 * 1024
+
+
+def test_finds_annotated_wheels_on_validation_photos(detector, val_with_wheels):
+    # Regression bounds a little under the validation-wide figures of the model card (precision
+    # and recall about 0.85): the annotations miss some visible wheels (far-side wheels of front
+    # and rear views), so perfect agreement is not expected.
+    photos = val_with_wheels[:20]
+    assert len(photos) == 20
+    big_gt = matched_gt = n_det = matched_det = 0
+    for s, rgb, boxes in photos:
+        dets = detector.detect(rgb)
+        h, w = rgb.shape[:2]
+        for d in dets:
+            assert d.kind == KIND_WHEEL, s.file_name
+            x1, y1, x2, y2 = d.box
+            assert all(isinstance(v, int) for v in d.box)
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+            assert 0.0 <= d.score <= 1.0
+            assert d.mask is not None and d.mask.dtype == np.uint8 and d.mask.shape == (y2 - y1, x2 - x1)
+            assert set(np.unique(d.mask)) <= {0, 255} and d.mask.any()
+        assert [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
+        n_det += len(dets)
+        matched_det += sum(any(box_iou(d.box, g) >= 0.5 for g in boxes) for d in dets)
+        for g in boxes:
+            if (g[2] - g[0]) >= 40 and (g[3] - g[1]) >= 40:
+                big_gt += 1
+                matched_gt += any(box_iou(d.box, g) >= 0.5 for d in dets)
+    assert matched_gt >= 0.75 * big_gt, f"{matched_gt}/{big_gt} annotated wheels found"
+    assert matched_det >= 0.75 * n_det, f"{matched_det}/{n_det} detections overlap an annotated wheel"
+
+
+def _closeup_of(rgb: np.ndarray, box, margin: float = 0.15, side: int = 320) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    half = max(x2 - x1, y2 - y1) * (0.5 + margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    h, w = rgb.shape[:2]
+    pad = int(half) + 2
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    crop = padded[int(cy - half) + pad : int(cy + half) + pad, int(cx - half) + pad : int(cx + half) + pad]
+    return cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("on_white", [False, True], ids=["photo-crop", "product-shot"])
+def test_wheel_closeup_is_one_closeup_detection(detector, val_with_wheels, on_white):
+    """A wheel cut from a photo with a margin; ``on_white``: everything but the wheel made white.
+
+    (The SVG icons of the data folder are not rendered: no SVG rasteriser is installed.)
+    """
+    checked = 0
+    for s, rgb, boxes in val_with_wheels[:4]:
+        # the largest, most frontal (least elongated) wheel of the photo
+        box = max(boxes, key=lambda b: min(b[2] - b[0], b[3] - b[1]))
+        if on_white:
+            rgb = np.where(s.mask()[..., None] > 0, rgb, np.uint8(255))
+        crop = _closeup_of(rgb, box)
+        dets = detector.detect(crop)
+        assert len(dets) == 1, f"{s.file_name}: {len(dets)} detections on a wheel close-up"
+        d = dets[0]
+        assert d.kind == KIND_CLOSEUP
+        side = crop.shape[0]
+        x1, y1, x2, y2 = d.box
+        assert max(x2 - x1, y2 - y1) >= 0.6 * side
+        assert d.mask is not None and d.mask.shape == (y2 - y1, x2 - x1) and (d.mask > 0).mean() > 0.5
+        checked += 1
+    assert checked == 4
+
+
+def test_plain_images_return_nothing(detector):
+    """Flat grey and a sky-like vertical gradient."""
+    grey = np.full((256, 256, 3), 128, np.uint8)
+    ramp = np.linspace(235, 120, 320, dtype=np.float32)[:, None, None]
+    sky = np.broadcast_to(ramp * np.array([0.55, 0.75, 1.0], np.float32), (320, 320, 3)).astype(np.uint8)
+    for name, img in (("grey", grey), ("sky", sky)):
+        assert detector.detect(img) == [], name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect of the released model (see models/segmenter/MODEL_CARD.md): a blank white "
+    "image and zoomed-in crops without wheels (windows, body panels, foliage) are taken for wheel "
+    "close-ups; to be fixed by retraining with --negative-p 0.2. strict: passing means the marker must go.",
+)
+def test_no_wheel_photo_crops_return_nothing(detector, val_with_wheels):
+    """Square crops of the top of photos (sky, buildings, roof, windscreen: in the whole dataset no
+    wheel starts above 27 % of the image height) and a blank white image give no detection."""
+    assert detector.detect(np.full((300, 400, 3), 255, np.uint8)) == [], "blank white image"
+    checked = 0
+    for s, rgb, boxes in val_with_wheels[:3]:
+        h, w = rgb.shape[:2]
+        side = int(0.25 * h)
+        assert min(b[1] for b in boxes) > side
+        for x in (0, (w - side) // 2, w - side):
+            assert detector.detect(rgb[:side, x : x + side]) == [], f"{s.file_name} top crop at x={x}"
+            checked += 1
+    assert checked == 9
+
+
+def test_detect_rejects_non_rgb(detector):
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((64, 64), np.uint8))
