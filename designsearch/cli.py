@@ -144,6 +144,40 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
                   f"alias '{settings.collection_prefix}' → {summary['collection']} (was {summary['previous']})")
 
 
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+def _forward(module: str, ctx: typer.Context) -> None:
+    """Run ``module.main(argv)`` with the command's remaining arguments (``--help`` shows them)."""
+    import importlib
+
+    importlib.import_module(module).main(list(ctx.args))
+
+
+@app.command("train-segmenter", context_settings=_PASS_THROUGH)
+def train_segmenter(ctx: typer.Context) -> None:
+    """Train the wheel segmenter on Car-Parts-Segmentation and export ONNX (options: --help)."""
+    _forward("services.segmenter.training.train", ctx)
+
+
+@app.command("eval-segmenter", context_settings=_PASS_THROUGH)
+def eval_segmenter(ctx: typer.Context) -> None:
+    """Mask IoU, instance precision/recall and latency of the learned and classical segmenters (options: --help)."""
+    _forward("services.segmenter.training.evaluate", ctx)
+
+
+@app.command("train-embedder", context_settings=_PASS_THROUGH)
+def train_embedder(ctx: typer.Context) -> None:
+    """Train the metric-learning embedder on wheel crops of Stanford Cars and export ONNX (options: --help)."""
+    _forward("services.embedder.training.train", ctx)
+
+
+@app.command("eval-embedder", context_settings=_PASS_THROUGH)
+def eval_embedder(ctx: typer.Context) -> None:
+    """Recall@K and mAP@R of the ImageNet and trained embedders: crops, whole cars, sketches (options: --help)."""
+    _forward("services.embedder.training.evaluate", ctx)
+
+
 def _matches_table(title: str, response) -> Table:
     table = Table(title=title)
     for col in ["#", "score", "brand", "model", "year", "design id", "query box"]:
