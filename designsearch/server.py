@@ -213,10 +213,11 @@ async def build_server(
         ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
         ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
         ("grpc.so_reuseport", 0),
-        # Close client connections every ~30 s (gracefully): clients then re-resolve DNS, so pods
-        # added by an autoscaler behind a headless Service start getting calls.
-        ("grpc.max_connection_age_ms", 30_000),
-        ("grpc.max_connection_age_grace_ms", 10_000),
+        # Send GOAWAY on connections older than max_connection_age_s: clients then reconnect and
+        # re-resolve DNS, so pods added by an autoscaler behind a headless Service get calls. RPCs
+        # already running (a long IndexDesigns stream) may finish within the grace period.
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]
     server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys)], options=options)
     names = register(server)

@@ -29,5 +29,9 @@ class ServiceSettings(BaseSettings):
     metrics_port: int | None = Field(
         None, description="Port of the Prometheus /metrics HTTP endpoint; unset = no endpoint."
     )
+    max_connection_age_s: float = Field(
+        30.0, description="Connections older than this get GOAWAY, so clients re-resolve DNS and spread to new pods.")
+    max_connection_age_grace_s: float = Field(
+        86_400.0, description="Time RPCs running on an aged connection (long ingestion streams) get to finish, seconds.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")
