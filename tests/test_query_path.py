@@ -136,3 +136,32 @@ async def test_sketch_query_searches_edge_vectors(indexed, gateway_stub):
     photo = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(
         image=common_pb2.Image(content=img.path.read_bytes()), k=3), timeout=30)
     assert photo.domain == common_pb2.DOMAIN_PHOTO
+
+
+async def test_long_ingestion_stream_outlives_connection_age(stack, redis_server, tmp_path, small_catalogue):
+    """Connections get GOAWAY after max_connection_age_s (so clients spread to new pods); a running
+    IndexDesigns stream must still finish within the grace period."""
+    import asyncio
+
+    from designsearch.client import index_request
+    from designsearch.v1 import gateway_pb2_grpc
+    from gateway.config import GatewaySettings
+    from gateway.server import create_server
+
+    gateway = await create_server(GatewaySettings(
+        port=0, segmenter_address=stack["segmenter"].address, embedder_address=stack["embedder"].address,
+        search_address=stack["search"].address, redis_url=redis_server.url,
+        catalogue_url=f"sqlite:///{tmp_path / 'catalogue.db'}", max_connection_age_s=0.5, max_connection_age_grace_s=60))
+    catalogue, _ = small_catalogue
+
+    async def slow_stream():
+        for img in catalogue[:3]:
+            yield index_request(img)
+            await asyncio.sleep(0.8)
+
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            r = await gateway_pb2_grpc.GatewayServiceStub(channel).IndexDesigns(slow_stream(), timeout=60)
+        assert len(r.results) == 3 and r.failed == 0
+    finally:
+        await gateway.stop(0)
