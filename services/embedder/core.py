@@ -18,18 +18,12 @@ from prometheus_client import Counter, Histogram
 
 from designsearch.errors import InvalidArgument
 from designsearch.images import decode_image, edge_map, to_model_input
+from designsearch.versioning import file_version
 
 EMBEDDED_IMAGES = Counter("designsearch_embedder_images_total", "Images run through the embedding model")
 BATCH_SIZE = Histogram("designsearch_embedder_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 16, 32, 64))
 
 VIEWS = ("photo", "edge")
-
-
-def model_version(path: str | Path) -> str:
-    """``"sha256:"`` + first 16 hex digits of the model file's SHA-256 (same id as at export)."""
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 class OnnxEmbedder:
@@ -63,7 +57,7 @@ class OnnxEmbedder:
         size = inp.shape[2]
         self.input_size = int(size) if isinstance(size, int) else 224
         self.dim = int(self.session.get_outputs()[0].shape[1])
-        self.version = model_version(path)
+        self.version = file_version(path)
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Embed RGB images.

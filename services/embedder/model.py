@@ -16,13 +16,14 @@ the graph.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from designsearch.versioning import file_version as model_version  # noqa: F401  (re-exported)
 
 #: Input side (pixels) the ImageNet weights were trained at, per variant.
 INPUT_SIZE = {"lite0": 224, "lite1": 240, "lite2": 260}
@@ -128,9 +129,3 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
             dynamo=False,
         )
     return model_version(path)
-
-
-def model_version(path: str | Path) -> str:
-    """Version id of a model file: ``"sha256:"`` + the first 16 hex digits of its SHA-256."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return f"sha256:{digest[:16]}"

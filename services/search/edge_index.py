@@ -80,6 +80,7 @@ from services.search.qdrant_index import (
     group_hits,
     prepare_vector,
     read_portable_snapshot,
+    records_to_points,
     write_portable_snapshot,
 )
 
@@ -498,21 +499,7 @@ class EdgeIndex:
             return []
         wanted = list(dict.fromkeys(canonical_id(i) for i in ids))
         recs = self._read(coll, lambda s: s.retrieve(point_ids=wanted, with_payload=True, with_vector=True))
-        by_id = {str(r.id): r for r in recs}
-        out = []
-        for i in wanted:
-            r = by_id.get(i)
-            if r is None:
-                continue
-            vecs = r.vector if isinstance(r.vector, dict) else {}
-            out.append(
-                Point(
-                    id=i,
-                    vectors={n: np.asarray(v, dtype=np.float32) for n, v in vecs.items()},
-                    payload=dict(r.payload or {}),
-                )
-            )
-        return out
+        return records_to_points(recs, wanted)
 
     def search(
         self, collection: str, vector: np.ndarray, *, using: str, limit: int, flt: SearchFilter | None = None

@@ -244,6 +244,23 @@ def read_portable_snapshot(
 # ----------------------------------------------------------------------------------------------
 
 
+def records_to_points(records: Iterable[Any], wanted: Sequence[str]) -> list[Point]:
+    """Engine records (``.id``, ``.vector`` dict, ``.payload``) → :class:`Point` in ``wanted`` order.
+
+    Ids missing from ``records`` are skipped; duplicates in ``wanted`` are returned once.
+    """
+    by_id = {str(r.id): r for r in records}
+    out = []
+    for i in dict.fromkeys(wanted):
+        r = by_id.get(i)
+        if r is None:
+            continue
+        vecs = r.vector if isinstance(r.vector, dict) else {}
+        out.append(Point(id=i, vectors={n: np.asarray(v, dtype=np.float32) for n, v in vecs.items()},
+                         payload=dict(r.payload or {})))
+    return out
+
+
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     """Translate a :class:`SearchFilter` into a ``qdrant_client.models.Filter`` (None if empty).
 
@@ -559,21 +576,7 @@ class QdrantIndex:
             self._client.retrieve, collection, ids=wanted, with_payload=True, with_vectors=True,
             collection=collection,
         )
-        by_id = {str(r.id): r for r in recs}
-        out = []
-        for i in dict.fromkeys(wanted):
-            r = by_id.get(i)
-            if r is None:
-                continue
-            vecs = r.vector if isinstance(r.vector, dict) else {}
-            out.append(
-                Point(
-                    id=i,
-                    vectors={n: np.asarray(v, dtype=np.float32) for n, v in vecs.items()},
-                    payload=dict(r.payload or {}),
-                )
-            )
-        return out
+        return records_to_points(recs, wanted)
 
     def search(
         self, collection: str, vector: np.ndarray, *, using: str, limit: int, flt: SearchFilter | None = None

@@ -26,23 +26,14 @@ onnxruntime and OpenCV only (no torch). The network (see
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
+from designsearch.versioning import file_version
 from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
-
-
-def file_version(path: str | Path) -> str:
-    """``"sha256:"`` + first 16 hex digits of the file's SHA-256 (same id as the embedder's)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()[:16]}"
 
 
 class LearnedWheelDetector:
