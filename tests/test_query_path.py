@@ -124,17 +124,22 @@ async def test_api_key_is_required_when_configured(stack, redis_server, tmp_path
 
 
 async def test_sketch_query_searches_edge_vectors(indexed, gateway_stub):
+    """Line drawings (Canny maps at another scale than the catalogue's) of catalogue cars are
+    detected as sketches and find their own design far above chance (1 in 5 designs)."""
     from designsearch.images import edge_map, encode_png, read_image
 
     catalogue, _, _ = indexed
-    img = catalogue[3]
-    sketch = encode_png(edge_map(read_image(str(img.path)), size=448))  # a line drawing of a catalogue car
-    r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=sketch), k=3),
-                                       timeout=30)
-    assert r.domain == common_pb2.DOMAIN_SKETCH  # detected: mostly white, grey lines
-    assert r.matches and r.matches[0].design.design_id == img.design_id
+    firsts = []
+    for img in catalogue:
+        sketch = encode_png(edge_map(read_image(str(img.path)), size=448))
+        r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=sketch), k=5),
+                                           timeout=30)
+        assert r.domain == common_pb2.DOMAIN_SKETCH  # detected: mostly white, grey lines
+        firsts.append(r.matches[0].design.design_id == img.design_id)
+    print(f"sketch top-1 over {len(firsts)} catalogue cars: {sum(firsts)}")
+    assert sum(firsts) / len(firsts) >= 0.4, f"sketch top-1 rate {sum(firsts)}/{len(firsts)}"
     photo = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(
-        image=common_pb2.Image(content=img.path.read_bytes()), k=3), timeout=30)
+        image=common_pb2.Image(content=catalogue[0].path.read_bytes()), k=3), timeout=30)
     assert photo.domain == common_pb2.DOMAIN_PHOTO
 
 
