@@ -101,14 +101,19 @@ class EmbeddingNet(nn.Module):
         return F.normalize(x, p=2, dim=1, eps=1e-12)
 
 
-def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int = 17) -> str:
-    """Export a pixels→embedding model to ONNX with a dynamic batch axis.
+def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int = 17, output_name: str = "embedding",
+                trace_batch: int = 2) -> str:
+    """Export a model taking ``pixels`` float32 ``(N, 3, S, S)`` to ONNX with a dynamic batch axis.
+
+    Used for the embedder (output ``embedding`` ``(N, D)``) and the segmenter (output ``prob``).
 
     Args:
-        model: module mapping float32 ``(N, 3, S, S)`` → float32 ``(N, D)``.
+        model: the module (switched to eval mode).
         path: output ``.onnx`` file (parent folders are created).
         input_size: ``S`` in pixels.
         opset: ONNX opset version.
+        output_name: name of the graph output.
+        trace_batch: batch size of the tracing input (kept per model so exports reproduce bit for bit).
 
     Returns:
         The model version id: ``"sha256:" + first 16 hex digits`` of the written file's SHA-256.
@@ -116,15 +121,15 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    dummy = torch.full((2, 3, input_size, input_size), 128.0)
+    dummy = torch.full((trace_batch, 3, input_size, input_size), 128.0)
     with torch.no_grad():
         torch.onnx.export(
             model,
             (dummy,),
             str(path),
             input_names=["pixels"],
-            output_names=["embedding"],
-            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+            output_names=[output_name],
+            dynamic_axes={"pixels": {0: "batch"}, output_name: {0: "batch"}},
             opset_version=opset,
             dynamo=False,
         )

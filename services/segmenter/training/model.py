@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from services.embedder.model import PixelNormalize, load_backbone, model_version
+from services.embedder.model import export_onnx as export_pixels_model
 
 #: Decoder width (channels of every pyramid level).
 DECODER_CHANNELS = 64
@@ -166,27 +167,12 @@ def export_onnx(model: WheelSegNet, path: str | Path, input_size: int, opset: in
     """
     if input_size % 32:
         raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_logits = model.return_logits
     model.return_logits = False
-    model.eval()
-    dummy = torch.full((1, 3, input_size, input_size), 128.0)
     try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (dummy,),
-                str(path),
-                input_names=["pixels"],
-                output_names=["prob"],
-                dynamic_axes={"pixels": {0: "batch"}, "prob": {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
+        return export_pixels_model(model, path, input_size, opset, output_name="prob", trace_batch=1)
     finally:
         model.return_logits = was_logits
-    return model_version(path)
 
 
 def set_onnx_input_size(src: str | Path, dst: str | Path, input_size: int) -> str:
