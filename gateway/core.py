@@ -136,7 +136,6 @@ class GatewayCore:
         self.ingest_concurrency = ingest_concurrency
         self.thumbnail_px = thumbnail_px
         self.embedder_version = ""
-        self.dim = 0
         self.segmenter_version = ""
         self.dims: dict[str, int] = {}
         self.alias_refresh_s = alias_refresh_s
@@ -191,7 +190,7 @@ class GatewayCore:
                                      retry_after_s=5)
         if version != self.embedder_version:
             log.info("live_collection_switched", collection=live, embedder=version)
-        self.embedder_version, self.dim = version, self.dims[version]
+        self.embedder_version = version
 
     # ---------------------------------------------------------------- queries
     def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
