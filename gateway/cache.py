@@ -18,12 +18,14 @@ log = get_logger("cache")
 
 @dataclass
 class CachedQuery:
-    """What a query costs to recompute: its crops and their vectors.
+    """What a query costs to recompute: its query regions and their vectors.
 
     Attributes:
-        crops: per crop ``{"box": [x1, y1, x2, y2], "kind": str, "score": float}``.
-        vectors: float32 ``(n_crops, D)`` unit vectors.
-        vector_name: ``"photo"`` or ``"edge"``.
+        crops: per query region ``{"box": [x1, y1, x2, y2], "kind": str, "score": float}``: the
+            segmenter's crops, then the whole picture (kind ``whole_image``), as
+            :func:`gateway.core.query_regions` orders them.
+        vectors: float32 ``(n_regions, D)`` unit vectors, row ``i`` for ``crops[i]``.
+        vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"edge"``.
     """
 
     crops: list[dict]

@@ -43,12 +43,13 @@ class ImageRow(Base):
     source: Mapped[str] = mapped_column(String(1024), default="")
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    crops: Mapped[int] = mapped_column(Integer)
+    crops: Mapped[int] = mapped_column(Integer)  # points of this image: its crops and its whole picture
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
 
 
 class CropRow(Base):
-    """One indexed crop (one point in the vector index), with its thumbnail."""
+    """One indexed region (one point in the vector index): a crop, or the whole picture (kind
+    ``whole_image``), with its thumbnail."""
 
     __tablename__ = "crops"
     point_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -120,6 +121,19 @@ class Catalogue:
         """True when this image was fully indexed with this embedder version."""
         with self._session() as s:
             return s.get(ImageRow, (image_id, model_version)) is not None
+
+    def indexed_points(self, image_id: str, model_version: str) -> int | None:
+        """Number of points (crop rows) recorded for this image and embedder version; None when the
+        image is not indexed with that version."""
+        with self._session() as s:
+            row = s.get(ImageRow, (image_id, model_version))
+            return None if row is None else row.crops
+
+    def point_kind(self, point_id: str) -> str | None:
+        """``kind`` of the crop row of a point (``wheel``, ``closeup``, ``whole_image``), or None."""
+        with self._session() as s:
+            row = s.get(CropRow, point_id)
+            return None if row is None else row.kind
 
     def add_image(
         self,

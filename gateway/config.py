@@ -30,7 +30,16 @@ class GatewaySettings(ServiceSettings):
     api_keys: list[str] = Field([], description="Accepted API keys (metadata 'x-api-key'); empty = no authentication.")
     default_k: int = Field(6, description="Designs returned when a request leaves k at 0.")
     max_k: int = Field(100, description="Largest accepted k.")
-    max_crops: int = Field(4, description="Most query crops searched per image.")
+    max_crops: int = Field(4, description="Most query crops searched per image (and the whole picture).")
+    fusion_bonus: float = Field(
+        0.03, ge=0.0, le=0.2,
+        description="Query fusion: cosine bonus for a design found by every query vector (crops and whole "
+                    "picture); a design found by m of n vectors gets bonus * (m - 1) / (n - 1) on top of its "
+                    "best cosine (gateway/fusion.py). 0 = plain max over query vectors.")
+    fusion_depth: int = Field(
+        6, ge=1, le=100,
+        description="Query fusion: a query vector votes for a design when the design is among its first "
+                    "fusion_depth designs; each vector is searched for max(k, fusion_depth) designs.")
     segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")

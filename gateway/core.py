@@ -1,7 +1,9 @@
 """Gateway domain logic (no grpc): query orchestration, ingestion, result merging.
 
-Query: cache lookup → (miss) segment → embed → cache store → search per crop → merge by design
-with catalogue records. Ingestion: idempotent by image sha256 and embedder version.
+Query: cache lookup → (miss) segment → embed the crops and the whole picture → cache store →
+search per query vector → fuse per design (:mod:`gateway.fusion`) → merge with catalogue records.
+Ingestion: every catalogue image is indexed as its crops plus one whole-picture point; idempotent
+by image sha256 and embedder version.
 """
 
 from __future__ import annotations
@@ -12,23 +14,32 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from designsearch.errors import BackendUnavailable, InvalidArgument
-from designsearch.images import decode_image, is_sketch_like, thumbnail
+from designsearch.images import decode_image, encode_jpeg, is_sketch_like, thumbnail
 from designsearch.logs import get_logger
 from designsearch.server import observe_stage
 from gateway.backends import Backends, QueryCrop
 from gateway.cache import CachedQuery, QueryCache, cache_key
 from gateway.catalogue import Catalogue
+from gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, fuse_max_agreement
 from services.search.core import check_filter
-from services.search.index import VECTOR_EDGE, VECTOR_PHOTO, Point, SearchFilter
-from services.segmenter.detection import KIND_WHOLE_IMAGE
+from services.search.index import VECTOR_EDGE, VECTOR_PHOTO, Hit, Point, SearchFilter
+from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
 
 log = get_logger("gateway")
 
 DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
 POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
+#: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
+#: ``whole_image``, is the whole picture (searched by the query's whole-picture vector only).
+CROP_KINDS = (KIND_WHEEL, KIND_CLOSEUP)
+#: The whole picture is sent to the embedder at most this many px on its longest side (larger
+#: images are shrunk first; the embedder's input is 224 px). Queries and ingestion must agree, so
+#: this is a constant, not a setting; it is part of the query cache key.
+WHOLE_PICTURE_MAX_SIDE = 1024
 
 
 @dataclass
@@ -49,7 +60,19 @@ class MatchResult:
 
 @dataclass
 class QueryResult:
-    """Answer to one FindSimilar."""
+    """Answer to one FindSimilar.
+
+    Attributes:
+        matches: one per design, best fused score first (at most k).
+        crops: the query regions searched, one per query vector: the segmenter's crops, then the
+            whole picture (kind ``whole_image``, box = the whole image); only the whole picture
+            when the segmenter found nothing. ``MatchResult.query_box`` is one of their boxes.
+        domain: ``photo`` or ``sketch`` (the domain actually searched).
+        cache_hit: the query vectors came from the cache.
+        embedder_version: model version of the vectors.
+        query_id: sha256 hex of the query image bytes.
+        timings_ms: stage name → milliseconds.
+    """
 
     matches: list[MatchResult]
     crops: list[QueryCrop]
@@ -75,7 +98,8 @@ class IndexItem:
 
 @dataclass
 class IndexOutcome:
-    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``."""
+    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``; ``crops`` is the
+    number of points indexed (the crops plus the whole picture)."""
 
     design_id: str
     image_id: str
@@ -104,8 +128,57 @@ class _Timer:
 
 
 def point_id(image_id: str, crop_index: int, model_version: str) -> str:
-    """Deterministic point id (UUID5) of crop ``crop_index`` of an image under one model version."""
+    """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
+
+    Regions are numbered as :func:`query_regions` orders them: the crops 0..n-1, then the whole
+    picture n (so the whole picture is 0 when the segmenter found nothing).
+    """
     return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
+
+
+def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PICTURE_MAX_SIDE) -> bytes:
+    """The encoded whole picture to embed: ``image`` itself, or a JPEG (quality 92) of ``rgb``
+    shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger.
+
+    Args:
+        image: the encoded image.
+        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+        max_side: longest side sent to the embedder, px.
+    """
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(small, quality=92)
+
+
+def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list[QueryCrop]:
+    """The regions an image is embedded as: the segmenter's crops, then the whole picture.
+
+    The whole picture (kind ``whole_image``, box ``(0, 0, W, H)``, score 0) is always last; when
+    the segmenter found nothing it is the only region (no duplicate).
+
+    Args:
+        crops: the segmenter's crops (maybe empty).
+        image: the encoded image.
+        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+    """
+    h, w = rgb.shape[:2]
+    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb))]
+
+
+def crop_filter(flt: SearchFilter) -> SearchFilter | None:
+    """The filter of a query crop's search: ``flt`` restricted to catalogue crops (:data:`CROP_KINDS`).
+
+    A wheel crop is compared with catalogue crops only, not with whole pictures (a wheel and a
+    whole car are different things); the whole-picture query vector is searched with ``flt``
+    itself, so against every kind. Returns None when ``flt.kinds`` admits no crop kind.
+    """
+    kinds = tuple(k for k in CROP_KINDS if not flt.kinds or k in flt.kinds)
+    if not kinds:
+        return None
+    return SearchFilter(flt.brands, flt.year_min, flt.year_max, kinds, flt.exclude_design_ids)
 
 
 class GatewayCore:
@@ -117,15 +190,18 @@ class GatewayCore:
         catalogue: design records.
         collection_prefix: collections are ``<prefix>_<embedder version hex>``.
         default_k, max_k: result count default and limit.
-        max_crops: query crops searched per image.
+        max_crops: query crops searched per image (the whole picture is searched as well).
+        fusion_bonus: agreement bonus of the query fusion, cosine units (:func:`fuse_max_agreement`).
+        fusion_depth: a query vector votes for the designs among its first ``fusion_depth``.
         ingest_concurrency: images processed at once during ingestion.
         thumbnail_px: stored thumbnail size.
         alias_refresh_s: how often the live collection alias is re-resolved, seconds.
     """
 
     def __init__(self, backends: Backends, cache: QueryCache, catalogue: Catalogue, *, collection_prefix: str = "designs",
-                 default_k: int = 6, max_k: int = 100, max_crops: int = 4, ingest_concurrency: int = 4,
-                 thumbnail_px: int = 128, alias_refresh_s: float = 1.0) -> None:
+                 default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
+                 fusion_depth: int = DEFAULT_DEPTH, ingest_concurrency: int = 4, thumbnail_px: int = 128,
+                 alias_refresh_s: float = 1.0) -> None:
         self.backends = backends
         self.cache = cache
         self.catalogue = catalogue
@@ -133,6 +209,8 @@ class GatewayCore:
         self.default_k = default_k
         self.max_k = max_k
         self.max_crops = max_crops
+        self.fusion_bonus = fusion_bonus
+        self.fusion_depth = fusion_depth
         self.ingest_concurrency = ingest_concurrency
         self.thumbnail_px = thumbnail_px
         self.embedder_version = ""
@@ -210,6 +288,12 @@ class GatewayCore:
                            use_cache: bool = True) -> QueryResult:
         """The ``k`` catalogue designs most similar to ``image``.
 
+        The image is embedded as every crop the segmenter finds and as the whole picture (one
+        embed call); each query vector is searched for its ``max(k, fusion_depth)`` best designs
+        (crops against catalogue crops, the whole picture against every catalogue point), and the
+        lists are fused per design with :func:`gateway.fusion.fuse_max_agreement`. Photos are
+        searched against the catalogue's ``photo`` vectors, sketches against its ``edge`` vectors.
+
         Args:
             image: encoded image bytes.
             k: designs to return (0 = default).
@@ -218,7 +302,9 @@ class GatewayCore:
             use_cache: read the cache (it is always written).
 
         Returns:
-            Matches ordered by descending cosine similarity, one per design.
+            Matches ordered by descending fused score (best cosine plus agreement bonus), one per
+            design; each match's ``query_box`` is the box of the query region that gave its best
+            cosine.
 
         Raises:
             InvalidArgument / InvalidImage: bad request.
@@ -231,13 +317,15 @@ class GatewayCore:
         version, collection = self.embedder_version, self.collection
         query_id = hashlib.sha256(image).hexdigest()
         cached = None
-        key = cache_key(query_id, self.segmenter_version or "-", version, f"domain={domain};crops={self.max_crops}")
+        # "whole=" marks entries that hold the whole-picture vector after the crops' vectors.
+        options = f"domain={domain};crops={self.max_crops};whole={WHOLE_PICTURE_MAX_SIDE}"
+        key = cache_key(query_id, self.segmenter_version or "-", version, options)
         with timer.stage("cache"):
             if use_cache:
                 cached = await self.cache.get(key)
-        crops: list[QueryCrop]
+        regions: list[QueryCrop]
         if cached is not None:
-            crops = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
+            regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
             vectors, vector_name = cached.vectors, cached.vector_name
             used_domain = DOMAIN_SKETCH if vector_name == VECTOR_EDGE else DOMAIN_PHOTO
         else:
@@ -250,44 +338,48 @@ class GatewayCore:
             with timer.stage("segment"):
                 seg = await self.backends.segment(image, self.max_crops)
             self.segmenter_version = seg.version
-            crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, image)]
+            regions = query_regions(seg.crops, image, rgb)
             # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
             # with the catalogue's "edge" vectors (embeddings of Canny line drawings of the photos).
             with timer.stage("embed"):
-                embedded, answered = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO], version)
+                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VECTOR_PHOTO], version)
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
                                          "restart the gateway after a model change", retry_after_s=5)
             vectors = np.stack([e[VECTOR_PHOTO] for e in embedded])
-            key = cache_key(query_id, self.segmenter_version, version, f"domain={domain};crops={self.max_crops}")
-            await self.cache.set(key, CachedQuery([{"box": list(c.box), "kind": c.kind, "score": c.score} for c in crops],
-                                                  vectors, vector_name))
+            key = cache_key(query_id, self.segmenter_version, version, options)
+            await self.cache.set(key, CachedQuery([{"box": list(r.box), "kind": r.kind, "score": r.score}
+                                                   for r in regions], vectors, vector_name))
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
         if disliked:
             flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
                                tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+        limit = max(k, self.fusion_depth)
+        crops_flt = crop_filter(flt)
+
+        async def search(region: QueryCrop, vector: np.ndarray) -> list[Hit]:
+            f = flt if region.kind == KIND_WHOLE_IMAGE else crops_flt
+            if f is None:  # the caller's kinds filter admits no crop kind
+                return []
+            return await self.backends.search_designs(collection, vector, vector_name, limit, f)
+
         with timer.stage("search"):
-            per_crop = await asyncio.gather(*[
-                self.backends.search_designs(collection, v, vector_name, k, flt) for v in vectors
-            ])
+            per_query = await asyncio.gather(*[search(r, v) for r, v in zip(regions, vectors)])
         with timer.stage("merge"):
-            best: dict[str, tuple[float, int, object]] = {}
-            for ci, hits in enumerate(per_crop):
-                for h in hits:
-                    d = h.payload["design_id"]
-                    if d not in best or h.score > best[d][0]:
-                        best[d] = (h.score, ci, h)
-            ranked = sorted(best.values(), key=lambda t: -t[0])[:k]
-            records = await asyncio.to_thread(self.catalogue.crops, [h.id for _, _, h in ranked])
+            fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
+            records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
             matches = []
-            for score, ci, h in ranked:
-                rec = records.get(h.id)
+            for m in fused:
+                rec = records.get(m.hit.id)
                 if rec is None:  # vector stored but catalogue row missing (crash mid-ingest): skip
                     continue
                 matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
-                                           float(score), crops[ci].box, rec.image_id, rec.box, rec.thumbnail, rec.source))
+                                           m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
+                                           rec.source))
+                if len(matches) == k:
+                    break
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
-        return QueryResult(matches, crops, used_domain, cached is not None, version, query_id, timer.ms)
+        return QueryResult(matches, regions, used_domain, cached is not None, version, query_id, timer.ms)
 
     async def dislike(self, query_id: str, design_id: str) -> None:
         """Store "not similar" feedback.
@@ -321,6 +413,14 @@ class GatewayCore:
     async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
         """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
 
+        The image becomes one point per region of :func:`query_regions` (its crops, then the whole
+        picture; only the whole picture when the segmenter finds nothing), each with a ``photo``
+        and an ``edge`` vector, payload ``kind`` = the region's kind and ``box`` = its box, ids
+        :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with a
+        thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless it
+        was indexed before whole-picture points existed (its last point is not a whole picture):
+        then it is indexed again (same ids, so nothing is duplicated) to add the whole picture.
+
         Args:
             item: the catalogue record and image.
             version: embedder version (and so collection) to index into; None = the live one.
@@ -335,24 +435,25 @@ class GatewayCore:
             version = self.embedder_version
         try:
             self.check_item(item)
-            if await asyncio.to_thread(self.catalogue.is_indexed, image_id, version):
+            if await asyncio.to_thread(self._fully_indexed, image_id, version):
                 return IndexOutcome(item.design_id, image_id, "duplicate")
             rgb = await asyncio.to_thread(decode_image, item.image)
             seg = await self.backends.segment(item.image, self.max_crops)
-            crops = seg.crops or [QueryCrop((0, 0, rgb.shape[1], rgb.shape[0]), KIND_WHOLE_IMAGE, 0.0, item.image)]
-            embedded, answered = await self.backends.embed([c.jpeg for c in crops], [VECTOR_PHOTO, VECTOR_EDGE], version)
+            regions = query_regions(seg.crops, item.image, rgb)
+            embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VECTOR_PHOTO, VECTOR_EDGE],
+                                                           version)
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
             points, crop_rows = [], []
-            for i, (crop, vecs) in enumerate(zip(crops, embedded)):
+            for i, (region, vecs) in enumerate(zip(regions, embedded)):
                 pid = point_id(image_id, i, version)
                 points.append(Point(pid, vecs, {
                     "design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
-                    "kind": crop.kind, "model_version": version, "image_id": image_id, "box": list(crop.box)}))
-                crop_rgb = rgb[crop.box[1]:crop.box[3], crop.box[0]:crop.box[2]] if crop.kind == KIND_WHOLE_IMAGE else \
-                    await asyncio.to_thread(decode_image, crop.jpeg)
-                crop_rows.append({"point_id": pid, "box": crop.box, "kind": crop.kind,
-                                  "thumbnail": thumbnail(crop_rgb, self.thumbnail_px)})
+                    "kind": region.kind, "model_version": version, "image_id": image_id, "box": list(region.box)}))
+                region_rgb = rgb if region.kind == KIND_WHOLE_IMAGE else \
+                    await asyncio.to_thread(decode_image, region.jpeg)
+                crop_rows.append({"point_id": pid, "box": region.box, "kind": region.kind,
+                                  "thumbnail": thumbnail(region_rgb, self.thumbnail_px)})
             await self.backends.upsert(self.collection_for(version), points)
             design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
                       "attributes": item.attributes}
@@ -361,6 +462,14 @@ class GatewayCore:
             return IndexOutcome(item.design_id, image_id, "added", len(points))
         except InvalidArgument as exc:
             return IndexOutcome(item.design_id, image_id, "failed", error=exc.message)
+
+    def _fully_indexed(self, image_id: str, version: str) -> bool:
+        """True when the image has a catalogue row for ``version`` whose last point is its whole
+        picture (blocking: run in a thread)."""
+        n = self.catalogue.indexed_points(image_id, version)
+        if n is None:
+            return False
+        return n > 0 and self.catalogue.point_kind(point_id(image_id, n - 1, version)) == KIND_WHOLE_IMAGE
 
     async def stats(self) -> dict:
         """Catalogue and index counts."""

@@ -33,6 +33,7 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
     catalogue = await asyncio.to_thread(Catalogue, settings.catalogue_url)
     core = GatewayCore(backends, cache, catalogue, collection_prefix=settings.collection_prefix,
                        default_k=settings.default_k, max_k=settings.max_k, max_crops=settings.max_crops,
+                       fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
                        ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
                        alias_refresh_s=settings.alias_refresh_s)
     servicer = GatewayServicer(core)

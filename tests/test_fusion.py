@@ -1,0 +1,310 @@
+"""Query fusion (issue 9): the fusion rule on hand-built hits, whole-picture points at ingestion,
+and FindSimilar end to end on real Stanford Cars images (real services, real Redis)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from designsearch.images import decode_image, encode_jpeg, read_image
+from designsearch.v1 import common_pb2, gateway_pb2
+from gateway.core import point_id
+from gateway.fusion import fuse_max_agreement
+from services.search.index import Hit, SearchFilter
+from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
+
+
+def _hit(design: str, score: float, point: str = "") -> Hit:
+    return Hit(point or f"{design}-{score}", score, {"design_id": design})
+
+
+def _order(fused) -> list[str]:
+    return [m.design_id for m in fused]
+
+
+# ------------------------------------------------------------------------------------- the rule
+def test_one_query_vector_is_plain_max():
+    fused = fuse_max_agreement([[_hit("a", 0.9), _hit("b", 0.8)]], bonus=0.05)
+    assert _order(fused) == ["a", "b"]
+    assert [m.score for m in fused] == [0.9, 0.8]  # n = 1: no bonus at all
+    assert fused[0].votes == 1 and fused[0].query_index == 0
+
+
+def test_agreement_outweighs_one_slightly_higher_bad_crop():
+    """B is found by one (bad) crop at 0.82; A by all three query vectors, best 0.80. A full
+    agreement bonus of 0.03 covers the 0.02 gap: A first, scored 0.80 + 0.03."""
+    per_query = [
+        [_hit("b", 0.82), _hit("a", 0.70)],  # the bad crop
+        [_hit("a", 0.80), _hit("c", 0.60)],  # another crop
+        [_hit("a", 0.78), _hit("c", 0.75)],  # the whole picture
+    ]
+    fused = fuse_max_agreement(per_query, bonus=0.03, depth=10)
+    assert _order(fused)[:2] == ["a", "b"]
+    a, b = fused[0], fused[1]
+    assert a.score == pytest.approx(0.83) and a.cosine == pytest.approx(0.80) and a.votes == 3
+    assert a.query_index == 1  # the query vector that gave A's best cosine
+    assert b.score == pytest.approx(0.82) and b.votes == 1
+
+
+def test_max_rule_holds_when_the_bonus_does_not_cover_the_gap():
+    per_query = [
+        [_hit("b", 0.84), _hit("a", 0.70)],
+        [_hit("a", 0.80)],
+        [_hit("a", 0.78)],
+    ]
+    fused = fuse_max_agreement(per_query, bonus=0.03, depth=10)
+    assert _order(fused)[:2] == ["b", "a"]
+    # without a bonus the rule is CombMAX: the best cosine decides, agreement does not matter
+    fused = fuse_max_agreement([[_hit("b", 0.82), _hit("a", 0.70)], [_hit("a", 0.80)], [_hit("a", 0.78)]], bonus=0.0)
+    assert _order(fused)[:2] == ["b", "a"] and fused[1].score == pytest.approx(0.80)
+
+
+def test_bonus_is_proportional_to_agreement_within_depth():
+    per_query = [
+        [_hit("a", 0.5), _hit("x", 0.4), _hit("y", 0.3)],
+        [_hit("x", 0.9), _hit("y", 0.8), _hit("a", 0.7)],  # a is 3rd here: outside depth 2
+        [_hit("a", 0.6)],
+        [],  # a query vector whose search found nothing still counts in n
+        [_hit("a", 0.55)],
+    ]
+    by_id = {m.design_id: m for m in fuse_max_agreement(per_query, bonus=0.04, depth=2)}
+    assert by_id["a"].votes == 3 and by_id["a"].cosine == pytest.approx(0.7)
+    assert by_id["a"].score == pytest.approx(0.7 + 0.04 * (3 - 1) / (5 - 1))
+    assert by_id["a"].query_index == 1  # its best cosine came from below the voting depth
+    assert by_id["y"].votes == 1 and by_id["y"].score == pytest.approx(0.8)
+    # depth=None counts whole lists
+    assert {m.design_id: m.votes for m in fuse_max_agreement(per_query, 0.04, None)}["a"] == 4
+
+
+def test_a_design_repeated_in_one_list_votes_once():
+    fused = fuse_max_agreement([[_hit("a", 0.6, "p1"), _hit("a", 0.9, "p2")], [_hit("b", 0.5)]], bonus=0.05)
+    assert fused[0].design_id == "a" and fused[0].votes == 1 and fused[0].hit.id == "p2"
+    assert fused[0].score == pytest.approx(0.9)
+
+
+def test_ties_are_deterministic():
+    # equal fused scores: the higher best cosine first (0.80 + 0.03 vs 0.83 + 0)
+    per_query = [[_hit("agree", 0.80), _hit("single", 0.83)], [_hit("agree", 0.79)]]
+    fused = fuse_max_agreement(per_query, bonus=0.03, depth=10)
+    assert fused[0].score == pytest.approx(fused[1].score)
+    assert _order(fused) == ["single", "agree"]
+    # equal everything: ascending design id, whatever the input order
+    lists = [[_hit("q", 0.5), _hit("p", 0.5), _hit("r", 0.5)], [_hit("r", 0.5), _hit("q", 0.5), _hit("p", 0.5)]]
+    assert _order(fuse_max_agreement(lists, 0.03)) == ["p", "q", "r"]
+    assert _order(fuse_max_agreement(lists[::-1], 0.03)) == ["p", "q", "r"]
+    # equal cosines of one design from two query vectors: the earlier vector gives the match
+    fused = fuse_max_agreement([[_hit("a", 0.7, "crop")], [_hit("a", 0.7, "whole")]], 0.03)
+    assert fused[0].query_index == 0 and fused[0].hit.id == "crop"
+
+
+def test_empty_input_and_invalid_parameters():
+    assert fuse_max_agreement([], 0.03) == []
+    assert fuse_max_agreement([[], []], 0.03) == []
+    with pytest.raises(ValueError):
+        fuse_max_agreement([[_hit("a", 0.5)]], bonus=-0.01)
+    with pytest.raises(ValueError):
+        fuse_max_agreement([[_hit("a", 0.5)]], depth=0)
+
+
+def test_crop_queries_search_catalogue_crops_only():
+    from gateway.core import crop_filter
+
+    assert crop_filter(SearchFilter()).kinds == (KIND_WHEEL, KIND_CLOSEUP)
+    f = crop_filter(SearchFilter(brands=("Dodge",), year_min=2000, kinds=(KIND_CLOSEUP, KIND_WHOLE_IMAGE),
+                                 exclude_design_ids=("x",)))
+    assert (f.brands, f.year_min, f.kinds, f.exclude_design_ids) == (("Dodge",), 2000, (KIND_CLOSEUP,), ("x",))
+    assert crop_filter(SearchFilter(kinds=(KIND_WHOLE_IMAGE,))) is None
+
+
+def test_whole_picture_is_the_last_region_and_is_bounded():
+    from gateway.backends import QueryCrop
+    from gateway.core import WHOLE_PICTURE_MAX_SIDE, query_regions, whole_picture_bytes
+
+    small = np.full((300, 500, 3), 127, np.uint8)
+    data = encode_jpeg(small)
+    crop = QueryCrop((10, 10, 60, 60), KIND_WHEEL, 0.9, b"jpeg")
+    regions = query_regions([crop], data, small)
+    assert [r.kind for r in regions] == [KIND_WHEEL, KIND_WHOLE_IMAGE]
+    assert regions[1].box == (0, 0, 500, 300) and regions[1].jpeg == data  # small: sent as it came
+    assert [r.kind for r in query_regions([], data, small)] == [KIND_WHOLE_IMAGE]  # no duplicate
+    big = np.zeros((1500, 3000, 3), np.uint8)
+    shrunk = decode_image(whole_picture_bytes(encode_jpeg(big), big))
+    assert shrunk.shape == (512, WHOLE_PICTURE_MAX_SIDE, 3)
+
+
+# ------------------------------------------------------------------------------------ ingestion
+async def test_every_catalogue_image_gets_one_whole_picture_point(indexed, stack):
+    """Points of an image: its crops (ids 0..n-1), then its whole picture (id n), each with a
+    catalogue row; only the whole picture when the segmenter found nothing."""
+    catalogue, _, response = indexed
+    core = stack["gateway"].core
+    version = core.embedder_version
+    for img, result in zip(catalogue, response.results):
+        seg = await core.backends.segment(img.path.read_bytes(), core.max_crops)
+        n_crops = len(seg.crops)
+        assert result.crops_indexed == n_crops + 1, img.path.name
+        ids = [point_id(result.image_id, i, version) for i in range(result.crops_indexed)]
+        rows = core.catalogue.crops(ids)
+        assert set(rows) == set(ids), "a point without its catalogue row"
+        assert [rows[i].kind for i in ids] == [c.kind for c in seg.crops] + [KIND_WHOLE_IMAGE]
+        assert rows[ids[-1]].box == (0, 0, seg.width, seg.height)
+        assert all(r.thumbnail[:2] == b"\xff\xd8" for r in rows.values())
+        assert core.catalogue.indexed_points(result.image_id, version) == result.crops_indexed
+
+
+# ------------------------------------------------------------------------------ end to end
+def _paste(rgb: np.ndarray, box: tuple[int, int, int, int], patch: np.ndarray) -> bytes:
+    x1, y1, x2, y2 = box
+    out = rgb.copy()
+    out[y1:y2, x1:x2] = cv2.resize(patch, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(out, quality=92)
+
+
+async def _old_rule(core, image: bytes, k: int = 5) -> list[tuple[str, float]]:
+    """The pre-fusion ranking: each segmenter crop searched against catalogue crops, best cosine per design."""
+    seg = await core.backends.segment(image, core.max_crops)
+    if not seg.crops:
+        return []
+    embedded, _ = await core.backends.embed([c.jpeg for c in seg.crops], ["photo"], core.embedder_version)
+    best: dict[str, float] = {}
+    for e in embedded:
+        hits = await core.backends.search_designs(core.collection, e["photo"], "photo", k,
+                                                  SearchFilter(kinds=(KIND_WHEEL, KIND_CLOSEUP)))
+        for h in hits:
+            best[h.payload["design_id"]] = max(best.get(h.payload["design_id"], -2.0), h.score)
+    return sorted(best.items(), key=lambda t: -t[1])
+
+
+async def _find(stub, image: bytes, k: int = 5, domain=common_pb2.DOMAIN_PHOTO) -> gateway_pb2.FindSimilarResponse:
+    return await stub.FindSimilar(gateway_pb2.FindSimilarRequest(
+        image=common_pb2.Image(content=image), k=k, domain=domain, no_cache=True), timeout=30)
+
+
+async def test_fusion_keeps_the_right_design_first_when_the_best_crop_is_wrong(indexed, gateway_stub, stack):
+    """Catalogue photos of design A in which the segmenter finds exactly one wheel get that wheel
+    replaced by the catalogue wheel crop of another design B. The only crop now shows B's wheel;
+    the whole picture still shows A's car. The old rule (max over crop vectors) ranks a wrong
+    design first on several of these queries (checked here, so the test keeps its point when the
+    models change); fusion (crops + whole picture) must keep A first on every one, with the whole
+    picture as A's matched query box."""
+    catalogue, _, _ = indexed
+    core = stack["gateway"].core
+    segs = {img.path: await core.backends.segment(img.path.read_bytes(), core.max_crops) for img in catalogue}
+    wheel_of: dict[str, np.ndarray] = {}
+    for img in catalogue:
+        if img.design_id not in wheel_of and segs[img.path].crops:
+            wheel_of[img.design_id] = decode_image(segs[img.path].crops[0].jpeg)
+    singles = [img for img in catalogue if len(segs[img.path].crops) == 1]
+    assert singles, "the construction needs catalogue photos with exactly one detected wheel"
+    cases = []
+    for a in singles:
+        rgb = read_image(str(a.path))
+        box = segs[a.path].crops[0].box
+        for b, wheel in sorted(wheel_of.items()):
+            if b == a.design_id:
+                continue
+            query = _paste(rgb, box, wheel)
+            old = await _old_rule(core, query)
+            r = await _find(gateway_stub, query)
+            cases.append((a, b, old, r))
+    old_wrong = [(a.path.name, b, old[:2]) for a, b, old, _ in cases if not old or old[0][0] != a.design_id]
+    print(f"old rule wrong on {len(old_wrong)} of {len(cases)} pasted queries: {old_wrong}")
+    assert old_wrong, "the construction no longer defeats the old per-crop max rule"
+    sunk = [(a.path.name, "pasted", b, "old", old[:2],
+             "new", [(m.design.design_id, round(m.score, 3)) for m in r.matches[:3]])
+            for a, b, old, r in cases if r.matches[0].design.design_id != a.design_id]
+    assert not sunk, f"{len(sunk)} of {len(cases)} pasted queries lost their design: {sunk}"
+    for a, b, _, r in cases:
+        top = r.matches[0]
+        assert r.query_crops[-1].kind == KIND_WHOLE_IMAGE
+        whole = r.query_crops[-1].box
+        assert (top.query_box.x1, top.query_box.y1, top.query_box.x2, top.query_box.y2) == \
+            (whole.x1, whole.y1, whole.x2, whole.y2), (a.path.name, b)
+
+
+def _rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
+    """``rgb`` turned counter-clockwise about its centre; same size, corners filled by edge replication."""
+    if degrees == 90:
+        return np.ascontiguousarray(np.rot90(rgb))
+    h, w = rgb.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    return cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+ROTATIONS = (90, 37)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def rotated_ranks(indexed, gateway_stub, stack):
+    """For each catalogue image, its first wheel crop (the pixels the catalogue indexed) turned by
+    each of ROTATIONS and sent to FindSimilar: ``[(file, design, degrees, rank or None, top-3)]``."""
+    catalogue, _, _ = indexed
+    core = stack["gateway"].core
+    out = []
+    for img in catalogue:
+        seg = await core.backends.segment(img.path.read_bytes(), core.max_crops)
+        wheel = decode_image(seg.crops[0].jpeg)
+        for degrees in ROTATIONS:
+            r = await _find(gateway_stub, encode_jpeg(_rotate(wheel, degrees), quality=92))
+            ids = [m.design.design_id for m in r.matches]
+            rank = ids.index(img.design_id) + 1 if img.design_id in ids else None
+            out.append((img.path.name, img.design_id, degrees, rank,
+                        [(m.design.design_id, round(m.score, 3)) for m in r.matches[:3]]))
+    return out
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "models/embedder/wheelembed-lite0-512.onnx is not rotation invariant: 45 of 50 rotated catalogue wheels "
+    "(90°: 22/25, 37°: 23/25) find their design first; the 5 misses rank 2-3 with own-design scores "
+    "0.19-0.42 against 0.27-0.46 for the top design (one 90° copy is not even detected as a wheel). "
+    "The embedder is being retrained for rotation."))
+async def test_rotated_copy_of_a_catalogue_wheel_finds_its_design_first(rotated_ranks):
+    misses = [r for r in rotated_ranks if r[3] != 1]
+    print(f"rotated catalogue wheels first: {len(rotated_ranks) - len(misses)}/{len(rotated_ranks)}; misses: {misses}")
+    assert not misses
+
+
+async def test_rotated_catalogue_wheels_stay_near_the_top(rotated_ranks):
+    """What holds today (measured 45/50 first, every one in the top 3): a regression guard for the
+    gateway's rotated-query path until the rotation-trained embedder makes the test above pass."""
+    firsts = sum(r[3] == 1 for r in rotated_ranks)
+    assert firsts / len(rotated_ranks) >= 0.8, f"{firsts}/{len(rotated_ranks)} first"
+    assert all(r[3] is not None and r[3] <= 3 for r in rotated_ranks), [r for r in rotated_ranks if not r[3] or r[3] > 3]
+
+
+async def test_cached_query_keeps_the_whole_picture_vector(indexed, gateway_stub):
+    """The cache entry holds every query vector, the whole picture's included: a cache hit gives
+    the same regions, matches, scores and matched boxes as the computed answer."""
+    _, queries, _ = indexed
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[2].path.read_bytes()), k=5)
+    first = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(
+        image=req.image, k=5, no_cache=True), timeout=30)
+    second = await gateway_stub.FindSimilar(req, timeout=30)
+    assert second.cache_hit and not first.cache_hit
+    assert [c.kind for c in second.query_crops] == [c.kind for c in first.query_crops]
+    assert second.query_crops[-1].kind == KIND_WHOLE_IMAGE
+    assert [(m.design.design_id, round(m.score, 5), m.query_box.x2) for m in second.matches] == \
+        [(m.design.design_id, round(m.score, 5), m.query_box.x2) for m in first.matches]
+
+
+async def test_sketch_query_fuses_its_crops_and_whole_drawing_against_edge_vectors(indexed, gateway_stub):
+    """Line drawings of catalogue cars are searched as crops + whole drawing against the catalogue's
+    edge vectors (including the whole-picture edge vectors) and fused the same way."""
+    from designsearch.images import edge_map, encode_png
+
+    catalogue, _, _ = indexed
+    firsts = 0
+    for img in catalogue[::3]:
+        sketch = encode_png(edge_map(read_image(str(img.path)), size=448))
+        r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=sketch), k=5),
+                                           timeout=30)
+        assert r.domain == common_pb2.DOMAIN_SKETCH
+        assert r.query_crops[-1].kind == KIND_WHOLE_IMAGE
+        boxes = {(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in r.query_crops}
+        assert all((m.query_box.x1, m.query_box.y1, m.query_box.x2, m.query_box.y2) in boxes for m in r.matches)
+        firsts += r.matches[0].design.design_id == img.design_id
+    n = len(catalogue[::3])
+    print(f"sketch top-1 over {n} catalogue cars: {firsts}")
+    assert firsts / n >= 0.5, f"{firsts}/{n}"
