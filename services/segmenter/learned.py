@@ -10,18 +10,26 @@ onnxruntime and OpenCV only (no torch). The network (see
 2. threshold the probability map, open it with a small ellipse (removes 1-2 px bridges), and
    take 8-connected components (Suzuki-Abe style labelling, OpenCV
    ``connectedComponentsWithStats``);
-3. split components that look like several touching wheels: a component whose solidity (area /
+3. fill each component's holes (a wheel is one solid disc: the gaps between spokes that the
+   network leaves out are part of it, and a tyre ring is not taken for touching wheels), then
+   split components that look like several touching wheels: a component whose solidity (area /
    convex-hull area) is low is split by the marker-based watershed on its distance transform
    (Beucher & Meyer 1993; markers = connected cores where the distance exceeds ``split_core`` of
    its maximum), the usual way to separate touching round objects;
-4. drop instances smaller than ``min_area`` of the image; score = mean probability inside;
-   drop those scoring under ``min_score``;
-5. map boxes to input pixels; each mask is the bilinearly resized probability crop thresholded
+4. drop instances smaller than ``min_area`` of the image; score = mean probability of the
+   instance's wheel pixels (those above ``threshold``: filled holes do not dilute it); drop those
+   scoring under ``min_score``;
+5. suppress instances contained in a larger one (a hub cap, a spoke gap or a lug nut inside a
+   wheel is not a wheel): an instance whose box lies at least ``contain_frac`` inside the box of
+   a larger kept instance is merged into it (its pixels join the larger mask) — the containment
+   form of non-maximum suppression;
+6. map boxes to input pixels; each mask is the bilinearly resized probability crop thresholded
    again, so masks are smooth at the input resolution;
-6. close-up rule: when an instance's box spans at least ``closeup_extent`` of the image width or
-   height, the image is a close-up of one wheel (product shot, rendering, drawing): one
-   detection of kind ``KIND_CLOSEUP`` whose box bounds all wheel pixels and whose mask holds
-   them all.
+7. kind: an instance whose box spans at least ``closeup_extent`` of the image width or height is
+   a wheel filling the frame (product shot, rendering, drawing), kind ``KIND_CLOSEUP``; the others
+   are ``KIND_WHEEL``. The network itself is trained on such close-ups (synthetic close-ups,
+   renderings, line drawings and negatives, :mod:`services.segmenter.training.synthetic`), so a
+   close-up is one detection found like any other, not a rule applied to the whole image.
 """
 
 from __future__ import annotations
@@ -47,9 +55,11 @@ class LearnedWheelDetector:
         threshold: probability above which a pixel is wheel.
         min_area: smallest instance, as a fraction of the image area.
         min_score: smallest mean probability of a kept instance.
-        closeup_extent: the image counts as a close-up when the largest instance's box spans at
-            least this fraction of the image width or height (in the Car-Parts photos no wheel
-            box spans more than 0.46 of either side).
+        closeup_extent: an instance whose box spans at least this fraction of the image width
+            or height is of kind ``closeup`` (in the Car-Parts photos no wheel box spans more than
+            0.46 of either side).
+        contain_frac: an instance whose box lies at least this fraction (of its own area) inside
+            a larger instance's box is merged into it.
         split_solidity: components with solidity under this are tried for splitting.
         split_core: watershed markers are where the distance transform exceeds this fraction of
             its maximum.
@@ -77,7 +87,8 @@ class LearnedWheelDetector:
         threshold: float = 0.5,
         min_area: float = 0.004,
         min_score: float = 0.8,
-        closeup_extent: float = 0.6,
+        closeup_extent: float = 0.5,
+        contain_frac: float = 0.7,
         split_solidity: float = 0.85,
         split_core: float = 0.6,
     ) -> None:
@@ -103,6 +114,7 @@ class LearnedWheelDetector:
         self.min_area = min_area
         self.min_score = min_score
         self.closeup_extent = closeup_extent
+        self.contain_frac = contain_frac
         self.split_solidity = split_solidity
         self.split_core = split_core
 
@@ -167,41 +179,43 @@ class LearnedWheelDetector:
             if stats[k, cv2.CC_STAT_AREA] < min_px:
                 continue
             x, y, w, h = stats[k, :4]
-            comp = labels[y : y + h, x : x + w] == k
+            comp = _fill_holes(labels[y : y + h, x : x + w] == k)  # a wheel is a solid disc
             for part, (dx, dy) in self._split(comp):
                 full = np.zeros((s, s), bool)
                 full[y + dy : y + dy + part.shape[0], x + dx : x + dx + part.shape[1]] = part
                 regions.append(full)
 
         sx, sy = width / s, height / s
-        kept: list[tuple[float, np.ndarray, tuple[int, int, int, int]]] = []
+        kept: list[tuple[float, np.ndarray]] = []
         for region in regions:
             area = int(region.sum())
             if area < min_px:
                 continue
-            score = float(prob[region].mean())
+            score = _score(prob, region, self.threshold)
             if score < self.min_score:
                 continue
-            ys, xs = np.nonzero(region)
-            box = (
-                max(0, int(np.floor(xs.min() * sx))),
-                max(0, int(np.floor(ys.min() * sy))),
-                min(width, int(np.ceil((xs.max() + 1) * sx))),
-                min(height, int(np.ceil((ys.max() + 1) * sy))),
-            )
-            kept.append((score, region, box))
+            kept.append((score, region))
         if not kept:
             return []
-        kept.sort(key=lambda t: -t[0])
-
-        extent = max(max((b[2] - b[0]) / width, (b[3] - b[1]) / height) for _, _, b in kept)
-        if extent >= self.closeup_extent:
-            union = np.zeros((s, s), bool)
-            for _, region, _ in kept:
-                union |= region
-            score = float(prob[union].mean())
-            return [self._detection(prob, union, score, height, width, KIND_CLOSEUP)]
-        return [self._detection(prob, region, score, height, width, KIND_WHEEL) for score, region, _ in kept]
+        # Containment suppression: largest first; a smaller instance mostly inside a kept one joins it.
+        kept.sort(key=lambda t: -int(t[1].sum()))
+        merged: list[list] = []  # [region, box (network px)]
+        for score, region in kept:
+            box = _region_box(region)
+            host = next((m for m in merged if _inside_frac(box, m[1]) >= self.contain_frac), None)
+            if host is not None:
+                host[0] = host[0] | region
+                host[1] = _region_box(host[0])
+                continue
+            merged.append([region, box])
+        out = []
+        for region, box in merged:
+            score = _score(prob, region, self.threshold)
+            extent = max((box[2] - box[0]) / s, (box[3] - box[1]) / s)
+            kind = KIND_CLOSEUP if extent >= self.closeup_extent else KIND_WHEEL
+            out.append(self._detection(prob, region, score, height, width, kind))
+        out.sort(key=lambda d: -d.score)
+        return out
 
     # ----------------------------------------------------------------------------------------
 
@@ -254,7 +268,8 @@ class LearnedWheelDetector:
         # Probability restricted to this region (one-pixel dilation keeps the soft border), sampled
         # at input resolution over the box, thresholded again.
         support = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        local = np.where(support, prob, 0.0).astype(np.float32)
+        # Pixels of the (hole-filled) region count as wheel whatever their probability.
+        local = np.where(support, np.maximum(prob, region.astype(np.float32)), 0.0).astype(np.float32)
         # Map input pixel centres of the box to network coordinates.
         gx = (np.arange(x1, x2, dtype=np.float32) + 0.5) / sx - 0.5
         gy = (np.arange(y1, y2, dtype=np.float32) + 0.5) / sy - 0.5
@@ -264,3 +279,35 @@ class LearnedWheelDetector:
         if not mask.any():  # tiny region: fall back to the nearest-neighbour footprint
             mask = np.where(cv2.remap(region.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
         return Detection(box=(x1, y1, x2, y2), score=min(1.0, max(0.0, score)), kind=kind, mask=mask)
+
+
+def _score(prob: np.ndarray, region: np.ndarray, threshold: float) -> float:
+    """Mean probability over the pixels of ``region`` above ``threshold`` (0 when there are none)."""
+    p = prob[region]
+    p = p[p > threshold]
+    return float(p.mean()) if p.size else 0.0
+
+
+def _fill_holes(region: np.ndarray) -> np.ndarray:
+    """``region`` (boolean ``(S, S)``) with every hole filled (background not reachable from the border)."""
+    u8 = region.astype(np.uint8)
+    padded = cv2.copyMakeBorder(u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    flood = padded.copy()
+    ff_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(flood, ff_mask, (0, 0), 1)
+    holes = (flood == 0)[1:-1, 1:-1]
+    return region | holes
+
+
+def _region_box(region: np.ndarray) -> tuple[int, int, int, int]:
+    """Box ``(x1, y1, x2, y2)`` (x2/y2 exclusive) of a boolean mask's pixels."""
+    ys, xs = np.nonzero(region)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _inside_frac(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> float:
+    """Share of ``inner``'s box area that lies inside ``outer``'s box."""
+    iw = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    ih = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return (iw * ih) / area if iw > 0 and ih > 0 and area > 0 else 0.0

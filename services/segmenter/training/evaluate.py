@@ -16,6 +16,17 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
   after ``warmup`` untimed calls, on this machine with the detector's own thread setting.
 * ``empty_images_with_detections``: validation photos without wheels where something was found.
 
+Three validation sets, all from validation-split photos only (split by source photo, so no wheel
+or background is in both training and validation; :mod:`services.segmenter.training.synthetic`):
+
+* (a) ``photos``: the Car-Parts validation photos as they are (metrics above);
+* (b) ``closeups``: every validation wheel as a synthetic close-up, a rendering on white and a line
+  drawing (:func:`~services.segmenter.training.synthetic.closeup_set`); besides pixel IoU and
+  instance precision/recall, ``exactly_one_whole``: the share of pictures with exactly one
+  detection whose box has IoU >= 0.8 with the true wheel box, overall and per style;
+* (c) ``negatives``: pictures without any wheel (flat, gradient, noise, texture, car photos with the
+  wheels painted out, logos); ``empty``: the share with no detection, overall and per kind.
+
 CLI::
 
     python -m services.segmenter.training.evaluate --data ../shared/data \
@@ -37,6 +48,10 @@ import numpy as np
 
 from services.segmenter.detection import Detection, box_iou
 from services.segmenter.training.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
+from services.segmenter.training.synthetic import ValItem, build_validation_sets
+
+#: Box IoU with the true wheel for a close-up detection to count as the whole wheel.
+WHOLE_IOU = 0.8
 
 
 def detections_mask(dets: list[Detection], height: int, width: int) -> np.ndarray:
@@ -145,6 +160,88 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
     }
 
 
+def evaluate_closeups(detector, items: list[ValItem], iou_threshold: float = 0.5, whole_iou: float = WHOLE_IOU) -> dict:
+    """Metrics of one detector on validation set (b): one true wheel per picture.
+
+    Args:
+        detector: object with ``name`` and ``detect(rgb)``.
+        items: pictures with their true mask and box.
+        iou_threshold: box IoU for an instance match (precision / recall).
+        whole_iou: box IoU for the single detection to count as the whole wheel.
+
+    Returns:
+        Dict with ``n_images``, ``pixel_iou`` (pooled), ``precision``, ``recall``,
+        ``exactly_one_whole`` (share), ``by_style`` (style -> ``{n, exactly_one_whole, recall}``),
+        ``n_det``, ``failures`` (names of pictures that are not exactly-one-whole, with their
+        detection count and best IoU), ``latency_ms_p50``.
+    """
+    inter = union = n_det = tp = ok = 0
+    by_style: dict[str, dict] = {}
+    failures, times = [], []
+    for it in items:
+        t0 = time.perf_counter()
+        dets = detector.detect(it.rgb)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        h, w = it.mask.shape
+        pred = detections_mask(dets, h, w)
+        gt = it.mask > 0
+        inter += int((gt & pred).sum())
+        union += int((gt | pred).sum())
+        n_det += len(dets)
+        m = match_instances(dets, [it.box], iou_threshold)
+        tp += m
+        best = max((box_iou(d.box, it.box) for d in dets), default=0.0)
+        whole = len(dets) == 1 and best >= whole_iou
+        ok += whole
+        st = by_style.setdefault(it.style, {"n": 0, "exactly_one_whole": 0, "tp": 0})
+        st["n"] += 1
+        st["exactly_one_whole"] += whole
+        st["tp"] += m
+        if not whole:
+            failures.append({"name": it.name, "det": len(dets), "best_iou": round(best, 3)})
+    n = len(items)
+    for st in by_style.values():
+        st["recall"] = st.pop("tp") / st["n"]
+        st["exactly_one_whole"] = st["exactly_one_whole"] / st["n"]
+    return {
+        "name": getattr(detector, "name", type(detector).__name__),
+        "n_images": n,
+        "n_det": n_det,
+        "pixel_iou": inter / union if union else 1.0,
+        "precision": tp / n_det if n_det else 1.0,
+        "recall": tp / n if n else 1.0,
+        "exactly_one_whole": ok / n if n else 1.0,
+        "by_style": by_style,
+        "failures": failures,
+        "latency_ms_p50": float(np.percentile(times, 50)) if times else None,
+    }
+
+
+def evaluate_negatives(detector, items: list[ValItem]) -> dict:
+    """Share of wheel-free pictures (validation set (c)) on which ``detector`` finds nothing.
+
+    Returns:
+        Dict with ``n_images``, ``empty`` (share), ``by_kind`` (kind -> share empty), ``failures``.
+    """
+    empty = 0
+    by_kind: dict[str, list[int]] = {}
+    failures = []
+    for it in items:
+        dets = detector.detect(it.rgb)
+        e = not dets
+        empty += e
+        by_kind.setdefault(it.style, []).append(int(e))
+        if not e:
+            failures.append({"name": it.name, "det": len(dets), "score": round(max(d.score for d in dets), 3)})
+    return {
+        "name": getattr(detector, "name", type(detector).__name__),
+        "n_images": len(items),
+        "empty": empty / len(items) if items else 1.0,
+        "by_kind": {k: float(np.mean(v)) for k, v in by_kind.items()},
+        "failures": failures,
+    }
+
+
 def validation_samples(data: str | Path | None = None, val_files: list[str] | None = None, seed: int = 0,
                        val_fraction: float = 0.2) -> list[WheelSample]:
     """The validation photos: those named in ``val_files``, else the seeded split of :func:`split_samples`."""
@@ -161,8 +258,9 @@ def evaluate(
     seed: int = 0,
     iou_threshold: float = 0.5,
     threads: int = 2,
+    synthetic_sets: bool = True,
 ) -> dict:
-    """Evaluate several detectors on the same validation photos.
+    """Evaluate several detectors on the same validation sets (a), (b) and (c).
 
     Args:
         detectors: objects with ``name`` and ``detect(rgb)`` (e.g. ``LearnedWheelDetector``,
@@ -173,9 +271,12 @@ def evaluate(
         seed: split seed used when ``val_files`` is not given.
         iou_threshold: box IoU for an instance match.
         threads: OpenCV threads during the evaluation (``cv2.setNumThreads``).
+        synthetic_sets: also build and score sets (b) close-ups and (c) negatives from the
+            validation photos (seeded with ``seed``).
 
     Returns:
-        ``{"data": ..., "n_images": ..., "iou_threshold": ..., "results": [per-detector dict]}``.
+        ``{"data": ..., "n_images": ..., "iou_threshold": ..., "results": [per-detector dict on
+        (a)], "closeups": [per-detector dict on (b)], "negatives": [per-detector dict on (c)]}``.
 
     Raises:
         FileNotFoundError: the dataset is missing.
@@ -184,13 +285,19 @@ def evaluate(
     cv2.setNumThreads(threads)
     samples = validation_samples(data, val_files, seed)
     results = [evaluate_detector(d, samples, iou_threshold) for d in detectors]
-    return {
+    report = {
         "data": str(Path(data) if data is not None else default_data_dir()),
         "n_images": len(samples),
         "n_images_with_wheels": sum(bool(s.polygons) for s in samples),
         "iou_threshold": iou_threshold,
         "results": results,
     }
+    if synthetic_sets:
+        sets = build_validation_sets(samples, seed)
+        report["closeups"] = [evaluate_closeups(d, sets["closeups"], iou_threshold) for d in detectors]
+        report["negatives"] = [evaluate_negatives(d, sets["negatives"]) for d in detectors]
+        report["n_closeups"], report["n_negatives"] = len(sets["closeups"]), len(sets["negatives"])
+    return report
 
 
 def sweep_postprocessing(model: str | Path, samples: list[WheelSample], grid: dict[str, list], threads: int = 2,
@@ -245,7 +352,7 @@ def sweep_postprocessing(model: str | Path, samples: list[WheelSample], grid: di
 
 
 def format_table(report: dict) -> str:
-    """Plain-text side-by-side table of :func:`evaluate`'s results."""
+    """Plain-text tables of :func:`evaluate`'s results: (a) photos, (b) close-ups, (c) negatives."""
     cols = ["pixel_iou", "mean_image_iou", "precision", "recall", "f1", "tp", "n_det", "n_gt",
             "empty_images_with_detections", "latency_ms_p50", "latency_ms_p95"]
     lines = [f"{'detector':<12}" + "".join(f"{c[:14]:>16}" for c in cols)]
@@ -255,6 +362,22 @@ def format_table(report: dict) -> str:
             v = r[c]
             cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{str(v):>16}")
         lines.append(f"{r['name']:<12}" + "".join(cells))
+    if "closeups" in report:
+        lines.append("")
+        lines.append(f"(b) close-ups, renderings, line drawings of validation wheels ({report['n_closeups']} pictures)")
+        styles = sorted({k for r in report["closeups"] for k in r["by_style"]})
+        head = ["pixel_iou", "precision", "recall", "exactly_one_whole"] + [f"1whole:{st}" for st in styles]
+        lines.append(f"{'detector':<12}" + "".join(f"{c[:18]:>20}" for c in head))
+        for r in report["closeups"]:
+            vals = [r["pixel_iou"], r["precision"], r["recall"], r["exactly_one_whole"]] + [
+                r["by_style"].get(st, {}).get("exactly_one_whole", float("nan")) for st in styles]
+            lines.append(f"{r['name']:<12}" + "".join(f"{v:>20.3f}" for v in vals))
+        lines.append("")
+        lines.append(f"(c) negatives: share with no detection ({report['n_negatives']} pictures)")
+        kinds = sorted({k for r in report["negatives"] for k in r["by_kind"]})
+        lines.append(f"{'detector':<12}" + f"{'empty':>14}" + "".join(f"{k[:14]:>16}" for k in kinds))
+        for r in report["negatives"]:
+            lines.append(f"{r['name']:<12}" + f"{r['empty']:>14.3f}" + "".join(f"{r['by_kind'][k]:>16.3f}" for k in kinds))
     return "\n".join(lines)
 
 
@@ -283,13 +406,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-classical", action="store_true")
     p.add_argument("--out", default=None, help="write the full report (JSON) here")
+    p.add_argument("--photos-only", action="store_true", help="only set (a), the validation photos")
+    p.add_argument("--write-sets", default=None, help="also write sets (b) and (c) as JPEG/PNG files to this folder")
     a = p.parse_args(argv)
     val_files = None
     if a.val_files:
         val_files = [ln.strip() for ln in Path(a.val_files).read_text(encoding="utf-8").splitlines() if ln.strip()]
     detectors = default_detectors(a.model, a.threads, not a.no_classical)
-    report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads)
+    report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads, synthetic_sets=not a.photos_only)
     print(format_table(report))
+    if a.write_sets:
+        from services.segmenter.training.synthetic import write_validation_sets
+
+        print("wrote", write_validation_sets(build_validation_sets(validation_samples(a.data, val_files, a.seed), a.seed),
+                                             a.write_sets))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(report, indent=2), encoding="utf-8")

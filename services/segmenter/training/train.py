@@ -76,6 +76,10 @@ def train(
     limit: int | None = None,
     val_every: int = 5,
     negative_p: float = 0.0,
+    mix: str = "designer",
+    epoch_items: int = 640,
+    stanford_segmenter: str | Path | None = "models/segmenter/wheelseg-lite0.onnx",
+    cache: str | Path = "runs/segmenter",
     log=print,
 ) -> dict:
     """Train, export to ONNX and return the training record.
@@ -97,8 +101,14 @@ def train(
         limit: use only the first ``limit`` training and validation images (smoke runs).
         val_every: compute the validation IoU every this many epochs (and after the last).
         negative_p: probability of a random zoomed crop (mostly wheel-free) per training item;
-            0 reproduces the released model, 0.2 is the recommended fix for false wheels on
-            zoomed-in non-wheel images (see the model card).
+            0 reproduces the first released model (see the model card).
+        mix: ``"designer"`` (default): car photos mixed with synthetic close-ups, line drawings
+            and negatives (:class:`~services.segmenter.training.synthetic.DesignerMixDataset`);
+            ``"photos"``: car photos only (the first released model's recipe).
+        epoch_items: items per epoch with ``mix="designer"``.
+        stanford_segmenter: with ``mix="designer"``, the ONNX segmenter whose confident wheels of
+            Stanford Cars classes 1-78 become extra close-up cut-outs (``None``: Car-Parts wheels only).
+        cache: folder for cached cut-outs.
         log: callable receiving progress lines.
 
     Returns:
@@ -124,6 +134,21 @@ def train(
     log(f"train {len(train_s)} images ({sum(bool(s.polygons) for s in train_s)} with wheels), val {len(val_s)}")
 
     train_ds = WheelSegDataset(train_s, input_size, train=True, negative_p=negative_p, seed=seed)
+    n_cutouts = {}
+    if mix == "designer":
+        from services.segmenter.training import synthetic as syn
+
+        cutouts = [c for s in train_s for c in syn.cutouts_from_sample(s)]
+        n_cutouts["car_parts_train"] = len(cutouts)
+        if stanford_segmenter:
+            extra = syn.stanford_cutouts(data, stanford_segmenter, cache, log=log)
+            n_cutouts["stanford_1_78"] = len(extra)
+            cutouts += extra
+        log(f"close-up cut-outs: {n_cutouts}")
+        train_ds = syn.DesignerMixDataset(train_ds, cutouts, syn.PhotoBackgrounds(train_s), train_s, input_size,
+                                          epoch_items=epoch_items, seed=seed)
+    elif mix != "photos":
+        raise ValueError(f"unknown mix {mix!r}; expected 'designer' or 'photos'")
     val_ds = WheelSegDataset(val_s, input_size, train=False)
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -167,6 +192,7 @@ def train(
         history.append(row)
         shown = "-" if iou is None else f"{iou:.4f}"
         log(f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} val_iou@{input_size} {shown} ({seconds:.0f} s)")
+        torch.save(model.state_dict(), out / CHECKPOINT_FILE)  # checkpoint after every epoch
 
     train_seconds = time.perf_counter() - t_start
     model_path = out / MODEL_FILE
@@ -191,7 +217,11 @@ def train(
             "limit": limit,
             "val_every": val_every,
             "negative_p": negative_p,
+            "mix": mix,
+            "epoch_items": epoch_items,
+            "stanford_segmenter": str(stanford_segmenter) if stanford_segmenter else None,
         },
+        "cutouts": n_cutouts,
         "n_train": len(train_s),
         "n_val": len(val_s),
         "val_files": val_files,
@@ -248,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="smoke runs: only this many training images")
     p.add_argument("--val-every", type=int, default=5)
     p.add_argument("--negative-p", type=float, default=0.0, help="probability of a random zoomed (mostly wheel-free) crop")
+    p.add_argument("--mix", default="designer", choices=["designer", "photos"],
+                   help="designer: car photos + synthetic close-ups, line drawings, negatives; photos: car photos only")
+    p.add_argument("--epoch-items", type=int, default=640)
+    p.add_argument("--stanford-segmenter", default="models/segmenter/wheelseg-lite0.onnx",
+                   help="segmenter whose confident Stanford Cars 1-78 wheels become extra cut-outs ('' = none)")
+    p.add_argument("--cache", default="runs/segmenter")
     a = p.parse_args(argv)
     train(
         data=a.data,
@@ -262,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
         limit=a.limit,
         val_every=a.val_every,
         negative_p=a.negative_p,
+        mix=a.mix,
+        epoch_items=a.epoch_items,
+        stanford_segmenter=a.stanford_segmenter or None,
+        cache=a.cache,
         log=lambda s: print(s, flush=True),
     )
     return 0

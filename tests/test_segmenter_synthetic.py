@@ -1,0 +1,129 @@
+"""Synthetic designer pictures (close-ups, renderings, line drawings, negatives) and the segmenter's
+post-processing (hole filling, containment suppression, close-up kind), on real Car-Parts wheels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
+from services.segmenter.learned import LearnedWheelDetector
+from services.segmenter.training import synthetic as S
+from services.segmenter.training.dataset import load_samples, split_samples
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
+MODEL = ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "car-parts-seg" / "annotations.json").is_file(), reason=f"Car-Parts-Segmentation not found under {DATA}"
+)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_samples(load_samples(DATA), 0.2, 0)
+
+
+@pytest.fixture(scope="module")
+def val_cutouts(split):
+    out = [c for s in split[1][:30] for c in S.cutouts_from_sample(s, min_side=28)]
+    assert len(out) >= 5
+    return out
+
+
+def test_cutouts_are_wheel_faces_from_their_photo(split, val_cutouts):
+    train_names = {s.file_name for s in split[0]}
+    for c in val_cutouts:
+        assert c.source not in train_names
+        assert c.rgb.dtype == np.uint8 and c.rgb.shape[:2] == c.alpha.shape
+        roundness, fill = S.wheel_face_shape(c.alpha)
+        assert roundness >= 0.55 and fill >= 0.85
+    # an edge-on tyre (a thin sliver) is not a wheel face
+    sliver = np.zeros((100, 100), np.uint8)
+    cv2.ellipse(sliver, ((50, 50), (16, 80), 0), 1, -1)
+    rgb = np.random.default_rng(0).integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    assert S.cutout_from_mask(rgb, sliver, (42, 10, 58, 90), "x") is None
+
+
+def test_closeup_mask_box_and_fill_agree(val_cutouts):
+    rng = np.random.default_rng(3)
+    for c in val_cutouts[:5]:
+        rgb, mask = S.render_closeup(c, rng, 256, fill=(0.5, 0.9), cut_off_p=0.0)
+        assert rgb.shape == (256, 256, 3) and mask.shape == (256, 256)
+        x1, y1, x2, y2 = S.mask_box(mask)
+        side = max(x2 - x1, y2 - y1)
+        assert 0.45 * 256 <= side <= 0.95 * 256, side  # scaled to fill the frame (small slack for warping)
+        # the pasted wheel differs from the plain background where the mask is
+        assert mask.sum() > 0.1 * 256 * 256
+
+
+def test_generation_is_reproducible(split):
+    a = S.build_validation_sets(split[1][:12], seed=5, size=128)
+    b = S.build_validation_sets(split[1][:12], seed=5, size=128)
+    assert [i.name for i in a["closeups"]] == [i.name for i in b["closeups"]]
+    assert all(np.array_equal(x.rgb, y.rgb) and np.array_equal(x.mask, y.mask) for x, y in zip(a["closeups"], b["closeups"]))
+    assert {i.style for i in a["closeups"]} == set(S.VAL_STYLES)
+    assert {i.style for i in a["negatives"]} == set(S.NEGATIVE_KINDS)
+    assert all(not i.mask.any() and i.box is None for i in a["negatives"])
+
+
+def test_line_drawing_is_strokes_on_white(val_cutouts):
+    rng = np.random.default_rng(1)
+    rgb, _ = S.render_closeup(val_cutouts[0], rng, 256, background_kind="white")
+    for style in ("canny", "thick", "thin", "pencil", "ink"):
+        d = S.line_drawing(rgb, np.random.default_rng(2), style)
+        assert d.shape == rgb.shape
+        assert np.all(d[..., 0] == d[..., 1])  # grey
+        dark = (d[..., 0] < 128).mean()
+        assert 0.004 <= dark < 0.5, (style, dark)
+
+
+def test_remove_wheels_paints_them_out(split):
+    s = next(s for s in split[1] if s.polygons)
+    rgb, mask = s.read_rgb(), s.mask()
+    out = S.remove_wheels(rgb, mask)
+    assert out.shape == rgb.shape
+    assert np.abs(out.astype(int) - rgb.astype(int))[mask > 0].mean() > 10
+    assert np.array_equal(out[cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0], rgb[cv2.dilate(mask, np.ones((15, 15), np.uint8)) == 0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Post-processing of the probability map (the network is not involved)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def detector() -> LearnedWheelDetector:
+    return LearnedWheelDetector(MODEL, threads=2)
+
+
+def test_ring_with_hub_is_one_whole_closeup(detector):
+    """A tyre ring plus a separate hub blob inside it (what a network sees in a close-up of a dark
+    tyre and bright spokes) is ONE close-up detection covering the whole wheel, holes filled."""
+    s = detector.input_size
+    prob = np.zeros((s, s), np.float32)
+    c = (s // 2, s // 2)
+    cv2.circle(prob, c, int(0.4 * s), 0.95, -1)
+    cv2.circle(prob, c, int(0.3 * s), 0.0, -1)  # hole: the rim area the network missed
+    cv2.circle(prob, c, int(0.08 * s), 0.95, -1)  # hub cap, inside the ring
+    dets = detector.instances_from_probability(prob, 600, 600)
+    assert len(dets) == 1
+    d = dets[0]
+    assert d.kind == KIND_CLOSEUP
+    true_box = (int(0.1 * 600), int(0.1 * 600), int(0.9 * 600), int(0.9 * 600))
+    assert box_iou(d.box, true_box) > 0.9
+    assert (d.mask > 0).mean() > 0.7  # holes filled: a disc fills pi/4 of its box
+
+
+def test_separate_wheels_stay_separate(detector):
+    s = detector.input_size
+    prob = np.zeros((s, s), np.float32)
+    cv2.circle(prob, (int(0.25 * s), int(0.7 * s)), int(0.1 * s), 0.95, -1)
+    cv2.circle(prob, (int(0.75 * s), int(0.7 * s)), int(0.1 * s), 0.95, -1)
+    dets = detector.instances_from_probability(prob, 512, 512)
+    assert len(dets) == 2 and all(d.kind == KIND_WHEEL for d in dets)
