@@ -10,20 +10,33 @@ Protocols (classes 79-98 of Stanford Cars, never seen in training; leave-one-out
 * ``wheel_edge`` / ``car_edge``: sketch-like queries: the query is
   :func:`designsearch.images.edge_map` of an image, the gallery is the photo embeddings of the
   *other* photos (same-photo items excluded).
+* ``wheel_partner`` (issue 9): same-photo partner retrieval. Queries: the wheel crops whose photo
+  has >= 2 crops; gallery: all *other* validation wheel crops (the partner included). ``R@1``: the
+  top-1 is a crop of the same photo *or* of the same class; ``R@1_photo``: strictly a crop of the
+  same photo (the two wheels of one car are nearly always one design seen from two positions).
+* ``wheel_partner_rot``: the same with every query rotated about its centre by a seeded random
+  angle in [0, 360) degrees (border replicated), gallery unrotated: rotation robustness. A
+  rotation-invariant embedder scores the same on both rows.
 
-Metrics: Recall@1/2/4/8 (plus R@5 for the edge queries) and mAP@R (Musgrave et al., "A Metric
+Metrics: Recall@1/2/4/5/8 and mAP@R (Musgrave et al., "A Metric
 Learning Reality Check", ECCV 2020), from :mod:`designsearch.metrics`. Embeddings are computed
 with onnxruntime from the ONNX files, i.e. exactly what the service serves.
+
+Embeddings are cached per (model file hash, item list, rotation seed) under
+``runs/embedder/evalcache`` so that comparing a new model with the ImageNet and previous models
+recomputes only the new one.
 
 Usage::
 
     flock /tmp/designsearch-cpu.lock .venv/bin/python -m services.embedder.training.evaluate \
-        --data ../shared/data --model models/embedder/wheelembed-lite0-512.onnx
+        --data ../shared/data --compare previous=models/embedder/wheelembed-lite0-512.onnx \
+        --model models/embedder/wheelembed-lite0-512-v2.onnx --name new
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -35,11 +48,15 @@ from designsearch.images import edge_map, to_model_input
 from designsearch.metrics import map_at_r, recall_at_k
 
 from . import data as D
+from .augment import rotate_about_centre
 
 DEFAULT_MODEL = D.REPO_ROOT / "models" / "embedder" / "wheelembed-lite0-512.onnx"
 DEFAULT_RESULTS = D.REPO_ROOT / "benchmarks" / "results" / "embedder_eval.json"
-KS = (1, 2, 4, 8)
+KS = (1, 2, 4, 5, 8)
 EDGE_KS = (1, 2, 4, 5, 8)
+#: Seed of the random query rotations of ``wheel_partner_rot``.
+ROTATION_SEED = 0
+DEFAULT_EVAL_CACHE = D.DEFAULT_RUNS / "evalcache"
 
 
 def baseline_onnx(variant: str = "lite0", runs: str | Path = D.DEFAULT_RUNS) -> Path:
@@ -66,29 +83,119 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def rotation_angles(n: int, seed: int = ROTATION_SEED) -> np.ndarray:
+    """The query rotation of ``wheel_partner_rot``: ``n`` angles, degrees, uniform in [0, 360), seeded."""
+    return np.random.default_rng(seed).uniform(0.0, 360.0, size=n)
+
+
 def embed_items(
-    sessions: dict[str, ort.InferenceSession], items: list[D.Item], batch: int = 32
+    sessions: dict[str, ort.InferenceSession], items: list[D.Item], batch: int = 32,
+    angles: np.ndarray | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Photo and edge-map embeddings of ``items`` for each model.
+    """Photo and edge-map (and optionally rotated-photo) embeddings of ``items`` for each model.
 
     Args:
         sessions: name → onnxruntime session (input ``pixels``; side read from the model).
         items: images to embed.
         batch: images per run.
+        angles: optional ``(N,)`` degrees; adds a ``"rotated"`` view: item ``i`` rotated by
+            ``angles[i]`` about its centre (:func:`.augment.rotate_about_centre`, border
+            replicated).
 
     Returns:
-        ``{model: {"photo": float32 (N, D), "edge": float32 (N, D)}}``.
+        ``{model: {"photo": float32 (N, D), "edge": float32 (N, D)[, "rotated": float32 (N, D)]}}``.
     """
-    out: dict[str, dict[str, list]] = {name: {"photo": [], "edge": []} for name in sessions}
+    views = ("photo", "edge") + (("rotated",) if angles is not None else ())
+    out: dict[str, dict[str, list]] = {name: {v: [] for v in views} for name in sessions}
     sizes = {name: s.get_inputs()[0].shape[2] for name, s in sessions.items()}
     for start in range(0, len(items), batch):
         rgbs = [D.load_rgb(it) for it in items[start : start + batch]]
-        edges = [edge_map(rgb) for rgb in rgbs]
+        imgs = {"photo": rgbs, "edge": [edge_map(rgb) for rgb in rgbs]}
+        if angles is not None:
+            imgs["rotated"] = [rotate_about_centre(rgb, float(a)) for rgb, a in zip(rgbs, angles[start : start + batch])]
         for name, sess in sessions.items():
             size = int(sizes[name])
-            out[name]["photo"].append(sess.run(None, {"pixels": to_model_input(rgbs, size)})[0])
-            out[name]["edge"].append(sess.run(None, {"pixels": to_model_input(edges, size)})[0])
-    return {name: {k: np.concatenate(v) for k, v in views.items()} for name, views in out.items()}
+            for v in views:
+                out[name][v].append(sess.run(None, {"pixels": to_model_input(imgs[v], size)})[0])
+    return {name: {k: np.concatenate(v) for k, v in vs.items()} for name, vs in out.items()}
+
+
+def embed_cached(
+    paths: dict[str, Path], items: list[D.Item], threads: int, angles: np.ndarray | None = None,
+    cache_dir: str | Path | None = DEFAULT_EVAL_CACHE,
+) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`embed_items` for each model file, cached on disk by (file hash, items, angles).
+
+    Args:
+        paths: name → ONNX file.
+        items: images to embed.
+        threads: onnxruntime intra-op threads.
+        angles: as in :func:`embed_items`.
+        cache_dir: folder of the ``.npz`` caches; ``None`` disables caching.
+
+    Returns:
+        As :func:`embed_items`.
+    """
+    key = hashlib.sha256(json.dumps(
+        [[it.path, it.class_id, it.image_id] for it in items]
+        + [None if angles is None else np.round(angles, 6).tolist()]
+    ).encode()).hexdigest()[:16]
+    out = {}
+    for name, path in paths.items():
+        file_sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        cache = Path(cache_dir) / f"{file_sha}-{key}.npz" if cache_dir is not None else None
+        if cache is not None and cache.is_file():
+            with np.load(cache) as z:
+                out[name] = {k: z[k] for k in z.files}
+            continue
+        out[name] = embed_items({name: _session(Path(path), threads)}, items, angles=angles)[name]
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, **out[name])
+    return out
+
+
+def partner_recall(
+    query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, groups: np.ndarray
+) -> dict[str, float]:
+    """Same-photo partner retrieval R@1 (issue 9).
+
+    Queries are the items whose group (source photo) holds >= 2 items; for query ``i`` the
+    gallery is every item ``j != i`` (cosine similarity). ``query[i]`` may differ from
+    ``gallery[i]`` (e.g. a rotated view of item ``i``); item ``i`` itself is always excluded.
+
+    Args:
+        query: float ``(N, D)`` query embeddings, row ``i`` a view of item ``i``.
+        gallery: float ``(N, D)`` gallery embeddings of the same items.
+        labels: ``(N,)`` class of each item.
+        groups: ``(N,)`` source photo of each item.
+
+    Returns:
+        ``{"R@1": top-1 is from the same photo or the same class, "R@1_photo": top-1 is from the
+        same photo, "queries": number of queries}``; rates in [0, 1] (0.0 with no query).
+
+    Raises:
+        ValueError: shapes disagree.
+    """
+    query = np.asarray(query, dtype=np.float64)
+    gallery = np.asarray(gallery, dtype=np.float64)
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    n = len(gallery)
+    if query.shape != gallery.shape or len(labels) != n or len(groups) != n:
+        raise ValueError(f"shapes disagree: query {query.shape}, gallery {gallery.shape}, labels {labels.shape}, groups {groups.shape}")
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    q_idx = np.flatnonzero(counts[inverse] >= 2)
+    if len(q_idx) == 0:
+        return {"R@1": 0.0, "R@1_photo": 0.0, "queries": 0}
+    q = query[q_idx] / np.linalg.norm(query[q_idx], axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    sims = q @ g.T
+    sims[np.arange(len(q_idx)), q_idx] = -np.inf
+    top = sims.argmax(axis=1)
+    same_photo = groups[top] == groups[q_idx]
+    same_class = labels[top] == labels[q_idx]
+    return {"R@1": round(float(np.mean(same_photo | same_class)), 4),
+            "R@1_photo": round(float(np.mean(same_photo)), 4), "queries": int(len(q_idx))}
 
 
 def _metrics(query, labels, groups, gallery=None, ks=KS) -> dict[str, float]:
@@ -109,8 +216,12 @@ def evaluate(
     train_max_class: int = D.TRAIN_MAX_CLASS,
     limit: int = 0,
     variant: str = "lite0",
+    compare: dict[str, str | Path] | None = None,
+    name: str = "trained",
+    baseline: bool = True,
+    cache_dir: str | Path | None = DEFAULT_EVAL_CACHE,
 ) -> dict:
-    """Evaluate the ImageNet baseline and the trained model on the validation classes.
+    """Evaluate the ImageNet baseline, optional other models and the trained model on the validation classes.
 
     Args:
         data: folder holding ``stanford-cars/``.
@@ -121,6 +232,11 @@ def evaluate(
         train_max_class: classes above it are evaluated.
         limit: first ``limit`` validation images only (smoke tests); 0 = all.
         variant: backbone of the ImageNet baseline.
+        compare: extra models, column name → ONNX file (e.g. ``{"previous": ...}``), shown
+            between the baseline and the trained model.
+        name: column name of ``model_path``.
+        baseline: include the untrained ImageNet model (column ``imagenet``).
+        cache_dir: embedding cache (see :func:`embed_cached`); ``None`` disables it.
 
     Returns:
         JSON-able dict: ``models`` (path, version, dim), ``protocol``, ``counts`` and ``results``
@@ -148,27 +264,33 @@ def evaluate(
     cars = D.car_items(val_rows)
     wheels = [w for w in D.wheel_items(crop_dir) if w.image_id in keep]
 
-    paths = {"imagenet": baseline_onnx(variant), "trained": model_path}
-    sessions = {name: _session(p, threads) for name, p in paths.items()}
-    emb_car = embed_items(sessions, cars)
-    emb_wheel = embed_items(sessions, wheels)
+    paths: dict[str, Path] = {"imagenet": baseline_onnx(variant)} if baseline else {}
+    for other, p in (compare or {}).items():
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"model {p} not found")
+        paths[other] = Path(p)
+    paths[name] = model_path
+    emb_car = embed_cached(paths, cars, threads, cache_dir=cache_dir)
+    emb_wheel = embed_cached(paths, wheels, threads, angles=rotation_angles(len(wheels)), cache_dir=cache_dir)
 
     results = {}
-    for name in sessions:
+    for col in paths:
         res = {}
-        for task, items, emb in (("wheel", wheels, emb_wheel[name]), ("car", cars, emb_car[name])):
+        for task, items, emb in (("wheel", wheels, emb_wheel[col]), ("car", cars, emb_car[col])):
             labels = np.array([it.class_id for it in items])
             groups = np.array([it.image_id for it in items])
             res[task] = _metrics(emb["photo"], labels, groups)
             res[f"{task}_edge"] = _metrics(emb["edge"], labels, groups, gallery=emb["photo"], ks=EDGE_KS)
             if task == "wheel":
                 res["wheel_incl_same_photo"] = _metrics(emb["photo"], labels, None)
-        results[name] = res
+                res["wheel_partner"] = partner_recall(emb["photo"], emb["photo"], labels, groups)
+                res["wheel_partner_rot"] = partner_recall(emb["rotated"], emb["photo"], labels, groups)
+        results[col] = res
     crop_meta = D.crop_meta(crop_dir) if (crop_dir / "meta.json").is_file() else {}
     return {
         "models": {
-            name: {"path": _rel(p), "version": model_version(p), "dim": int(sessions[name].get_outputs()[0].shape[1] or 0)}
-            for name, p in paths.items()
+            col: {"path": _rel(p), "version": model_version(p), "dim": int(emb_car[col]["photo"].shape[1])}
+            for col, p in paths.items()
         },
         "protocol": {
             "data": "Stanford Cars (CARS196) train split, classes 1-98; Krause et al. 2013",
@@ -177,6 +299,10 @@ def evaluate(
             "wheel": "wheel crops vs wheel crops, crops of the same photo excluded",
             "car": "whole cars vs whole cars",
             "edge": "query = designsearch.images.edge_map(image), gallery = photo embeddings of the other photos",
+            "wheel_partner": "queries = wheel crops whose photo has >= 2 crops, gallery = all other wheel crops; "
+                             "R@1 = top-1 from the same photo or class, R@1_photo = from the same photo",
+            "wheel_partner_rot": f"as wheel_partner, query rotated about its centre by uniform [0, 360) degrees "
+                                 f"(seed {ROTATION_SEED}, border replicated), gallery unrotated",
             "crop_source": crop_meta.get("params", {}).get("source", str(crop_dir)),
             "crop_params": crop_meta.get("params"),
             "limit": limit,
@@ -196,11 +322,13 @@ def format_table(results: dict) -> str:
     """Plain-text table: one row per (task, metric), one column per model."""
     models = list(results["results"])
     tasks = list(results["results"][models[0]])
-    lines = [f"{'task':<24}{'metric':<8}" + "".join(f"{m:>10}" for m in models)]
+    lines = [f"{'task':<24}{'metric':<11}" + "".join(f"{m:>12}" for m in models)]
     for task in tasks:
         for metric in results["results"][models[0]][task]:
-            vals = "".join(f"{results['results'][m][task][metric]:>10.4f}" for m in models)
-            lines.append(f"{task:<24}{metric:<8}{vals}")
+            if metric == "queries":
+                continue
+            vals = "".join(f"{results['results'][m][task][metric]:>12.4f}" for m in models)
+            lines.append(f"{task:<24}{metric:<11}{vals}")
     return "\n".join(lines)
 
 
@@ -223,8 +351,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--output", default=str(DEFAULT_RESULTS))
+    p.add_argument("--name", default="trained", help="column name of --model")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
+                   help="extra ONNX model to show as a column (repeatable), e.g. previous=models/embedder/wheelembed-lite0-512.onnx")
+    p.add_argument("--no-baseline", action="store_true", help="leave out the untrained ImageNet column")
+    p.add_argument("--no-cache", action="store_true", help="recompute every embedding (no runs/embedder/evalcache)")
     args = p.parse_args(argv)
-    results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit)
+    compare = {}
+    for spec in args.compare:
+        key, sep, path = spec.partition("=")
+        if not sep:
+            p.error(f"--compare expects NAME=PATH, got {spec!r}")
+        compare[key] = path
+    results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit, compare=compare,
+                       name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE)
     write_results(results, args.output)
     return results
 

@@ -520,8 +520,23 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI: train, export, then (unless ``--no-eval``) evaluate and write the model card."""
-    cfg = parse_args(argv)
+    """CLI: train, export, then (unless ``--no-eval``) evaluate and write the model card.
+
+    ``--objective contrastive`` runs the full-network, design-level trainer of
+    :mod:`.train_contrastive` instead (issue 9); ``--objective ce`` (default) this module's.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--objective" in args:
+        k = args.index("--objective")
+        objective = args[k + 1] if k + 1 < len(args) else ""
+        del args[k : k + 2]
+        if objective == "contrastive":
+            from . import train_contrastive
+
+            return train_contrastive.main(args)
+        if objective != "ce":
+            raise SystemExit(f"unknown --objective {objective!r}; expected 'ce' or 'contrastive'")
+    cfg = parse_args(args)
     summary = train(cfg)
     if not cfg.extra.get("no_eval") and not cfg.extra.get("cache_only"):
         from . import card, evaluate
