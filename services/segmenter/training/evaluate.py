@@ -25,7 +25,9 @@ or background is in both training and validation; :mod:`services.segmenter.train
   instance precision/recall, ``exactly_one_whole``: the share of pictures with exactly one
   detection whose box has IoU >= 0.8 with the true wheel box, overall and per style;
 * (c) ``negatives``: pictures without any wheel (flat, gradient, noise, texture, car photos with the
-  wheels painted out, logos); ``empty``: the share with no detection, overall and per kind.
+  wheels painted out, logos); ``empty``: the share with no detection, overall and per kind;
+* (c2) ``photo_crops``: wheel-free squares from the top band of the validation photos, upscaled by
+  the detector (:func:`wheel_free_photo_crops`); ``empty`` as in (c).
 
 CLI::
 
@@ -242,6 +244,34 @@ def evaluate_negatives(detector, items: list[ValItem]) -> dict:
     }
 
 
+def wheel_free_photo_crops(samples: list[WheelSample], top_fraction: float = 0.25) -> list[ValItem]:
+    """Set (c2): square crops of the top band of validation photos, where no wheel is.
+
+    For every photo with wheels whose highest wheel box starts below ``top_fraction`` of the image
+    height, three squares of side ``top_fraction * H`` at the top edge (left, centre, right): sky,
+    buildings, roof, windows, the tops of cars behind. Upscaled by the detector, they test that a
+    zoomed picture is not taken for a close-up wheel.
+
+    Returns:
+        :class:`ValItem` list (style ``"photo_top_crop"``, empty mask, ``box=None``).
+    """
+    items = []
+    for s in samples:
+        boxes = s.instances()
+        if not boxes:
+            continue
+        rgb = s.read_rgb()
+        h, w = rgb.shape[:2]
+        side = int(top_fraction * h)
+        if min(b[1] for b in boxes) <= side:
+            continue
+        for k, x in enumerate((0, (w - side) // 2, w - side)):
+            crop = np.ascontiguousarray(rgb[:side, x : x + side])
+            items.append(ValItem(f"photo_top_crop/{s.file_name}#{k}", "photo_top_crop", crop,
+                                 np.zeros(crop.shape[:2], np.uint8), None))
+    return items
+
+
 def validation_samples(data: str | Path | None = None, val_files: list[str] | None = None, seed: int = 0,
                        val_fraction: float = 0.2) -> list[WheelSample]:
     """The validation photos: those named in ``val_files``, else the seeded split of :func:`split_samples`."""
@@ -276,7 +306,8 @@ def evaluate(
 
     Returns:
         ``{"data": ..., "n_images": ..., "iou_threshold": ..., "results": [per-detector dict on
-        (a)], "closeups": [per-detector dict on (b)], "negatives": [per-detector dict on (c)]}``.
+        (a)], "closeups": [per-detector dict on (b)], "negatives": [per-detector dict on (c)],
+        "photo_crops": [per-detector dict on (c2), :func:`wheel_free_photo_crops`]}``.
 
     Raises:
         FileNotFoundError: the dataset is missing.
@@ -297,6 +328,9 @@ def evaluate(
         report["closeups"] = [evaluate_closeups(d, sets["closeups"], iou_threshold) for d in detectors]
         report["negatives"] = [evaluate_negatives(d, sets["negatives"]) for d in detectors]
         report["n_closeups"], report["n_negatives"] = len(sets["closeups"]), len(sets["negatives"])
+        top = wheel_free_photo_crops(samples)
+        report["photo_crops"] = [evaluate_negatives(d, top) for d in detectors]
+        report["n_photo_crops"] = len(top)
     return report
 
 
@@ -378,6 +412,11 @@ def format_table(report: dict) -> str:
         lines.append(f"{'detector':<12}" + f"{'empty':>14}" + "".join(f"{k[:14]:>16}" for k in kinds))
         for r in report["negatives"]:
             lines.append(f"{r['name']:<12}" + f"{r['empty']:>14.3f}" + "".join(f"{r['by_kind'][k]:>16.3f}" for k in kinds))
+    if "photo_crops" in report:
+        lines.append("")
+        lines.append(f"(c2) wheel-free top crops of validation photos: share with no detection ({report['n_photo_crops']} pictures)")
+        for r in report["photo_crops"]:
+            lines.append(f"{r['name']:<12}" + f"{r['empty']:>14.3f}")
     return "\n".join(lines)
 
 

@@ -777,6 +777,8 @@ class DesignerMixDataset:
         epoch_items: items per epoch (the mixture is sampled, not enumerated).
         photo_p, closeup_p: mixture weights (negatives get the rest).
         line_p: share of close-ups drawn as line drawings.
+        car_negative_p: share of negatives that are car photos with the wheels masked out (the
+            hardest kind); ``None``: all negative kinds equally likely.
         seed: generator seed.
 
     Returns per item:
@@ -788,14 +790,18 @@ class DesignerMixDataset:
 
     def __init__(self, photos, cutouts: list[WheelCutout], backgrounds: PhotoBackgrounds,
                  negative_photos: list[WheelSample], size: int, epoch_items: int = 640, photo_p: float = 0.4,
-                 closeup_p: float = 0.4, line_p: float = 0.3, seed: int = 0) -> None:
+                 closeup_p: float = 0.4, line_p: float = 0.3, car_negative_p: float | None = None,
+                 seed: int = 0) -> None:
         if not cutouts:
             raise ValueError("DesignerMixDataset needs wheel cut-outs")
         if not (0 <= photo_p <= 1 and 0 <= closeup_p <= 1 and photo_p + closeup_p <= 1):
             raise ValueError(f"bad mixture photo_p={photo_p} closeup_p={closeup_p}")
         self.photos, self.cutouts, self.backgrounds = photos, cutouts, backgrounds
         self.size, self.epoch_items = size, epoch_items
+        if car_negative_p is not None and not 0 <= car_negative_p <= 1:
+            raise ValueError(f"bad car_negative_p={car_negative_p}")
         self.photo_p, self.closeup_p, self.line_p = photo_p, closeup_p, line_p
+        self.car_negative_p = car_negative_p
         self.rng = np.random.default_rng(seed + 7)
         self.aug = _photometric(size)
         self._neg_photos = negative_photos
@@ -806,7 +812,13 @@ class DesignerMixDataset:
 
     def _negative(self) -> np.ndarray:
         rng, size = self.rng, self.size
-        kind = NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))]
+        if self.car_negative_p is None:
+            kind = NEGATIVE_KINDS[int(rng.integers(len(NEGATIVE_KINDS)))]
+        elif rng.random() < self.car_negative_p:
+            kind = "car_no_wheels"
+        else:
+            others = [k for k in NEGATIVE_KINDS if k != "car_no_wheels"]
+            kind = others[int(rng.integers(len(others)))]
         if kind == "flat" and rng.random() < 0.33:
             return np.full((size, size, 3), rng.uniform(235, 255), np.uint8)
         if kind == "car_no_wheels":

@@ -80,6 +80,11 @@ def train(
     epoch_items: int = 640,
     stanford_segmenter: str | Path | None = "models/segmenter/wheelseg-lite0.onnx",
     cache: str | Path = "runs/segmenter",
+    photo_p: float = 0.4,
+    closeup_p: float = 0.4,
+    init: str | Path | None = None,
+    car_negative_p: float | None = None,
+    split_seed: int | None = None,
     log=print,
 ) -> dict:
     """Train, export to ONNX and return the training record.
@@ -109,6 +114,14 @@ def train(
         stanford_segmenter: with ``mix="designer"``, the ONNX segmenter whose confident wheels of
             Stanford Cars classes 1-78 become extra close-up cut-outs (``None``: Car-Parts wheels only).
         cache: folder for cached cut-outs.
+        photo_p, closeup_p: with ``mix="designer"``, the shares of car-photo items and synthetic
+            close-ups (negatives get the rest).
+        split_seed: seed of the train/validation split (``None``: ``seed``). A later stage of
+            fine-tuning must keep the first stage's split, whatever its own ``seed``.
+        car_negative_p: with ``mix="designer"``, the share of negatives that are car photos with the
+            wheels masked out (``None``: negative kinds uniform).
+        init: a state dict (``wheelseg-lite0.pt`` of an earlier run) to start from instead of the
+            ImageNet encoder and a fresh decoder (fine-tuning in stages).
         log: callable receiving progress lines.
 
     Returns:
@@ -127,7 +140,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else default_data_dir()
     samples = load_samples(data)
-    train_s, val_s = split_samples(samples, val_fraction, seed)
+    train_s, val_s = split_samples(samples, val_fraction, seed if split_seed is None else split_seed)
     val_files = [s.file_name for s in val_s]
     if limit:
         train_s, val_s = train_s[:limit], val_s[: max(1, limit // 4)]
@@ -146,7 +159,8 @@ def train(
             cutouts += extra
         log(f"close-up cut-outs: {n_cutouts}")
         train_ds = syn.DesignerMixDataset(train_ds, cutouts, syn.PhotoBackgrounds(train_s), train_s, input_size,
-                                          epoch_items=epoch_items, seed=seed)
+                                          epoch_items=epoch_items, photo_p=photo_p, closeup_p=closeup_p,
+                                          car_negative_p=car_negative_p, seed=seed)
     elif mix != "photos":
         raise ValueError(f"unknown mix {mix!r}; expected 'designer' or 'photos'")
     val_ds = WheelSegDataset(val_s, input_size, train=False)
@@ -155,7 +169,10 @@ def train(
         train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size, generator=generator
     )
 
-    model = WheelSegNet(pretrained=True, return_logits=True)
+    model = WheelSegNet(pretrained=init is None, return_logits=True)
+    if init is not None:
+        model.load_state_dict(torch.load(Path(init), map_location="cpu", weights_only=True))
+        log(f"initialised from {init}")
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": lr * encoder_lr_ratio},
@@ -220,6 +237,11 @@ def train(
             "mix": mix,
             "epoch_items": epoch_items,
             "stanford_segmenter": str(stanford_segmenter) if stanford_segmenter else None,
+            "photo_p": photo_p,
+            "closeup_p": closeup_p,
+            "init": str(init) if init else None,
+            "car_negative_p": car_negative_p,
+            "split_seed": seed if split_seed is None else split_seed,
         },
         "cutouts": n_cutouts,
         "n_train": len(train_s),
@@ -284,6 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stanford-segmenter", default="models/segmenter/wheelseg-lite0.onnx",
                    help="segmenter whose confident Stanford Cars 1-78 wheels become extra cut-outs ('' = none)")
     p.add_argument("--cache", default="runs/segmenter")
+    p.add_argument("--photo-p", type=float, default=0.4, help="share of car-photo items (designer mix)")
+    p.add_argument("--closeup-p", type=float, default=0.4, help="share of synthetic close-ups (designer mix)")
+    p.add_argument("--init", default=None, help="start from this state dict (.pt of an earlier run)")
+    p.add_argument("--encoder-lr-ratio", type=float, default=0.1)
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seed of the train/validation split (default: --seed); keep it fixed across stages")
+    p.add_argument("--car-negative-p", type=float, default=None,
+                   help="share of negatives that are car photos with the wheels masked out (default: uniform kinds)")
     a = p.parse_args(argv)
     train(
         data=a.data,
@@ -302,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         epoch_items=a.epoch_items,
         stanford_segmenter=a.stanford_segmenter or None,
         cache=a.cache,
+        photo_p=a.photo_p,
+        closeup_p=a.closeup_p,
+        init=a.init,
+        encoder_lr_ratio=a.encoder_lr_ratio,
+        car_negative_p=a.car_negative_p,
+        split_seed=a.split_seed,
         log=lambda s: print(s, flush=True),
     )
     return 0
