@@ -25,17 +25,19 @@ VIEW_PHOTO = "photo"
 VIEW_EDGE = "edge"
 
 
-def photo_augment(domain: str, seed: int) -> A.Compose:
+def photo_augment(domain: str, seed: int, wheel_rotation: float = 45.0) -> A.Compose:
     """The photo augmentation pipeline for ``domain`` (``"car"`` or ``"wheel"``).
 
     Args:
-        domain: ``"wheel"`` gets rotations up to ±45°, ``"car"`` up to ±8°.
+        domain: ``"wheel"`` gets rotations up to ±``wheel_rotation`` degrees, ``"car"`` up to ±8°.
         seed: seed of the pipeline's random generator (reproducible views).
+        wheel_rotation: largest wheel rotation in degrees (180 = any angle: a wheel rotated about
+            its centre is the same design).
 
     Returns:
         An ``albumentations.Compose`` mapping ``image=uint8 (H, W, 3)`` to the same shape.
     """
-    rotate = 45 if domain == DOMAIN_WHEEL else 8
+    rotate = wheel_rotation if domain == DOMAIN_WHEEL else 8
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),

@@ -80,6 +80,7 @@ class TrainConfig:
         trainable_blocks: last MBConv blocks fine-tuned (0 = head convolution + projection only).
         views_photo: augmented photo views cached per training image.
         views_edge: augmented edge-map views cached per training image.
+        wheel_rotation: largest rotation of a wheel crop's photo/edge views, degrees (180 = any).
         max_per_image: wheel crops kept per car photo.
         train_max_class: last training class id.
         limit: use only the first ``limit`` images per split (smoke tests); 0 = all.
@@ -104,6 +105,7 @@ class TrainConfig:
     trainable_blocks: int = 2
     views_photo: int = 4
     views_edge: int = 2
+    wheel_rotation: float = 45.0
     max_per_image: int = 2
     train_max_class: int = D.TRAIN_MAX_CLASS
     limit: int = 0
@@ -198,14 +200,15 @@ def cache_views(
     seed: int,
     out: Path,
     batch: int = 64,
+    wheel_rotation: float = 45.0,
     log: str = "",
 ) -> np.ndarray:
     """Frozen-prefix feature maps of views of ``items``, cached as float16 ``.npy``.
 
     Views are made item by item, in order: for each item, one view per entry of
     ``kinds_per_item`` (``"photo"``/``"edge"``), augmented with a per-domain pipeline seeded
-    from ``seed`` when ``augmented``. Row ``i * len(kinds_per_item) + j`` holds view ``j`` of item
-    ``i``.
+    from ``seed`` when ``augmented`` (wheel views rotated up to ±``wheel_rotation`` degrees). Row
+    ``i * len(kinds_per_item) + j`` holds view ``j`` of item ``i``.
 
     Returns:
         float16 memory-mapped array ``(len(items) * len(kinds_per_item), C, s, s)``.
@@ -214,7 +217,7 @@ def cache_views(
         arr = np.load(out, mmap_mode="r")
         if arr.shape[0] == len(items) * len(kinds_per_item):
             return arr
-    augs = {d: photo_augment(d, seed + k) for k, d in enumerate((D.DOMAIN_CAR, D.DOMAIN_WHEEL))}
+    augs = {d: photo_augment(d, seed + k, wheel_rotation) for k, d in enumerate((D.DOMAIN_CAR, D.DOMAIN_WHEEL))}
     start, result, pending = time.time(), None, []
     n_views = len(items) * len(kinds_per_item)
     done = 0
@@ -338,7 +341,7 @@ def train(cfg: TrainConfig) -> dict:
     # Cache key: everything that changes the cached views.
     key_src = json.dumps(
         [cfg.variant, cfg.cache_block, cfg.seed, cfg.views_photo, cfg.views_edge, cfg.limit, cfg.train_max_class,
-         crop_meta["params"], len(train_items), len(val_items)],
+         crop_meta["params"], len(train_items), len(val_items), cfg.wheel_rotation],
         sort_keys=True,
     )
     cache_dir = runs / "cache" / hashlib.sha256(key_src.encode()).hexdigest()[:12]
@@ -350,7 +353,8 @@ def train(cfg: TrainConfig) -> dict:
     session = _ort_session(prefix_path, cfg.threads)
     t_cache = time.time()
     train_kinds = [VIEW_PHOTO] * cfg.views_photo + [VIEW_EDGE] * cfg.views_edge
-    train_fmaps = cache_views(train_items, train_kinds, True, session, size, cfg.seed, cache_dir / "train.npy", log="cache train")
+    train_fmaps = cache_views(train_items, train_kinds, True, session, size, cfg.seed, cache_dir / "train.npy", log="cache train",
+                               wheel_rotation=cfg.wheel_rotation)
     val_fmaps = cache_views(val_items, [VIEW_PHOTO, VIEW_EDGE], False, session, size, cfg.seed, cache_dir / "val.npy", log="cache val")
     cache_seconds = time.time() - t_cache
     timing = cache_dir / "timing.json"  # first (uncached) run's time, kept when the cache is reused
