@@ -127,3 +127,44 @@ def test_separate_wheels_stay_separate(detector):
     cv2.circle(prob, (int(0.75 * s), int(0.7 * s)), int(0.1 * s), 0.95, -1)
     dets = detector.instances_from_probability(prob, 512, 512)
     assert len(dets) == 2 and all(d.kind == KIND_WHEEL for d in dets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Set (c2) and the training mixture
+# ---------------------------------------------------------------------------------------------
+
+
+def test_wheel_free_photo_crops_hold_no_wheel_pixel(split):
+    """Set (c2): every crop is a square from the top band of a validation photo, and the photo's
+    wheel mask is empty there (the set is "no wheel", so one wheel pixel would make it wrong)."""
+    from services.segmenter.training.evaluate import wheel_free_photo_crops
+
+    val = split[1][:20]
+    items = wheel_free_photo_crops(val)
+    assert items and len(items) % 3 == 0
+    by_name = {s.file_name: s for s in val}
+    for it in items:
+        s = by_name[it.name.split("/", 1)[1].split("#")[0]]
+        h, w = s.read_rgb().shape[:2]
+        side = int(0.25 * h)
+        assert it.rgb.shape == (side, side, 3) and it.box is None and not it.mask.any()
+        k = int(it.name.rsplit("#", 1)[1])
+        x = (0, (w - side) // 2, w - side)[k]
+        assert not s.mask()[:side, x:x + side].any(), it.name
+
+
+def test_mixture_car_negative_share_is_honoured(split):
+    """``car_negative_p=1``: every negative is an inpainted car photo (never a flat or synthetic
+    picture); a share outside [0, 1] is refused."""
+    train = split[0][:12]
+    cuts = [c for s in train for c in S.cutouts_from_sample(s, min_side=28)][:3]
+    ds = S.DesignerMixDataset(train, cuts, S.PhotoBackgrounds(train), train, 128, epoch_items=8,
+                              photo_p=0.0, closeup_p=0.0, car_negative_p=1.0, seed=0)
+    negatives = [ds._negative() for _ in range(6)]
+    assert all(n.shape == (128, 128, 3) for n in negatives)
+    # Inpainted photos are textured everywhere; flat/gradient/logo negatives are not.
+    assert all(float(cv2.Laplacian(cv2.cvtColor(n, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()) > 100 for n in negatives)
+    pixels, target = ds[0]
+    assert tuple(pixels.shape) == (3, 128, 128) and float(target.sum()) == 0.0
+    with pytest.raises(ValueError):
+        S.DesignerMixDataset(train, cuts, S.PhotoBackgrounds(train), train, 128, car_negative_p=1.5)
