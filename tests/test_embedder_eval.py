@@ -140,3 +140,20 @@ def test_supcon_loss_matches_formula():
         others = [j for j in range(4) if j != i]
         expected.append(-(s[i, p] - np.log(np.exp(s[i, others]).sum())))
     assert float(supcon_loss(z, labels, t)) == pytest.approx(np.mean(expected), rel=1e-5)
+
+
+def test_wheel_rotation_of_the_ce_views(data_dir):
+    """``--wheel-rotation``: the wheel pipeline rotates by up to that many degrees (default ±45°),
+    the car pipeline keeps ±8°, and a seeded pipeline gives the same view of a real crop twice."""
+    from services.embedder.training.augment import photo_augment
+
+    def rotate_limits(pipe):
+        return [t.rotate for t in pipe.transforms if type(t).__name__ == "Affine"]
+
+    assert rotate_limits(photo_augment("wheel", 0, 180.0)) == [(-180.0, 180.0)]
+    assert rotate_limits(photo_augment("wheel", 0)) == [(-45.0, 45.0)]
+    assert rotate_limits(photo_augment("car", 0, 180.0)) == [(-8.0, 8.0)]
+    crops, _ = _real_crops(data_dir, 1)
+    a = photo_augment("wheel", 3, 180.0)(image=crops[0])["image"]
+    b = photo_augment("wheel", 3, 180.0)(image=crops[0])["image"]
+    assert a.shape == crops[0].shape and np.array_equal(a, b)
