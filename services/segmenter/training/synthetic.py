@@ -41,6 +41,8 @@ from services.segmenter.training.dataset import WheelSample
 VAL_STYLES = ("closeup", "rendering", "line_drawing")
 #: Negative kinds of validation set (c).
 NEGATIVE_KINDS = ("flat", "gradient", "noise", "texture", "car_no_wheels", "logo")
+#: The negative kinds made without a car photo.
+SYNTHETIC_NEGATIVE_KINDS = tuple(k for k in NEGATIVE_KINDS if k != "car_no_wheels")
 #: Background kinds of a close-up.
 BACKGROUNDS = ("white", "grey", "black", "gradient", "photo", "noise")
 
@@ -817,8 +819,7 @@ class DesignerMixDataset:
         elif rng.random() < self.car_negative_p:
             kind = "car_no_wheels"
         else:
-            others = [k for k in NEGATIVE_KINDS if k != "car_no_wheels"]
-            kind = others[int(rng.integers(len(others)))]
+            kind = SYNTHETIC_NEGATIVE_KINDS[int(rng.integers(len(SYNTHETIC_NEGATIVE_KINDS)))]
         if kind == "flat" and rng.random() < 0.33:
             return np.full((size, size, 3), rng.uniform(235, 255), np.uint8)
         if kind == "car_no_wheels":

@@ -140,7 +140,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data) if data is not None else default_data_dir()
     samples = load_samples(data)
-    train_s, val_s = split_samples(samples, val_fraction, seed if split_seed is None else split_seed)
+    split_seed = seed if split_seed is None else split_seed
+    train_s, val_s = split_samples(samples, val_fraction, split_seed)
     val_files = [s.file_name for s in val_s]
     if limit:
         train_s, val_s = train_s[:limit], val_s[: max(1, limit // 4)]
@@ -241,7 +242,7 @@ def train(
             "closeup_p": closeup_p,
             "init": str(init) if init else None,
             "car_negative_p": car_negative_p,
-            "split_seed": seed if split_seed is None else split_seed,
+            "split_seed": split_seed,
         },
         "cutouts": n_cutouts,
         "n_train": len(train_s),
