@@ -108,11 +108,8 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
     """
     import asyncio
 
-    from gateway.backends import Backends
-    from gateway.cache import QueryCache
-    from gateway.catalogue import Catalogue
     from gateway.config import GatewaySettings
-    from gateway.core import GatewayCore, IndexItem
+    from gateway.core import IndexItem, build_core
 
     settings = GatewaySettings()
     images = read_labels(labels, directory)
@@ -121,14 +118,8 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
         images = [i for i in images if int(lo) <= i.class_id <= int(hi or lo)]
 
     async def run() -> dict:
-        backends = Backends(settings.segmenter_address, [embedder], settings.search_address,
-                            {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
-                             "search": settings.search_timeout_s})
-        catalogue = Catalogue(settings.catalogue_url)
-        core = GatewayCore(backends, QueryCache(settings.redis_url, settings.cache_ttl_s), catalogue,
-                           collection_prefix=settings.collection_prefix, max_crops=settings.max_crops,
-                           ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
-        (version, _), = await backends.model_infos()
+        core = build_core(settings, [embedder])
+        (version, _), = await core.backends.model_infos()
         items = (IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes(), i.path.name) for i in images)
         with Progress(TextColumn(f"reindexing with {version}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
@@ -136,8 +127,7 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
             try:
                 return await core.reindex(items, version, on_item=lambda _: progress.advance(task), drop_old=drop_old)
             finally:
-                await backends.close()
-                catalogue.close()
+                await core.close()
 
     summary = asyncio.run(run())
     console.print(f"added {summary['added']}, already done {summary['duplicates']}, failed {summary['failed']}; "

@@ -6,7 +6,7 @@ import grpc
 
 from designsearch import errors
 from designsearch.logs import request_id
-from designsearch.server import REQUEST_ID_KEY
+from designsearch.telemetry import REQUEST_ID_KEY
 
 
 class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):

@@ -25,28 +25,14 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import start_http_server
 
 from designsearch import errors
 from designsearch.logs import get_logger, request_id
+from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
 
 log = get_logger("server")
 
-RPC_TOTAL = Counter("designsearch_rpc_total", "RPCs handled, by service method and status code", ["method", "code"])
-RPC_SECONDS = Histogram(
-    "designsearch_rpc_seconds",
-    "RPC handling time in seconds, by service method",
-    ["method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-STAGE_SECONDS = Histogram(
-    "designsearch_stage_seconds",
-    "Pipeline stage time in seconds, by stage",
-    ["stage"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
-
-REQUEST_ID_KEY = "x-request-id"
 API_KEY_KEY = "x-api-key"
 
 
@@ -247,8 +233,3 @@ async def serve_forever(service: Service, grace_s: float, name: str) -> None:
     log.info("stopping", service=name, grace_s=grace_s)
     await service.stop(grace_s)
     log.info("stopped", service=name)
-
-
-def observe_stage(stage: str, seconds: float) -> None:
-    """Record the duration of one pipeline stage in the stage histogram."""
-    STAGE_SECONDS.labels(stage).observe(seconds)

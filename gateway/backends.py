@@ -6,41 +6,21 @@ Every call has a deadline and maps failures to domain errors (:func:`designsearc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, point_to_proto,
+                                     vector_to_proto, vectors_from_proto)
+from designsearch.domain import Hit, Point, SearchFilter
+from designsearch.errors import BackendUnavailable
 from designsearch.rpc import call, make_channel
 from designsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
-from services.search.index import Hit, Point, SearchFilter
-from services.search.servicer import payload_from_dict
+from gateway.ports import QueryCrop, Segmentation
 
 
-@dataclass
-class QueryCrop:
-    """A crop returned by the segmenter: box (x1, y1, x2, y2 px), kind, score, JPEG, mask PNG."""
-
-    box: tuple[int, int, int, int]
-    kind: str
-    score: float
-    jpeg: bytes
-    mask: bytes = b""
-
-
-@dataclass
-class Segmentation:
-    """Segmenter answer: crops (maybe empty), detector version, reason when empty, image size."""
-
-    crops: list[QueryCrop]
-    version: str
-    reason: str
-    width: int
-    height: int
-
-
-class Backends:
-    """Channels and stubs to the segmenter, embedder and search services.
+class GrpcBackends:
+    """:class:`gateway.ports.Backends` over gRPC: channels and stubs to the segmenter, embedder and search services.
 
     Several embedders may be configured during a model upgrade (old and new model side by side);
     :meth:`model_infos` learns their versions and :meth:`embed` picks one by version.
@@ -64,8 +44,14 @@ class Backends:
         r = await call(self.segmenter.Segment,
                        segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image), max_crops=max_crops),
                        timeout=self.timeouts["segment"], backend="segmenter")
-        crops = [QueryCrop((c.box.x1, c.box.y1, c.box.x2, c.box.y2), c.kind, c.score, c.image, c.mask) for c in r.crops]
+        crops = [QueryCrop(box_from_proto(c.box), c.kind, c.score, c.image, c.mask) for c in r.crops]
         return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
+
+    async def segmenter_version(self) -> str:
+        """The segmenter's model version (``SegmenterService.GetSegmenterInfo``)."""
+        r = await call(self.segmenter.GetSegmenterInfo, segmenter_pb2.GetSegmenterInfoRequest(),
+                       timeout=self.timeouts["segment"], backend="segmenter")
+        return r.model_version
 
     async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str) -> tuple[list[dict[str, np.ndarray]], str]:
         """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with.
@@ -75,13 +61,11 @@ class Backends:
         """
         stub = self.by_version.get(version)
         if stub is None:
-            from designsearch.errors import BackendUnavailable
-
             raise BackendUnavailable(f"no embedder serves model {version}; configured: {sorted(self.by_version)}")
         r = await call(stub.Embed,
                        embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images], views=list(views)),
                        timeout=self.timeouts["embed"], backend="embedder")
-        vectors = [{k: np.asarray(v.values, dtype=np.float32) for k, v in e.vectors.items()} for e in r.embeddings]
+        vectors = [vectors_from_proto(e.vectors) for e in r.embeddings]
         return vectors, r.model_version
 
     async def model_infos(self) -> list[tuple[str, int]]:
@@ -118,38 +102,20 @@ class Backends:
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Store points."""
-        req = search_pb2.UpsertRequest(
-            collection=collection,
-            points=[
-                search_pb2.Point(id=p.id, vectors={k: common_pb2.Vector(values=v.tolist()) for k, v in p.vectors.items()},
-                                 payload=payload_from_dict(p.payload))
-                for p in points
-            ],
-        )
+        req = search_pb2.UpsertRequest(collection=collection, points=[point_to_proto(p) for p in points])
         await call(self.search.Upsert, req, timeout=self.timeouts["search"] * 10, backend="search")
 
     async def search_designs(
         self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter
     ) -> list[Hit]:
         """Best hit of each of the ``limit`` most similar designs."""
-        filters = common_pb2.Filters(brands=flt.brands, kinds=flt.kinds, exclude_design_ids=flt.exclude_design_ids)
-        if flt.year_min is not None:
-            filters.year_min = flt.year_min
-        if flt.year_max is not None:
-            filters.year_max = flt.year_max
         r = await call(
             self.search.Search,
-            search_pb2.SearchRequest(collection=collection, vector=common_pb2.Vector(values=vector.tolist()), using=using,
-                                     limit=limit, filters=filters, group_by_design=True),
+            search_pb2.SearchRequest(collection=collection, vector=vector_to_proto(vector), using=using,
+                                     limit=limit, filters=filter_to_proto(flt), group_by_design=True),
             timeout=self.timeouts["search"], backend="search",
         )
-        hits = []
-        for h in r.hits:
-            p = h.payload
-            hits.append(Hit(h.id, h.score, {"design_id": p.design_id, "brand": p.brand, "model": p.model, "year": p.year,
-                                            "kind": p.kind, "image_id": p.image_id,
-                                            "box": [p.box.x1, p.box.y1, p.box.x2, p.box.y2]}))
-        return hits
+        return [hit_from_proto(h) for h in r.hits]
 
     async def count(self, collection: str) -> int:
         """Points in a collection."""

@@ -25,7 +25,7 @@ class CachedQuery:
             segmenter's crops, then the whole picture (kind ``whole_image``), as
             :func:`gateway.core.query_regions` orders them.
         vectors: float32 ``(n_regions, D)`` unit vectors, row ``i`` for ``crops[i]``.
-        vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"edge"``.
+        vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"lines"``.
     """
 
     crops: list[dict]

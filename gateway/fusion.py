@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.search.index import Hit
+from designsearch.domain import Hit
 
 #: Default agreement bonus (cosine units) given to a design found by every query vector.
 DEFAULT_BONUS = 0.03

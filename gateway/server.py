@@ -8,11 +8,8 @@ from designsearch.errors import BackendUnavailable
 from designsearch.logs import configure_logging, get_logger
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.v1 import gateway_pb2, gateway_pb2_grpc
-from gateway.backends import Backends
-from gateway.cache import QueryCache
-from gateway.catalogue import Catalogue
 from gateway.config import GatewaySettings
-from gateway.core import GatewayCore
+from gateway.core import build_core
 from gateway.servicer import GatewayServicer
 
 log = get_logger("gateway")
@@ -25,17 +22,7 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
         BackendUnavailable: a dependency did not answer within ``ready_timeout_s``.
     """
     settings = settings or GatewaySettings()
-    backends = Backends(settings.segmenter_address, [settings.embedder_address, *settings.upgrade_embedder_addresses],
-                        settings.search_address,
-                        {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
-                         "search": settings.search_timeout_s})
-    cache = QueryCache(settings.redis_url, settings.cache_ttl_s)
-    catalogue = await asyncio.to_thread(Catalogue, settings.catalogue_url)
-    core = GatewayCore(backends, cache, catalogue, collection_prefix=settings.collection_prefix,
-                       default_k=settings.default_k, max_k=settings.max_k, max_crops=settings.max_crops,
-                       fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
-                       ingest_concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
-                       alias_refresh_s=settings.alias_refresh_s)
+    core = build_core(settings)  # in the event loop: gRPC aio channels bind to it
     servicer = GatewayServicer(core)
 
     def register(server) -> list[str]:
@@ -44,12 +31,12 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
 
     service = await build_server(settings, register, api_keys=settings.api_keys)
     service.core = core
-    service.on_stop.extend([backends.close, cache.close, lambda: asyncio.to_thread(catalogue.close)])
+    service.on_stop.append(core.close)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s
     while True:
         try:
             await core.start()
-            if not await cache.ping():
+            if not await core.cache.ping():
                 raise BackendUnavailable(f"redis at {settings.redis_url} does not answer")
             break
         except BackendUnavailable as exc:

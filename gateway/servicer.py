@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from designsearch.errors import BackendUnavailable
+from designsearch.converters import box_to_proto as _box
+from designsearch.converters import filter_from_proto
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from gateway.core import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, GatewayCore, IndexItem
-from services.search.servicer import filter_from_proto
 
 _DOMAIN_IN = {common_pb2.DOMAIN_UNSPECIFIED: DOMAIN_AUTO, common_pb2.DOMAIN_PHOTO: DOMAIN_PHOTO,
               common_pb2.DOMAIN_SKETCH: DOMAIN_SKETCH}
@@ -16,8 +14,9 @@ _STATUS = {"added": gateway_pb2.IndexItemResult.STATUS_ADDED, "duplicate": gatew
            "failed": gateway_pb2.IndexItemResult.STATUS_FAILED}
 
 
-def _box(b) -> common_pb2.BoundingBox:
-    return common_pb2.BoundingBox(x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+def _item(req: gateway_pb2.IndexDesignsRequest) -> IndexItem:
+    d = req.design
+    return IndexItem(d.design_id, d.brand, d.model, d.year, req.image.content, req.image.source, dict(d.attributes))
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -43,31 +42,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         )
 
     async def IndexDesigns(self, request_iterator, context) -> gateway_pb2.IndexDesignsResponse:  # noqa: N802
-        semaphore = asyncio.Semaphore(self.core.ingest_concurrency)
-        tasks: list[asyncio.Task] = []
-
-        async def one(index: int, req: gateway_pb2.IndexDesignsRequest) -> gateway_pb2.IndexItemResult:
-            async with semaphore:
-                d = req.design
-                outcome = await self.core.index_item(IndexItem(d.design_id, d.brand, d.model, d.year, req.image.content,
-                                                               req.image.source, dict(d.attributes)))
-            return gateway_pb2.IndexItemResult(index=index, design_id=outcome.design_id, image_id=outcome.image_id,
-                                               status=_STATUS[outcome.status], crops_indexed=outcome.crops,
-                                               error=outcome.error)
-
-        try:
-            index = 0
-            async for req in request_iterator:
-                tasks.append(asyncio.create_task(one(index, req)))
-                index += 1
-                # keep memory bounded: do not read far ahead of the workers
-                while sum(not t.done() for t in tasks) > 4 * self.core.ingest_concurrency:
-                    await asyncio.wait([t for t in tasks if not t.done()], return_when=asyncio.FIRST_COMPLETED)
-            results = await asyncio.gather(*tasks)
-        except BackendUnavailable:
-            for t in tasks:
-                t.cancel()
-            raise
+        outcomes = await self.core.index_stream(_item(req) async for req in request_iterator)
+        results = [gateway_pb2.IndexItemResult(index=i, design_id=o.design_id, image_id=o.image_id, status=_STATUS[o.status],
+                                               crops_indexed=o.crops, error=o.error)
+                   for i, o in enumerate(outcomes)]
         return gateway_pb2.IndexDesignsResponse(
             results=results,
             added=sum(r.status == gateway_pb2.IndexItemResult.STATUS_ADDED for r in results),

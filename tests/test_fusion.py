@@ -12,8 +12,8 @@ from designsearch.images import decode_image, encode_jpeg, read_image
 from designsearch.v1 import common_pb2, gateway_pb2
 from gateway.core import point_id
 from gateway.fusion import fuse_max_agreement
-from services.search.index import Hit, SearchFilter
-from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
+from designsearch.domain import Hit, SearchFilter
+from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
 
 
 def _hit(design: str, score: float, point: str = "") -> Hit:
@@ -119,7 +119,7 @@ def test_crop_queries_search_catalogue_crops_only():
 
 
 def test_whole_picture_is_the_last_region_and_is_bounded():
-    from gateway.backends import QueryCrop
+    from gateway.ports import QueryCrop
     from gateway.core import WHOLE_PICTURE_MAX_SIDE, query_regions, whole_picture_bytes
 
     small = np.full((300, 500, 3), 127, np.uint8)
@@ -142,7 +142,7 @@ async def test_every_catalogue_image_gets_one_whole_picture_point(indexed, stack
     core = stack["gateway"].core
     version = core.embedder_version
     for img, result in zip(catalogue, response.results):
-        seg = await core.backends.segment(img.path.read_bytes(), core.max_crops)
+        seg = await core.backends.segment(img.path.read_bytes(), core.query.max_crops)
         n_crops = len(seg.crops)
         assert result.crops_indexed == n_crops + 1, img.path.name
         ids = [point_id(result.image_id, i, version) for i in range(result.crops_indexed)]
@@ -164,7 +164,7 @@ def _paste(rgb: np.ndarray, box: tuple[int, int, int, int], patch: np.ndarray) -
 
 async def _old_rule(core, image: bytes, k: int = 5) -> list[tuple[str, float]]:
     """The pre-fusion ranking: each segmenter crop searched against catalogue crops, best cosine per design."""
-    seg = await core.backends.segment(image, core.max_crops)
+    seg = await core.backends.segment(image, core.query.max_crops)
     if not seg.crops:
         return []
     embedded, _ = await core.backends.embed([c.jpeg for c in seg.crops], ["photo"], core.embedder_version)
@@ -193,7 +193,7 @@ async def test_fusion_keeps_the_right_design_first_when_the_best_crop_is_wrong(i
     wheel covers an eighth of the picture and the whole-picture vector no longer matches A.)"""
     catalogue, _, _ = indexed
     core = stack["gateway"].core
-    segs = {img.path: await core.backends.segment(img.path.read_bytes(), core.max_crops) for img in catalogue}
+    segs = {img.path: await core.backends.segment(img.path.read_bytes(), core.query.max_crops) for img in catalogue}
     wheel_of: dict[str, np.ndarray] = {}
     for img in catalogue:
         if img.design_id not in wheel_of and segs[img.path].crops:
@@ -249,7 +249,7 @@ async def rotated_ranks(indexed, gateway_stub, stack):
     core = stack["gateway"].core
     out = []
     for img in catalogue:
-        seg = await core.backends.segment(img.path.read_bytes(), core.max_crops)
+        seg = await core.backends.segment(img.path.read_bytes(), core.query.max_crops)
         wheel = decode_image(seg.crops[0].jpeg)
         for degrees in ROTATIONS:
             r = await _find(gateway_stub, encode_jpeg(_rotate(wheel, degrees), quality=92))

@@ -23,6 +23,19 @@ async def test_all_services_report_serving(stack):
                 assert r.status == health_pb2.HealthCheckResponse.SERVING, (name, svc)
 
 
+async def test_segmenter_reports_the_version_it_segments_with(stack, small_catalogue):
+    """GetSegmenterInfo (used by the gateway for its cache key) names the model that answers Segment."""
+    from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
+
+    async with grpc.aio.insecure_channel(stack["segmenter"].address) as channel:
+        stub = segmenter_pb2_grpc.SegmenterServiceStub(channel)
+        info = await stub.GetSegmenterInfo(segmenter_pb2.GetSegmenterInfoRequest(), timeout=5)
+        image = small_catalogue[0][0].path.read_bytes()
+        seg = await stub.Segment(segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image)), timeout=30)
+    assert info.model_version == seg.model_version and info.model_version.startswith(info.detector + ":")
+    assert stack["gateway"].core.live.segmenter_version == info.model_version
+
+
 async def test_ingestion_adds_every_image_once(indexed, gateway_stub):
     catalogue, _, response = indexed
     assert response.added == len(catalogue) and response.failed == 0
@@ -123,7 +136,7 @@ async def test_api_key_is_required_when_configured(stack, redis_server, tmp_path
         await gateway.stop(0)
 
 
-async def test_sketch_query_searches_edge_vectors(indexed, gateway_stub):
+async def test_sketch_query_searches_lines_vectors(indexed, gateway_stub):
     """Line drawings (Canny maps at another scale than the catalogue's) of catalogue cars are
     detected as sketches and find their own design far above chance (1 in 5 designs)."""
     from designsearch.images import edge_map, encode_png, read_image

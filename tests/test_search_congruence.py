@@ -2,7 +2,7 @@
 
 Both engines run exact search here (Edge with ``exact=True``; qdrant-client local mode is always
 brute force), so top-k ids must agree and cosine scores match within 1e-4. The data are ~2000
-clustered 64-d "photo" vectors (and 32-d "edge" vectors on two thirds of the points) with the
+clustered 64-d "photo" vectors (and 32-d "lines" vectors on two thirds of the points) with the
 catalogue payload (design_id, brand, model, year, kind, model_version).
 """
 
@@ -18,7 +18,7 @@ from services.search.edge_index import EdgeIndex
 from services.search.index import HnswConfig, Point, SearchFilter
 from services.search.qdrant_index import QdrantIndex
 
-DIMS = {"photo": 64, "edge": 32}
+DIMS = {"photo": 64, "lines": 32}
 N = 2000
 BRANDS = ("audi", "bmw", "fiat", "kia", "mazda", "opel", "seat", "tesla")
 KINDS = ("wheel", "hubcap")
@@ -33,7 +33,7 @@ def make_points(n: int = N, seed: int = 0) -> list[Point]:
         c = int(rng.integers(40))
         vectors = {}
         for name, d in DIMS.items():
-            if name == "edge" and i % 3 == 0:
+            if name == "lines" and i % 3 == 0:
                 continue  # not every point has an edge-map vector
             v = centres[name][c] / np.linalg.norm(centres[name][c]) + rng.normal(scale=0.35 / np.sqrt(d), size=d)
             vectors[name] = v.astype(np.float32)
@@ -115,12 +115,12 @@ def test_counts_agree(engines, points):
 
 
 @pytest.mark.parametrize("flt_name", list(FILTERS))
-@pytest.mark.parametrize("using", ["photo", "edge"])
+@pytest.mark.parametrize("using", ["photo", "lines"])
 def test_search_agrees(engines, points, flt_name, using):
     edge, qdr = engines
     rng = np.random.default_rng(hash((flt_name, using)) % 2**32)
     for _ in range(5):
-        q = points[int(rng.integers(N))].vectors.get("photo" if using == "photo" else "edge")
+        q = points[int(rng.integers(N))].vectors.get("photo" if using == "photo" else "lines")
         if q is None:
             q = rng.normal(size=DIMS[using]).astype(np.float32)
         q = q + rng.normal(scale=0.02, size=q.shape).astype(np.float32)

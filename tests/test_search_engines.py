@@ -107,9 +107,9 @@ def test_portable_snapshot_moves_between_engines(tmp_path, points):
     try:
         dst.restore_snapshot(snap, "c")
         assert dst.count("c") == len(points)
-        q = points[100].vectors["edge"]
-        a = [(h.id, round(h.score, 4)) for h in src.search("c", q, using="edge", limit=10)]
-        b = [(h.id, round(h.score, 4)) for h in dst.search("c", q, using="edge", limit=10)]
+        q = points[100].vectors["lines"]
+        a = [(h.id, round(h.score, 4)) for h in src.search("c", q, using="lines", limit=10)]
+        b = [(h.id, round(h.score, 4)) for h in dst.search("c", q, using="lines", limit=10)]
         assert a == b
     finally:
         src.close()

@@ -22,7 +22,7 @@ def _points(n: int, seed: int = 0) -> list[search_pb2.Point]:
     return [
         search_pb2.Point(
             id=f"00000000-0000-4000-8000-{i:012d}",
-            vectors={"photo": common_pb2.Vector(values=v.tolist()), "edge": common_pb2.Vector(values=v[::-1].tolist())},
+            vectors={"photo": common_pb2.Vector(values=v.tolist()), "lines": common_pb2.Vector(values=v[::-1].tolist())},
             payload=search_pb2.Payload(design_id=f"design-{i % 50}", brand=brands[i % 4], model="M", year=1995 + i % 18,
                                        kind="wheel", model_version="sha256:test", image_id=f"img{i}"),
         )
@@ -48,7 +48,7 @@ async def test_data_survives_restart_and_snapshot_restores_elsewhere(tmp_path):
     service = await _start(tmp_path / "a", tmp_path / "snaps")
     async with grpc.aio.insecure_channel(service.address) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
-        await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c1", vectors={"photo": DIM, "edge": DIM}), timeout=30)
+        await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c1", vectors={"photo": DIM, "lines": DIM}), timeout=30)
         for i in range(0, len(points), 200):
             await stub.Upsert(search_pb2.UpsertRequest(collection="c1", points=points[i:i + 200]), timeout=30)
         count = (await stub.Count(search_pb2.CountRequest(collection="c1"), timeout=10)).count
@@ -81,7 +81,7 @@ async def test_bad_search_requests_get_clear_errors(tmp_path):
     try:
         async with grpc.aio.insecure_channel(service.address) as ch:
             stub = search_pb2_grpc.SearchServiceStub(ch)
-            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "edge": DIM}), timeout=30)
+            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
             await stub.Upsert(search_pb2.UpsertRequest(collection="c", points=_points(10)[:10]), timeout=30)
             cases = [
                 (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=0),

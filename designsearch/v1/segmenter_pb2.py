@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from designsearch.v1 import common_pb2 as designsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64\x65signsearch/v1/segmenter.proto\x12\x0f\x64\x65signsearch.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\"e\n\x0eSegmentRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\x19\n\x11remove_background\x18\x02 \x01(\x08\x12\x11\n\tmax_crops\x18\x03 \x01(\x05\"\x89\x01\n\x0fSegmentResponse\x12$\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t2`\n\x10SegmenterService\x12L\n\x07Segment\x12\x1f.designsearch.v1.SegmentRequest\x1a .designsearch.v1.SegmentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64\x65signsearch/v1/segmenter.proto\x12\x0f\x64\x65signsearch.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\"P\n\x0eSegmentRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\x11\n\tmax_crops\x18\x03 \x01(\x05J\x04\x08\x02\x10\x03\"\x89\x01\n\x0fSegmentResponse\x12$\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x19\n\x17GetSegmenterInfoRequest\"C\n\x18GetSegmenterInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x02 \x01(\t2\xc9\x01\n\x10SegmenterService\x12L\n\x07Segment\x12\x1f.designsearch.v1.SegmentRequest\x1a .designsearch.v1.SegmentResponse\x12g\n\x10GetSegmenterInfo\x12(.designsearch.v1.GetSegmenterInfoRequest\x1a).designsearch.v1.GetSegmenterInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'designsearch.v1.segmenter_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEGMENTREQUEST']._serialized_start=82
-  _globals['_SEGMENTREQUEST']._serialized_end=183
-  _globals['_SEGMENTRESPONSE']._serialized_start=186
-  _globals['_SEGMENTRESPONSE']._serialized_end=323
-  _globals['_SEGMENTERSERVICE']._serialized_start=325
-  _globals['_SEGMENTERSERVICE']._serialized_end=421
+  _globals['_SEGMENTREQUEST']._serialized_end=162
+  _globals['_SEGMENTRESPONSE']._serialized_start=165
+  _globals['_SEGMENTRESPONSE']._serialized_end=302
+  _globals['_GETSEGMENTERINFOREQUEST']._serialized_start=304
+  _globals['_GETSEGMENTERINFOREQUEST']._serialized_end=329
+  _globals['_GETSEGMENTERINFORESPONSE']._serialized_start=331
+  _globals['_GETSEGMENTERINFORESPONSE']._serialized_end=398
+  _globals['_SEGMENTERSERVICE']._serialized_start=401
+  _globals['_SEGMENTERSERVICE']._serialized_end=602
 # @@protoc_insertion_point(module_scope)

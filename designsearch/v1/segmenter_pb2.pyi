@@ -8,14 +8,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SegmentRequest(_message.Message):
-    __slots__ = ("image", "remove_background", "max_crops")
+    __slots__ = ("image", "max_crops")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
-    REMOVE_BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     MAX_CROPS_FIELD_NUMBER: _ClassVar[int]
     image: _common_pb2.Image
-    remove_background: bool
     max_crops: int
-    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., remove_background: _Optional[bool] = ..., max_crops: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., max_crops: _Optional[int] = ...) -> None: ...
 
 class SegmentResponse(_message.Message):
     __slots__ = ("crops", "image_width", "image_height", "model_version", "reason")
@@ -30,3 +28,15 @@ class SegmentResponse(_message.Message):
     model_version: str
     reason: str
     def __init__(self, crops: _Optional[_Iterable[_Union[_common_pb2.Crop, _Mapping]]] = ..., image_width: _Optional[int] = ..., image_height: _Optional[int] = ..., model_version: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetSegmenterInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSegmenterInfoResponse(_message.Message):
+    __slots__ = ("model_version", "detector")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    detector: str
+    def __init__(self, model_version: _Optional[str] = ..., detector: _Optional[str] = ...) -> None: ...

@@ -40,6 +40,11 @@ class SegmenterServiceStub:
                 request_serializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
                 response_deserializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
                 _registered_method=True)
+        self.GetSegmenterInfo = channel.unary_unary(
+                '/designsearch.v1.SegmenterService/GetSegmenterInfo',
+                request_serializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
+                _registered_method=True)
 
 
 class SegmenterServiceServicer:
@@ -52,6 +57,13 @@ class SegmenterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSegmenterInfo(self, request, context):
+        """The detector and model version answering Segment (clients key caches of crops by it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmenterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +71,11 @@ def add_SegmenterServiceServicer_to_server(servicer, server):
                     servicer.Segment,
                     request_deserializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.FromString,
                     response_serializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.SerializeToString,
+            ),
+            'GetSegmenterInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegmenterInfo,
+                    request_deserializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +106,33 @@ class SegmenterService:
             '/designsearch.v1.SegmenterService/Segment',
             designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
             designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegmenterInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.SegmenterService/GetSegmenterInfo',
+            designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
+            designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

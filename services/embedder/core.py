@@ -16,14 +16,13 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client import Counter, Histogram
 
+from designsearch.domain import VIEW_PHOTO, VIEWS
 from designsearch.errors import InvalidArgument
 from designsearch.images import decode_image, edge_map, to_model_input
 from designsearch.versioning import file_version
 
 EMBEDDED_IMAGES = Counter("designsearch_embedder_images_total", "Images run through the embedding model")
 BATCH_SIZE = Histogram("designsearch_embedder_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 16, 32, 64))
-
-VIEWS = ("photo", "edge")
 
 
 class OnnxEmbedder:
@@ -179,7 +178,7 @@ class EmbedService:
 
         Args:
             encoded: encoded image files.
-            views: subset of ``("photo", "edge")``; empty = ``["photo"]``.
+            views: subset of :data:`designsearch.domain.VIEWS` (``photo``, ``lines``); empty = ``["photo"]``.
 
         Returns:
             One dict per image: view → float32 ``(D,)`` unit vector.
@@ -188,7 +187,7 @@ class EmbedService:
             InvalidArgument: no images, too many, or an unknown view.
             InvalidImage: an image cannot be decoded.
         """
-        views = list(dict.fromkeys(views or ["photo"]))
+        views = list(dict.fromkeys(views or [VIEW_PHOTO]))
         unknown = [v for v in views if v not in VIEWS]
         if unknown:
             raise InvalidArgument(f"unknown views {unknown}; expected a subset of {list(VIEWS)}", field="views")
@@ -200,7 +199,7 @@ class EmbedService:
         inputs: list[np.ndarray] = []
         for rgb in rgbs:
             for view in views:
-                inputs.append(rgb if view == "photo" else edge_map(rgb))
+                inputs.append(rgb if view == VIEW_PHOTO else edge_map(rgb))
         vectors = await self.batcher.embed(inputs)
         out = []
         for i in range(len(rgbs)):

@@ -11,33 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from designsearch.errors import InvalidArgument
-from services.search.index import VECTOR_EDGE, VECTOR_PHOTO, HnswConfig, Hit, Point, SearchFilter, VectorIndex
-
-
-def check_collection_name(name: str, field: str = "collection") -> str:
-    """Collection/alias names: 1-64 chars of letters, digits, ``_``, ``-``, ``.``.
-
-    Raises:
-        InvalidArgument: empty or malformed name.
-    """
-    import re
-
-    if not name or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
-        raise InvalidArgument(f"bad {field} name {name!r}: 1-64 letters, digits, '_', '-', '.'", field=field)
-    return name
-
-
-def check_filter(flt: SearchFilter) -> SearchFilter:
-    """Reject a reversed year range.
-
-    Raises:
-        InvalidArgument: ``year_min > year_max``.
-    """
-    if flt.year_min is not None and flt.year_max is not None and flt.year_min > flt.year_max:
-        raise InvalidArgument(
-            f"year range reversed: year_min {flt.year_min} > year_max {flt.year_max}", field="filters.year_min"
-        )
-    return flt
+from designsearch.domain import Hit, Point, SearchFilter, check_collection_name, check_filter, check_view
+from services.search.index import HnswConfig, VectorIndex
 
 
 class SearchCore:
@@ -64,8 +39,7 @@ class SearchCore:
         if not vectors:
             raise InvalidArgument("a collection needs at least one named vector", field="vectors")
         for vname, dim in vectors.items():
-            if vname not in (VECTOR_PHOTO, VECTOR_EDGE):
-                raise InvalidArgument(f"unknown vector name {vname!r}; expected 'photo' or 'edge'", field="vectors")
+            check_view(vname, "vectors")
             if not 1 <= dim <= 4096:
                 raise InvalidArgument(f"vector {vname!r} dimension {dim} outside 1..4096", field="vectors")
         return self.index.create_collection(name, dict(vectors), self.hnsw)
@@ -97,8 +71,7 @@ class SearchCore:
             raise InvalidArgument(f"limit {limit} outside 1..{self.max_limit}", field="limit")
         if vector.size == 0 or not np.all(np.isfinite(vector)):
             raise InvalidArgument("query vector is empty or not finite", field="vector")
-        if using not in (VECTOR_PHOTO, VECTOR_EDGE):
-            raise InvalidArgument(f"unknown vector name {using!r}; expected 'photo' or 'edge'", field="using")
+        check_view(using, "using")
         check_filter(flt)
         flt_or_none = None if flt.is_empty() else flt
         if group_by_design:

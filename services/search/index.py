@@ -4,10 +4,10 @@ Engines implementing it live beside this file (qdrant-client: server or local mo
 engine). Semantics shared by every engine:
 
 * distance is cosine: ``score = cosine similarity`` in [-1, 1], higher is closer;
-* a collection has named vectors (``photo``, ``edge``), each with its own dimension;
-* a point has a string id (a UUID), one vector per name (a name may be missing), and a payload
-  with at least ``design_id`` (str), ``brand`` (str), ``model`` (str), ``year`` (int),
-  ``kind`` (str), ``model_version`` (str);
+* a collection has named vectors (the views of :data:`designsearch.domain.VIEWS`), each with its
+  own dimension;
+* a point (:class:`designsearch.domain.Point`) has a string id (a UUID), one vector per name (a
+  name may be missing), and a payload (see :mod:`designsearch.domain`);
 * filters (:class:`SearchFilter`) apply to the payload before ranking (no post-filtering loss);
 * an alias names a collection, so a new collection can go live atomically (model upgrades).
 """
@@ -15,14 +15,14 @@ engine). Semantics shared by every engine:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-#: Named vectors every catalogue collection has.
-VECTOR_PHOTO = "photo"
-VECTOR_EDGE = "edge"
+from designsearch.domain import Hit, Point, SearchFilter
+
+__all__ = ["Hit", "HnswConfig", "Point", "SearchFilter", "VectorIndex"]
 
 
 @dataclass(frozen=True)
@@ -42,52 +42,6 @@ class HnswConfig:
     ef: int = 128
     quantization: str | None = None
     full_scan_threshold: int = 10_000
-
-
-@dataclass
-class Point:
-    """A stored vector set with its payload.
-
-    Attributes:
-        id: UUID string.
-        vectors: name → float32 array ``(D,)``; stored normalised (cosine distance).
-        payload: JSON-able dict (see module docstring for required keys).
-    """
-
-    id: str
-    vectors: dict[str, np.ndarray]
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SearchFilter:
-    """Payload filter; every set condition must hold (AND). Empty filter = everything.
-
-    Attributes:
-        brands: keep points whose ``brand`` is one of these (exact match); empty = any.
-        year_min, year_max: inclusive range on ``year``; ``None`` = open.
-        kinds: keep points whose ``kind`` is one of these; empty = any.
-        exclude_design_ids: drop points whose ``design_id`` is one of these.
-    """
-
-    brands: tuple[str, ...] = ()
-    year_min: int | None = None
-    year_max: int | None = None
-    kinds: tuple[str, ...] = ()
-    exclude_design_ids: tuple[str, ...] = ()
-
-    def is_empty(self) -> bool:
-        """True when the filter keeps every point."""
-        return not (self.brands or self.kinds or self.exclude_design_ids) and self.year_min is None and self.year_max is None
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: point id, cosine similarity and payload."""
-
-    id: str
-    score: float
-    payload: dict[str, Any]
 
 
 class VectorIndex(Protocol):

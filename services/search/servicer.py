@@ -4,47 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
-from designsearch.v1 import common_pb2, search_pb2, search_pb2_grpc
-from services.search.core import SearchCore, check_filter
-from services.search.index import Hit, Point, SearchFilter
-
-PAYLOAD_KEYS = ("design_id", "brand", "model", "year", "kind", "model_version", "image_id")
-
-
-def filter_from_proto(f: common_pb2.Filters) -> SearchFilter:
-    """Protobuf ``Filters`` → :class:`SearchFilter` (unset years stay open)."""
-    return check_filter(
-        SearchFilter(
-            brands=tuple(f.brands),
-            year_min=f.year_min if f.HasField("year_min") else None,
-            year_max=f.year_max if f.HasField("year_max") else None,
-            kinds=tuple(f.kinds),
-            exclude_design_ids=tuple(f.exclude_design_ids),
-        )
-    )
-
-
-def payload_to_dict(p: search_pb2.Payload) -> dict:
-    """Protobuf payload → index payload dict (box as ``[x1, y1, x2, y2]``)."""
-    d = {k: getattr(p, k) for k in PAYLOAD_KEYS}
-    d["box"] = [p.box.x1, p.box.y1, p.box.x2, p.box.y2]
-    return d
-
-
-def payload_from_dict(d: dict) -> search_pb2.Payload:
-    """Index payload dict → protobuf payload."""
-    box = d.get("box") or [0, 0, 0, 0]
-    return search_pb2.Payload(
-        **{k: d[k] for k in PAYLOAD_KEYS if k in d and d[k] is not None},
-        box=common_pb2.BoundingBox(x1=box[0], y1=box[1], x2=box[2], y2=box[3]),
-    )
-
-
-def hit_to_proto(h: Hit) -> search_pb2.ScoredPoint:
-    """Domain hit → protobuf."""
-    return search_pb2.ScoredPoint(id=h.id, score=h.score, payload=payload_from_dict(h.payload))
+from designsearch.converters import filter_from_proto, hit_to_proto, point_from_proto, vector_from_proto
+from designsearch.domain import VIEW_PHOTO
+from designsearch.v1 import search_pb2, search_pb2_grpc
+from services.search.core import SearchCore
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
@@ -80,14 +43,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         return search_pb2.SetAliasResponse()
 
     async def Upsert(self, request, context):  # noqa: N802
-        points = [
-            Point(
-                id=p.id,
-                vectors={name: np.asarray(v.values, dtype=np.float32) for name, v in p.vectors.items()},
-                payload=payload_to_dict(p.payload),
-            )
-            for p in request.points
-        ]
+        points = [point_from_proto(p) for p in request.points]
         n = await asyncio.to_thread(self.core.upsert, request.collection, points)
         return search_pb2.UpsertResponse(upserted=n)
 
@@ -104,8 +60,8 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         hits = await asyncio.to_thread(
             self.core.search,
             request.collection,
-            np.asarray(request.vector.values, dtype=np.float32),
-            request.using or "photo",
+            vector_from_proto(request.vector),
+            request.using or VIEW_PHOTO,
             request.limit,
             filter_from_proto(request.filters),
             request.group_by_design,

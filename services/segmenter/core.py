@@ -77,7 +77,7 @@ class Segmenter:
         version = getattr(self.detector, "model_version", "")
         return version if version.startswith(self.detector.name) else f"{self.detector.name}:{version}"
 
-    def segment(self, data: bytes, *, max_crops: int, remove_background: bool = False) -> SegmentResult:
+    def segment(self, data: bytes, *, max_crops: int) -> SegmentResult:
         """Decode ``data`` and return up to ``max_crops`` crops, best first.
 
         Raises:
@@ -88,20 +88,13 @@ class Segmenter:
         detections = self.detector.detect(rgb)[:max_crops]
         if not detections:
             return SegmentResult([], w, h, reason=f"no {self.detector.name} detection: no wheel found")
-        return SegmentResult([self._crop(rgb, d, remove_background) for d in detections], w, h)
+        return SegmentResult([self._crop(rgb, d) for d in detections], w, h)
 
-    def _crop(self, rgb: np.ndarray, det: Detection, remove_background: bool) -> CropResult:
+    def _crop(self, rgb: np.ndarray, det: Detection) -> CropResult:
         h, w = rgb.shape[:2]
         sx1, sy1, sx2, sy2 = square_box(det.box, w, h, self.crop_margin)
         crop = rgb[sy1:sy2, sx1:sx2].copy()
-        mask_png = b""
-        if det.mask is not None:
-            mask_png = encode_png(det.mask)
-            if remove_background:
-                full = np.zeros((h, w), dtype=np.uint8)
-                x1, y1, x2, y2 = det.box
-                full[y1:y2, x1:x2] = det.mask[: y2 - y1, : x2 - x1]
-                crop[full[sy1:sy2, sx1:sx2] == 0] = 255
+        mask_png = encode_png(det.mask) if det.mask is not None else b""
         crop = _pad_square(crop)
         crop = cv2.resize(crop, (self.crop_size, self.crop_size),
                           interpolation=cv2.INTER_AREA if crop.shape[0] > self.crop_size else cv2.INTER_LINEAR)

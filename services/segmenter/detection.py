@@ -11,10 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
-#: ``Detection.kind`` values.
-KIND_WHEEL = "wheel"  # a wheel found inside a larger photo
-KIND_CLOSEUP = "closeup"  # the image is a close-up of one object: the whole image is the crop
-KIND_WHOLE_IMAGE = "whole_image"  # nothing found: the whole image, as a fallback crop
+from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
+
+__all__ = ["KIND_CLOSEUP", "KIND_WHEEL", "KIND_WHOLE_IMAGE", "Detection", "WheelDetector", "box_iou"]
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from designsearch.converters import box_to_proto
 from designsearch.v1 import common_pb2, segmenter_pb2, segmenter_pb2_grpc
 from services.segmenter.core import Segmenter
 
@@ -18,11 +19,11 @@ class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):
     async def Segment(self, request: segmenter_pb2.SegmentRequest, context) -> segmenter_pb2.SegmentResponse:  # noqa: N802
         max_crops = request.max_crops if request.max_crops > 0 else self.default_max_crops
         result = await asyncio.to_thread(
-            self.segmenter.segment, request.image.content, max_crops=max_crops, remove_background=request.remove_background
+            self.segmenter.segment, request.image.content, max_crops=max_crops
         )
         crops = [
             common_pb2.Crop(
-                box=common_pb2.BoundingBox(x1=c.detection.box[0], y1=c.detection.box[1], x2=c.detection.box[2], y2=c.detection.box[3]),
+                box=box_to_proto(c.detection.box),
                 score=c.detection.score,
                 kind=c.detection.kind,
                 image=c.crop_jpeg,
@@ -34,3 +35,7 @@ class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):
             crops=crops, image_width=result.width, image_height=result.height,
             model_version=self.segmenter.model_version, reason=result.reason,
         )
+
+    async def GetSegmenterInfo(self, request, context) -> segmenter_pb2.GetSegmenterInfoResponse:  # noqa: N802
+        return segmenter_pb2.GetSegmenterInfoResponse(model_version=self.segmenter.model_version,
+                                                           detector=self.segmenter.detector.name)

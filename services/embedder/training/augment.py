@@ -1,7 +1,7 @@
 """Training views: augmented photos and edge-map (sketch-like) views, as model input arrays.
 
 Every view goes through the serving conventions: :func:`designsearch.images.edge_map` (the exact
-Canny view the embedder service computes for its ``edge`` vector) and
+Canny view the embedder service computes for its ``lines`` vector) and
 :func:`designsearch.images.to_model_input` (square resize, raw RGB 0..255), so the trained
 network sees at training time the pixels it sees when served.
 
@@ -17,12 +17,10 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from designsearch.domain import VIEW_LINES, VIEW_PHOTO
 from designsearch.images import edge_map, to_model_input
 
 from .data import DOMAIN_WHEEL
-
-VIEW_PHOTO = "photo"
-VIEW_EDGE = "edge"
 
 
 def photo_augment(domain: str, seed: int, wheel_rotation: float = 45.0) -> A.Compose:
@@ -64,7 +62,7 @@ def make_view(rgb: np.ndarray, kind: str, size: int, augment: A.Compose | None =
 
     Args:
         rgb: ``uint8 (H, W, 3)`` RGB.
-        kind: ``"photo"`` or ``"edge"`` (edge map of the, possibly augmented, photo).
+        kind: ``"photo"`` or ``"lines"`` (edge map of the, possibly augmented, photo).
         size: model input side, pixels.
         augment: optional photo augmentation applied first.
 
@@ -76,7 +74,7 @@ def make_view(rgb: np.ndarray, kind: str, size: int, augment: A.Compose | None =
     """
     if augment is not None:
         rgb = augment(image=rgb)["image"]
-    if kind == VIEW_EDGE:
+    if kind == VIEW_LINES:
         rgb = edge_map(rgb)
     elif kind != VIEW_PHOTO:
         raise ValueError(f"unknown view kind {kind!r}")

@@ -50,7 +50,7 @@ from torch.nn import functional as F
 from services.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx, model_version
 
 from . import data as D
-from .augment import VIEW_EDGE, VIEW_PHOTO, make_view, photo_augment
+from .augment import VIEW_LINES, VIEW_PHOTO, make_view, photo_augment
 
 #: Default exported model.
 DEFAULT_OUTPUT = D.REPO_ROOT / "models" / "embedder" / "wheelembed-lite0-512.onnx"
@@ -206,7 +206,7 @@ def cache_views(
     """Frozen-prefix feature maps of views of ``items``, cached as float16 ``.npy``.
 
     Views are made item by item, in order: for each item, one view per entry of
-    ``kinds_per_item`` (``"photo"``/``"edge"``), augmented with a per-domain pipeline seeded
+    ``kinds_per_item`` (``"photo"``/``"lines"``), augmented with a per-domain pipeline seeded
     from ``seed`` when ``augmented`` (wheel views rotated up to ±``wheel_rotation`` degrees). Row
     ``i * len(kinds_per_item) + j`` holds view ``j`` of item ``i``.
 
@@ -284,7 +284,7 @@ def _embed_cached(embed, fmaps: np.ndarray, rows: np.ndarray, batch: int = 256) 
 def validation_metrics(embed, val_items: list[D.Item], val_fmaps: np.ndarray) -> dict[str, float]:
     """R@1 of wheel crops / whole cars and edge→photo R@5 from the cached validation views.
 
-    ``embed`` maps a float32 cached feature-map batch to unit embeddings (eval mode). ``val_fmaps`` rows are ``[photo, edge]`` per item (clean, unaugmented). Same-photo pairs are
+    ``embed`` maps a float32 cached feature-map batch to unit embeddings (eval mode). ``val_fmaps`` rows are ``[photo, lines]`` per item (clean, unaugmented). Same-photo pairs are
     excluded (``groups`` = source photo).
     """
     from designsearch.metrics import recall_at_k
@@ -352,10 +352,10 @@ def train(cfg: TrainConfig) -> dict:
         _export_prefix(net, cfg.cache_block, prefix_path, size)
     session = _ort_session(prefix_path, cfg.threads)
     t_cache = time.time()
-    train_kinds = [VIEW_PHOTO] * cfg.views_photo + [VIEW_EDGE] * cfg.views_edge
+    train_kinds = [VIEW_PHOTO] * cfg.views_photo + [VIEW_LINES] * cfg.views_edge
     train_fmaps = cache_views(train_items, train_kinds, True, session, size, cfg.seed, cache_dir / "train.npy", log="cache train",
                                wheel_rotation=cfg.wheel_rotation)
-    val_fmaps = cache_views(val_items, [VIEW_PHOTO, VIEW_EDGE], False, session, size, cfg.seed, cache_dir / "val.npy", log="cache val")
+    val_fmaps = cache_views(val_items, [VIEW_PHOTO, VIEW_LINES], False, session, size, cfg.seed, cache_dir / "val.npy", log="cache val")
     cache_seconds = time.time() - t_cache
     timing = cache_dir / "timing.json"  # first (uncached) run's time, kept when the cache is reused
     if timing.is_file() and cache_seconds < 60:

@@ -1,0 +1,124 @@
+"""Domain types shared by every layer (no grpc, no torch): views, crop kinds, points, hits, filters.
+
+One vocabulary in one place. The services, the gateway, the CLI and the training code import these
+names; protobuf messages are converted to and from them in :mod:`designsearch.converters` only.
+
+Semantics:
+
+* a catalogue image is stored as one *point* per region (each crop the segmenter finds, plus the
+  whole picture), each with one vector per *view* and a *payload*;
+* distance is cosine: ``score = cosine similarity`` in [-1, 1], higher is closer;
+* the payload has at least ``design_id`` (str), ``brand`` (str), ``model`` (str), ``year`` (int),
+  ``kind`` (a crop kind), ``model_version`` (str), ``image_id`` (sha256 hex) and ``box``
+  (``[x1, y1, x2, y2]`` pixels of the region in its image).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from designsearch.errors import InvalidArgument
+
+#: Views: the named vectors of a point. ``photo`` embeds the region as it is; ``lines`` embeds its
+#: line drawing (Canny edge map, :func:`designsearch.images.edge_map`), the view sketches are
+#: compared with (Kang et al., IAAI 2023, index Canny edge maps of the catalogue for sketches).
+#: ("edge" is kept for the Qdrant Edge engine.)
+VIEW_PHOTO = "photo"
+VIEW_LINES = "lines"
+VIEWS = (VIEW_PHOTO, VIEW_LINES)
+
+#: Crop kinds (``Detection.kind``, payload ``kind``).
+KIND_WHEEL = "wheel"  # an object found inside a larger photo
+KIND_CLOSEUP = "closeup"  # the image is a close-up of one object: the object fills the frame
+KIND_WHOLE_IMAGE = "whole_image"  # the whole picture (always indexed and searched besides the crops)
+CROP_KINDS_ALL = (KIND_WHEEL, KIND_CLOSEUP, KIND_WHOLE_IMAGE)
+
+#: A bounding box ``(x1, y1, x2, y2)`` in pixels, x2/y2 exclusive.
+Box = tuple[int, int, int, int]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+@dataclass
+class Point:
+    """A stored vector set with its payload.
+
+    Attributes:
+        id: UUID string.
+        vectors: view name → float32 array ``(D,)``; stored normalised (cosine distance).
+        payload: JSON-able dict (see the module docstring for its keys).
+    """
+
+    id: str
+    vectors: dict[str, np.ndarray]
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Payload filter; every set condition must hold (AND). Empty filter = everything.
+
+    Attributes:
+        brands: keep points whose ``brand`` is one of these (exact match); empty = any.
+        year_min, year_max: inclusive range on ``year``; ``None`` = open.
+        kinds: keep points whose ``kind`` is one of these; empty = any.
+        exclude_design_ids: drop points whose ``design_id`` is one of these.
+    """
+
+    brands: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    kinds: tuple[str, ...] = ()
+    exclude_design_ids: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        """True when the filter keeps every point."""
+        return not (self.brands or self.kinds or self.exclude_design_ids) and self.year_min is None and self.year_max is None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: point id, cosine similarity and payload."""
+
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+def check_collection_name(name: str, field: str = "collection") -> str:
+    """Collection/alias names: 1-64 chars of letters, digits, ``_``, ``-``, ``.``.
+
+    Raises:
+        InvalidArgument: empty or malformed name.
+    """
+    if not name or not _NAME_RE.fullmatch(name):
+        raise InvalidArgument(f"bad {field} name {name!r}: 1-64 letters, digits, '_', '-', '.'", field=field)
+    return name
+
+
+def check_filter(flt: SearchFilter) -> SearchFilter:
+    """Reject a reversed year range.
+
+    Raises:
+        InvalidArgument: ``year_min > year_max``.
+    """
+    if flt.year_min is not None and flt.year_max is not None and flt.year_min > flt.year_max:
+        raise InvalidArgument(
+            f"year range reversed: year_min {flt.year_min} > year_max {flt.year_max}", field="filters.year_min"
+        )
+    return flt
+
+
+def check_view(name: str, field: str = "vectors") -> str:
+    """A view (named vector) must be one of :data:`VIEWS`.
+
+    Raises:
+        InvalidArgument: unknown view name.
+    """
+    if name not in VIEWS:
+        raise InvalidArgument(f"unknown vector name {name!r}; expected one of {list(VIEWS)}", field=field)
+    return name

@@ -1,0 +1,54 @@
+"""Serving telemetry: Prometheus metrics per RPC and per pipeline stage, request-id metadata.
+
+No grpc import: the server bootstrap (:mod:`designsearch.server`), outgoing calls
+(:mod:`designsearch.rpc`) and transport-free cores all record here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Histogram
+
+#: gRPC metadata key carrying the request id across services.
+REQUEST_ID_KEY = "x-request-id"
+
+RPC_TOTAL = Counter("designsearch_rpc_total", "RPCs handled, by service method and status code", ["method", "code"])
+RPC_SECONDS = Histogram(
+    "designsearch_rpc_seconds",
+    "RPC handling time in seconds, by service method",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STAGE_SECONDS = Histogram(
+    "designsearch_stage_seconds",
+    "Pipeline stage time in seconds, by stage",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """Record the duration of one pipeline stage in the stage histogram."""
+    STAGE_SECONDS.labels(stage).observe(seconds)
+
+
+class StageTimer:
+    """Per-request stage timings: ``with timer.stage("embed"): ...`` adds to ``timer.ms["embed"]``
+    (milliseconds) and to the Prometheus stage histogram."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as stage ``name`` (times of repeated stages add up)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t
+            self.ms[name] = self.ms.get(name, 0.0) + dt * 1000
+            observe_stage(name, dt)

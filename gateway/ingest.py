@@ -1,0 +1,216 @@
+"""Catalogue ingestion and model upgrades (no grpc).
+
+Every catalogue image is indexed as its crops plus one whole-picture point; idempotent by image
+sha256 and embedder version. A reindex builds the collection of a new embedder beside the live
+one, then re-points the alias (:class:`gateway.live.LiveIndex` follows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Point
+from designsearch.errors import BackendUnavailable, InvalidArgument
+from designsearch.images import decode_image, thumbnail
+from gateway.catalogue import Catalogue
+from gateway.live import LiveIndex
+from gateway.ports import Backends
+from gateway.query import query_regions
+from gateway.streams import bounded_map
+
+POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
+
+
+@dataclass
+class IndexItem:
+    """One catalogue image to ingest."""
+
+    design_id: str
+    brand: str
+    model: str
+    year: int
+    image: bytes
+    source: str = ""
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass
+class IndexOutcome:
+    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``; ``crops`` is the
+    number of points indexed (the crops plus the whole picture)."""
+
+    design_id: str
+    image_id: str
+    status: str
+    crops: int = 0
+    error: str = ""
+
+
+def point_id(image_id: str, crop_index: int, model_version: str) -> str:
+    """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
+
+    Regions are numbered as :func:`gateway.query.query_regions` orders them: the crops 0..n-1, then
+    the whole picture n (so the whole picture is 0 when the segmenter found nothing).
+    """
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
+
+
+def check_item(item: IndexItem) -> None:
+    """Validate a catalogue record.
+
+    Raises:
+        InvalidArgument: missing design id/brand, year outside 1886..2100, empty image.
+    """
+    if not item.design_id or len(item.design_id) > 128:
+        raise InvalidArgument("design.design_id must be 1-128 characters", field="design.design_id")
+    if not item.brand:
+        raise InvalidArgument("design.brand is empty", field="design.brand")
+    if not 1886 <= item.year <= 2100:
+        raise InvalidArgument(f"design.year {item.year} outside 1886..2100", field="design.year")
+    if not item.image:
+        raise InvalidArgument("image is empty (0 bytes)", field="image.content")
+
+
+class Ingestor:
+    """Indexes catalogue images into the live collection or a new model's collection.
+
+    Args:
+        backends: segmenter, embedder and search.
+        live: the live collection and model versions.
+        catalogue: design records.
+        max_crops: crops indexed per image (the whole picture is indexed as well).
+        concurrency: images processed at once.
+        thumbnail_px: stored thumbnail size.
+    """
+
+    def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue, *, max_crops: int = 4,
+                 concurrency: int = 4, thumbnail_px: int = 128) -> None:
+        self.backends = backends
+        self.live = live
+        self.catalogue = catalogue
+        self.max_crops = max_crops
+        self.concurrency = concurrency
+        self.thumbnail_px = thumbnail_px
+
+    async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
+        """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
+
+        The image becomes one point per region of :func:`gateway.query.query_regions` (its crops,
+        then the whole picture; only the whole picture when the segmenter finds nothing), each with
+        a ``photo`` and a ``lines`` vector, payload ``kind`` = the region's kind and ``box`` = its
+        box, ids :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with
+        a thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
+        it was indexed before whole-picture points existed (its last point is not a whole picture):
+        then it is indexed again (same ids, so nothing is duplicated) to add the whole picture.
+
+        Args:
+            item: the catalogue record and image.
+            version: embedder version (and so collection) to index into; None = the live one.
+
+        Raises:
+            BackendUnavailable: a backend is down (the stream should stop; nothing half-written
+                is recorded as indexed).
+        """
+        image_id = hashlib.sha256(item.image).hexdigest() if item.image else ""
+        if version is None:
+            await self.live.refresh()
+            version = self.live.embedder_version
+        try:
+            check_item(item)
+            if await asyncio.to_thread(self._fully_indexed, image_id, version):
+                return IndexOutcome(item.design_id, image_id, "duplicate")
+            rgb = await asyncio.to_thread(decode_image, item.image)
+            seg = await self.backends.segment(item.image, self.max_crops)
+            regions = query_regions(seg.crops, item.image, rgb)
+            embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO, VIEW_LINES],
+                                                           version)
+            if answered != version:
+                raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
+            points, crop_rows = [], []
+            for i, (region, vecs) in enumerate(zip(regions, embedded)):
+                pid = point_id(image_id, i, version)
+                points.append(Point(pid, vecs, {
+                    "design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
+                    "kind": region.kind, "model_version": version, "image_id": image_id, "box": list(region.box)}))
+                region_rgb = rgb if region.kind == KIND_WHOLE_IMAGE else \
+                    await asyncio.to_thread(decode_image, region.jpeg)
+                crop_rows.append({"point_id": pid, "box": region.box, "kind": region.kind,
+                                  "thumbnail": thumbnail(region_rgb, self.thumbnail_px)})
+            await self.backends.upsert(self.live.collection_for(version), points)
+            design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
+                      "attributes": item.attributes}
+            await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
+                                    (rgb.shape[1], rgb.shape[0]), crop_rows)
+            return IndexOutcome(item.design_id, image_id, "added", len(points))
+        except InvalidArgument as exc:
+            return IndexOutcome(item.design_id, image_id, "failed", error=exc.message)
+
+    async def index_stream(self, items: Iterable[IndexItem] | AsyncIterable[IndexItem], version: str | None = None,
+                           on_item: Callable[[IndexOutcome], None] | None = None) -> list[IndexOutcome]:
+        """:meth:`index_item` over a stream, ``concurrency`` at a time with bounded read-ahead.
+
+        Returns:
+            One outcome per item, in stream order.
+
+        Raises:
+            BackendUnavailable: a backend is down (unfinished items are cancelled).
+        """
+        async def one(_: int, item: IndexItem) -> IndexOutcome:
+            outcome = await self.index_item(item, version)
+            if on_item:
+                on_item(outcome)
+            return outcome
+
+        return await bounded_map(items, one, concurrency=self.concurrency)
+
+    def _fully_indexed(self, image_id: str, version: str) -> bool:
+        """True when the image has a catalogue row for ``version`` whose last point is its whole
+        picture (blocking: run in a thread)."""
+        n = self.catalogue.indexed_points(image_id, version)
+        if n is None:
+            return False
+        return n > 0 and self.catalogue.point_kind(point_id(image_id, n - 1, version)) == KIND_WHOLE_IMAGE
+
+    async def reindex(self, items: Iterable[IndexItem], version: str, on_item=None, drop_old: bool = False,
+                      drain_s: float | None = None) -> dict:
+        """Model upgrade without downtime: index ``items`` with embedder ``version`` into its own
+        collection while the live one keeps serving, then switch the alias, then (optionally)
+        drop the old collection.
+
+        Resumable: images already indexed with ``version`` (catalogue rows) are skipped, so a
+        crashed run continues where it stopped.
+
+        Args:
+            items: iterable of :class:`IndexItem` (the catalogue's source images).
+            version: the new embedder's version; one of the configured embedders must serve it.
+            on_item: called with each :class:`IndexOutcome`.
+            drop_old: delete the previously live collection after the switch.
+            drain_s: wait before dropping, so gateways still on the old alias finish (default:
+                2 alias refresh periods).
+
+        Returns:
+            ``{"added", "duplicates", "failed", "collection", "previous"}``.
+
+        Raises:
+            BackendUnavailable: a backend is down or no embedder serves ``version``.
+        """
+        if version not in self.live.dims:
+            await self.live.learn_embedders()
+        if version not in self.live.dims:
+            raise BackendUnavailable(f"no configured embedder serves {version}")
+        target = self.live.collection_for(version)
+        dim = self.live.dims[version]
+        await self.backends.create_collection(target, {VIEW_PHOTO: dim, VIEW_LINES: dim})
+        previous = await self.backends.resolve_alias(self.live.collection_prefix)
+        outcomes = await self.index_stream(items, version, on_item)
+        counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "duplicate", "failed")}
+        await self.backends.set_alias(self.live.collection_prefix, target)
+        if drop_old and previous and previous != target:
+            await asyncio.sleep(self.live.refresh_s * 2 if drain_s is None else drain_s)
+            await self.backends.delete_collection(previous)
+        return {"added": counts["added"], "duplicates": counts["duplicate"], "failed": counts["failed"],
+                "collection": target, "previous": previous}

@@ -1,0 +1,96 @@
+"""The interfaces the gateway core needs from its backends, and the types that cross them.
+
+The core (query, ingestion, live index) depends on these only; :mod:`gateway.backends` implements
+them over gRPC, and unit tests implement them in memory. No grpc, no protobuf, no service module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from designsearch.domain import Box, Hit, Point, SearchFilter
+
+
+@dataclass
+class QueryCrop:
+    """A region of an image: box ``(x1, y1, x2, y2)`` px, crop kind, score, JPEG, mask PNG."""
+
+    box: Box
+    kind: str
+    score: float
+    jpeg: bytes
+    mask: bytes = b""
+
+
+@dataclass
+class Segmentation:
+    """Segmenter answer: crops (maybe empty), detector version, reason when empty, image size px."""
+
+    crops: list[QueryCrop]
+    version: str
+    reason: str
+    width: int
+    height: int
+
+
+class Backends(Protocol):
+    """Segmenter, embedder(s) and vector search, as the gateway core uses them.
+
+    Every method raises :class:`designsearch.errors.BackendUnavailable` when the backend does not
+    answer in time, and :class:`designsearch.errors.InvalidArgument` /
+    :class:`designsearch.errors.InvalidImage` for a request the backend rejects.
+    """
+
+    async def segment(self, image: bytes, max_crops: int) -> Segmentation:
+        """Crops of an encoded image, best first (at most ``max_crops``)."""
+        ...
+
+    async def segmenter_version(self) -> str:
+        """The version string :meth:`segment` answers with now."""
+        ...
+
+    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str) -> tuple[list[dict[str, np.ndarray]], str]:
+        """Unit float32 vectors ``(D,)`` per image and view from the embedder serving ``version``,
+        and the version it answered with."""
+        ...
+
+    async def model_infos(self) -> list[tuple[str, int]]:
+        """``(version, dimension)`` of each configured embedder, in configuration order."""
+        ...
+
+    async def resolve_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` names, or None."""
+        ...
+
+    async def create_collection(self, name: str, vectors: dict[str, int]) -> bool:
+        """Create a collection with named vectors ``{view: dim}`` if missing; False if it existed."""
+        ...
+
+    async def delete_collection(self, name: str) -> None:
+        """Drop a collection."""
+        ...
+
+    async def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection``."""
+        ...
+
+    async def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Store points (insert or replace by id)."""
+        ...
+
+    async def search_designs(self, collection: str, vector: np.ndarray, using: str, limit: int,
+                             flt: SearchFilter) -> list[Hit]:
+        """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
+        ...
+
+    async def count(self, collection: str) -> int:
+        """Points in a collection."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,277 @@
+"""FindSimilar and Dislike (no grpc): cache lookup → (miss) segment → embed the crops and the whole
+picture → cache store → search per query vector → fuse per design (:mod:`gateway.fusion`) → merge
+with catalogue records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Box, Hit,
+                                 SearchFilter, check_filter)
+from designsearch.errors import BackendUnavailable, InvalidArgument
+from designsearch.images import decode_image, encode_jpeg, is_sketch_like
+from designsearch.telemetry import StageTimer
+from gateway.cache import CachedQuery, QueryCache, cache_key
+from gateway.catalogue import Catalogue
+from gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, fuse_max_agreement
+from gateway.live import LiveIndex
+from gateway.ports import Backends, QueryCrop
+
+DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
+#: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
+#: ``whole_image``, is the whole picture (searched by the query's whole-picture vector only).
+CROP_KINDS = (KIND_WHEEL, KIND_CLOSEUP)
+#: The whole picture is sent to the embedder at most this many px on its longest side (larger
+#: images are shrunk first; the embedder's input is 224 px). Queries and ingestion must agree, so
+#: this is a constant, not a setting; it is part of the query cache key.
+WHOLE_PICTURE_MAX_SIDE = 1024
+
+
+@dataclass
+class MatchResult:
+    """One matched design."""
+
+    design_id: str
+    brand: str
+    model: str
+    year: int
+    score: float
+    query_box: Box
+    image_id: str
+    catalogue_box: Box
+    thumbnail: bytes
+    source: str
+
+
+@dataclass
+class QueryResult:
+    """Answer to one FindSimilar.
+
+    Attributes:
+        matches: one per design, best fused score first (at most k).
+        crops: the query regions searched, one per query vector: the segmenter's crops, then the
+            whole picture (kind ``whole_image``, box = the whole image); only the whole picture
+            when the segmenter found nothing. ``MatchResult.query_box`` is one of their boxes.
+        domain: ``photo`` or ``sketch`` (the domain actually searched).
+        cache_hit: the query vectors came from the cache.
+        embedder_version: model version of the vectors.
+        query_id: sha256 hex of the query image bytes.
+        timings_ms: stage name → milliseconds.
+    """
+
+    matches: list[MatchResult]
+    crops: list[QueryCrop]
+    domain: str
+    cache_hit: bool
+    embedder_version: str
+    query_id: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PICTURE_MAX_SIDE) -> bytes:
+    """The encoded whole picture to embed: ``image`` itself, or a JPEG (quality 92) of ``rgb``
+    shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger.
+
+    Args:
+        image: the encoded image.
+        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+        max_side: longest side sent to the embedder, px.
+    """
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(small, quality=92)
+
+
+def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list[QueryCrop]:
+    """The regions an image is embedded as: the segmenter's crops, then the whole picture.
+
+    The whole picture (kind ``whole_image``, box ``(0, 0, W, H)``, score 0) is always last; when
+    the segmenter found nothing it is the only region (no duplicate).
+
+    Args:
+        crops: the segmenter's crops (maybe empty).
+        image: the encoded image.
+        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+    """
+    h, w = rgb.shape[:2]
+    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb))]
+
+
+def crop_filter(flt: SearchFilter) -> SearchFilter | None:
+    """The filter of a query crop's search: ``flt`` restricted to catalogue crops (:data:`CROP_KINDS`).
+
+    A wheel crop is compared with catalogue crops only, not with whole pictures (a wheel and a
+    whole car are different things); the whole-picture query vector is searched with ``flt``
+    itself, so against every kind. Returns None when ``flt.kinds`` admits no crop kind.
+    """
+    kinds = tuple(k for k in CROP_KINDS if not flt.kinds or k in flt.kinds)
+    if not kinds:
+        return None
+    return SearchFilter(flt.brands, flt.year_min, flt.year_max, kinds, flt.exclude_design_ids)
+
+
+def query_cache_key(query_id: str, segmenter_version: str, embedder_version: str, domain: str, max_crops: int) -> str:
+    """Cache key of a query's vectors: image hash, both model versions and every option that
+    changes the vectors (domain, crops searched, whole-picture size)."""
+    # "whole=" marks entries that hold the whole-picture vector after the crops' vectors.
+    options = f"domain={domain};crops={max_crops};whole={WHOLE_PICTURE_MAX_SIDE}"
+    return cache_key(query_id, segmenter_version or "-", embedder_version, options)
+
+
+class QueryService:
+    """FindSimilar and Dislike over the backends, the query cache and the catalogue.
+
+    Args:
+        backends: segmenter, embedder and search.
+        live: the live collection and model versions.
+        cache: query-vector cache.
+        catalogue: design records.
+        default_k, max_k: result count default and limit.
+        max_crops: query crops searched per image (the whole picture is searched as well).
+        fusion_bonus: agreement bonus of the query fusion, cosine units (:func:`fuse_max_agreement`).
+        fusion_depth: a query vector votes for the designs among its first ``fusion_depth``.
+    """
+
+    def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
+                 default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
+                 fusion_depth: int = DEFAULT_DEPTH) -> None:
+        self.backends = backends
+        self.live = live
+        self.cache = cache
+        self.catalogue = catalogue
+        self.default_k = default_k
+        self.max_k = max_k
+        self.max_crops = max_crops
+        self.fusion_bonus = fusion_bonus
+        self.fusion_depth = fusion_depth
+
+    def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
+        """Validate a query before any work; returns the effective k.
+
+        Raises:
+            InvalidArgument: empty image, k outside 0..max_k, reversed year range.
+        """
+        if not image:
+            raise InvalidArgument("image is empty (0 bytes)", field="image.content")
+        if k < 0 or k > self.max_k:
+            raise InvalidArgument(f"k {k} outside 1..{self.max_k} (0 = default {self.default_k})", field="k")
+        check_filter(flt)
+        return k or self.default_k
+
+    async def find_similar(self, image: bytes, k: int, flt: SearchFilter, domain: str = DOMAIN_AUTO,
+                           use_cache: bool = True) -> QueryResult:
+        """The ``k`` catalogue designs most similar to ``image``.
+
+        The image is embedded as every crop the segmenter finds and as the whole picture (one
+        embed call); each query vector is searched for its ``max(k, fusion_depth)`` best designs
+        (crops against catalogue crops, the whole picture against every catalogue point), and the
+        lists are fused per design with :func:`gateway.fusion.fuse_max_agreement`. Photos are
+        searched against the catalogue's ``photo`` vectors, sketches against its ``lines`` vectors.
+
+        Args:
+            image: encoded image bytes.
+            k: designs to return (0 = default).
+            flt: payload filter.
+            domain: ``auto`` (sketch-like images → sketch), ``photo`` or ``sketch``.
+            use_cache: read the cache (it is always written).
+
+        Returns:
+            Matches ordered by descending fused score (best cosine plus agreement bonus), one per
+            design; each match's ``query_box`` is the box of the query region that gave its best
+            cosine.
+
+        Raises:
+            InvalidArgument / InvalidImage: bad request.
+            BackendUnavailable: a backend is down.
+        """
+        timer = StageTimer()
+        t0 = time.perf_counter()
+        k = self.check_query(image, k, flt)
+        await self.live.refresh()
+        version, collection = self.live.embedder_version, self.live.collection
+        query_id = hashlib.sha256(image).hexdigest()
+        cached = None
+        with timer.stage("cache"):
+            if use_cache:
+                cached = await self.cache.get(
+                    query_cache_key(query_id, self.live.segmenter_version, version, domain, self.max_crops))
+        regions: list[QueryCrop]
+        if cached is not None:
+            regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
+            vectors, vector_name = cached.vectors, cached.vector_name
+            used_domain = DOMAIN_SKETCH if vector_name == VIEW_LINES else DOMAIN_PHOTO
+        else:
+            with timer.stage("decode"):
+                rgb = await asyncio.to_thread(decode_image, image)
+            used_domain = domain
+            if domain == DOMAIN_AUTO:
+                used_domain = DOMAIN_SKETCH if is_sketch_like(rgb) else DOMAIN_PHOTO
+            vector_name = VIEW_LINES if used_domain == DOMAIN_SKETCH else VIEW_PHOTO
+            with timer.stage("segment"):
+                seg = await self.backends.segment(image, self.max_crops)
+            regions = query_regions(seg.crops, image, rgb)
+            # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
+            # with the catalogue's "lines" vectors (embeddings of Canny line drawings of the photos).
+            with timer.stage("embed"):
+                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO], version)
+            if answered != version:
+                raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
+                                         "restart the gateway after a model change", retry_after_s=5)
+            vectors = np.stack([e[VIEW_PHOTO] for e in embedded])
+            # Stored under the version that actually cut the crops (during a segmenter roll-out the
+            # answering pod may be newer than the version last read by the live index).
+            await self.cache.set(query_cache_key(query_id, seg.version, version, domain, self.max_crops),
+                                 CachedQuery([{"box": list(r.box), "kind": r.kind, "score": r.score} for r in regions],
+                                             vectors, vector_name))
+        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
+        if disliked:
+            flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
+                               tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+        limit = max(k, self.fusion_depth)
+        crops_flt = crop_filter(flt)
+
+        async def search(region: QueryCrop, vector: np.ndarray) -> list[Hit]:
+            f = flt if region.kind == KIND_WHOLE_IMAGE else crops_flt
+            if f is None:  # the caller's kinds filter admits no crop kind
+                return []
+            return await self.backends.search_designs(collection, vector, vector_name, limit, f)
+
+        with timer.stage("search"):
+            per_query = await asyncio.gather(*[search(r, v) for r, v in zip(regions, vectors)])
+        with timer.stage("merge"):
+            fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
+            records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
+            matches = []
+            for m in fused:
+                rec = records.get(m.hit.id)
+                if rec is None:  # vector stored but catalogue row missing (crash mid-ingest): skip
+                    continue
+                matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
+                                           m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
+                                           rec.source))
+                if len(matches) == k:
+                    break
+        timer.ms["total"] = (time.perf_counter() - t0) * 1000
+        return QueryResult(matches, regions, used_domain, cached is not None, version, query_id, timer.ms)
+
+    async def dislike(self, query_id: str, design_id: str) -> None:
+        """Store "not similar" feedback.
+
+        Raises:
+            InvalidArgument: malformed query id or unknown design.
+        """
+        if len(query_id) != 64 or any(c not in "0123456789abcdef" for c in query_id):
+            raise InvalidArgument("query_id must be the 64-hex sha256 returned by FindSimilar", field="query_id")
+        if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
+            raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
+        await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id)

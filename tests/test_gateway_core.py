@@ -1,0 +1,191 @@
+"""Unit tests of the gateway core with in-memory backends (gateway.ports.Backends), a real Redis and
+a real SQLite catalogue: cache keys follow the model versions, merge, ingestion outcomes, errors,
+stream back-pressure. Real images from ../shared/data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import numpy as np
+import pytest
+
+from designsearch.domain import KIND_WHEEL, KIND_WHOLE_IMAGE, Hit, SearchFilter
+from designsearch.errors import BackendUnavailable, InvalidArgument
+from designsearch.images import decode_image, encode_jpeg
+from gateway.cache import QueryCache
+from gateway.catalogue import Catalogue
+from gateway.config import GatewaySettings
+from gateway.core import GatewayCore, IndexItem
+from gateway.ports import QueryCrop, Segmentation
+from gateway.streams import bounded_map
+
+DIM = 16
+
+
+def _vector(data: bytes, view: str) -> np.ndarray:
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(data + view.encode()).digest()[:8], "little"))
+    v = rng.normal(size=DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+class MemoryBackends:
+    """In-memory segmenter (centre crop), embedder (hash → unit vector) and brute-force search."""
+
+    def __init__(self) -> None:
+        self.segmenter_model = "learned:sha256:aaaa"
+        self.embedder_model = "sha256:0123456789abcdef"
+        self.segment_calls = 0
+        self.collections: dict[str, dict] = {}
+        self.aliases: dict[str, str] = {}
+
+    async def segment(self, image: bytes, max_crops: int) -> Segmentation:
+        self.segment_calls += 1
+        rgb = decode_image(image)
+        h, w = rgb.shape[:2]
+        box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
+        crop = QueryCrop(box, KIND_WHEEL, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]))
+        return Segmentation([crop][:max_crops], self.segmenter_model, "", w, h)
+
+    async def segmenter_version(self) -> str:
+        return self.segmenter_model
+
+    async def embed(self, images, views, version):
+        if version != self.embedder_model:
+            raise BackendUnavailable(f"no embedder serves {version}")
+        return [{v: _vector(b, "photo") for v in views} for b in images], self.embedder_model
+
+    async def model_infos(self):
+        return [(self.embedder_model, DIM)]
+
+    async def resolve_alias(self, alias):
+        return self.aliases.get(alias)
+
+    async def create_collection(self, name, vectors):
+        created = name not in self.collections
+        self.collections.setdefault(name, {})
+        return created
+
+    async def delete_collection(self, name):
+        self.collections.pop(name, None)
+
+    async def set_alias(self, alias, collection):
+        self.aliases[alias] = collection
+
+    async def upsert(self, collection, points):
+        for p in points:
+            self.collections[self.aliases.get(collection, collection)][p.id] = p
+
+    async def search_designs(self, collection, vector, using, limit, flt: SearchFilter):
+        best: dict[str, Hit] = {}
+        for p in self.collections[self.aliases.get(collection, collection)].values():
+            if flt.kinds and p.payload["kind"] not in flt.kinds or p.payload["design_id"] in flt.exclude_design_ids:
+                continue
+            score = float(p.vectors[using] @ vector)
+            if p.payload["design_id"] not in best or score > best[p.payload["design_id"]].score:
+                best[p.payload["design_id"]] = Hit(p.id, score, p.payload)
+        return sorted(best.values(), key=lambda h: -h.score)[:limit]
+
+    async def count(self, collection):
+        return len(self.collections[self.aliases.get(collection, collection)])
+
+    async def close(self):
+        pass
+
+
+@pytest.fixture
+async def core(tmp_path, redis_server):
+    backends = MemoryBackends()
+    settings = GatewaySettings(redis_url=redis_server.url, catalogue_url=f"sqlite:///{tmp_path / 'c.db'}",
+                               alias_refresh_s=0.0, collection_prefix=f"t{tmp_path.name[-8:].replace('-', '')}")
+    core = GatewayCore(backends, QueryCache(settings.redis_url, 60), Catalogue(settings.catalogue_url), settings)
+    await core.start()
+    yield core
+    await core.close()
+
+
+@pytest.fixture(scope="module")
+def images(small_catalogue):
+    catalogue, queries = small_catalogue
+    return catalogue, queries
+
+
+async def test_cache_key_follows_segmenter_version(core, images):
+    """A new segmenter model must not be answered with crops cached for the old one (issue 10 bug)."""
+    catalogue, _ = images
+    await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:3]])
+    query = catalogue[0].path.read_bytes()
+    calls = core.backends.segment_calls
+    first = await core.find_similar(query, 3, SearchFilter())
+    second = await core.find_similar(query, 3, SearchFilter())
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert core.backends.segment_calls == calls + 1
+    core.backends.segmenter_model = "learned:sha256:bbbb"  # segmenter upgraded; gateway not restarted
+    third = await core.find_similar(query, 3, SearchFilter())
+    assert not third.cache_hit and core.backends.segment_calls == calls + 2
+    assert core.live.segmenter_version == "learned:sha256:bbbb"
+    assert third.matches[0].design_id == catalogue[0].design_id  # the indexed image itself comes first
+
+
+async def test_merge_one_match_per_design_and_regions(core, images):
+    catalogue, _ = images
+    items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:6]]
+    outcomes = await core.ingest.index_stream(items)
+    assert [o.status for o in outcomes] == ["added"] * 6 and all(o.crops == 2 for o in outcomes)
+    again = await core.ingest.index_stream(items[:2])
+    assert [o.status for o in again] == ["duplicate"] * 2
+    result = await core.find_similar(items[0].image, 5, SearchFilter())
+    ids = [m.design_id for m in result.matches]
+    assert sorted(ids) == sorted(set(ids)) == sorted({i.design_id for i in items})  # one match per design
+    assert [c.kind for c in result.crops] == [KIND_WHEEL, KIND_WHOLE_IMAGE]
+    assert result.matches[0].score == pytest.approx(1.0 + core.query.fusion_bonus, abs=1e-4)
+    # excluded designs never come back
+    excluded = await core.find_similar(items[0].image, 5, SearchFilter(exclude_design_ids=(items[0].design_id,)))
+    assert items[0].design_id not in [m.design_id for m in excluded.matches]
+
+
+async def test_errors(core, images):
+    catalogue, _ = images
+    with pytest.raises(InvalidArgument):
+        await core.find_similar(b"", 3, SearchFilter())
+    with pytest.raises(InvalidArgument):
+        await core.find_similar(catalogue[0].path.read_bytes(), 3, SearchFilter(year_min=2012, year_max=2001))
+    bad = await core.index_item(IndexItem("d", "", "m", 2000, b"x"))
+    assert bad.status == "failed" and "brand" in bad.error
+    core.backends.embedder_model = "sha256:ffffffffffffffff"  # embedder swapped under the gateway
+    with pytest.raises(BackendUnavailable):
+        await core.find_similar(catalogue[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+
+
+async def test_bounded_map_order_read_ahead_and_failure():
+    running, most, unfinished, most_unfinished = 0, 0, set(), 0
+
+    def produce():
+        nonlocal most_unfinished
+        for i in range(40):
+            unfinished.add(i)
+            most_unfinished = max(most_unfinished, len(unfinished))
+            yield i
+
+    async def work(index, item):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (item % 3))
+        running -= 1
+        unfinished.discard(item)
+        return item * 2
+
+    assert await bounded_map(produce(), work, concurrency=2, read_ahead=8) == [i * 2 for i in range(40)]
+    assert most == 2  # never more than `concurrency` calls at once
+    assert most_unfinished <= 9  # read-ahead bound (+ the item just taken), not the whole stream
+
+    async def fail(index, item):
+        if item == 5:
+            raise BackendUnavailable("down")
+        await asyncio.sleep(0.01)
+        return item
+
+    with pytest.raises(BackendUnavailable):
+        await bounded_map(range(100), fail, concurrency=3)
