@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from services.segmenter.learned import LearnedWheelDetector  # noqa: E402
-from services.segmenter.training.dataset import load_samples, split_samples  # noqa: E402
+from training.segmenter.dataset import load_samples, split_samples  # noqa: E402
 
 
 def bench(detector, images: list[np.ndarray], repeats: int = 3, warmup: int = 5) -> dict:

@@ -29,7 +29,7 @@ DEFAULT_VAR = REPO_ROOT / "var"
 def export_embedder(out: Path = typer.Option(None, help="ONNX file to write (default var/models/imagenet-lite0.onnx).")) -> None:
     """Export the ImageNet EfficientNet-Lite0 embedder to ONNX (needs torch; a setup step)."""
     from services.embedder.config import IMAGENET_MODEL
-    from services.embedder.export import export_imagenet
+    from training.embedder.export import export_imagenet
 
     out = out or IMAGENET_MODEL
     if out.exists():
@@ -147,25 +147,25 @@ def _forward(module: str, ctx: typer.Context) -> None:
 @app.command("train-segmenter", context_settings=_PASS_THROUGH)
 def train_segmenter(ctx: typer.Context) -> None:
     """Train the wheel segmenter on Car-Parts-Segmentation and export ONNX (options: --help)."""
-    _forward("services.segmenter.training.train", ctx)
+    _forward("training.segmenter.train", ctx)
 
 
 @app.command("eval-segmenter", context_settings=_PASS_THROUGH)
 def eval_segmenter(ctx: typer.Context) -> None:
     """Mask IoU, instance precision/recall and latency of the learned and classical segmenters (options: --help)."""
-    _forward("services.segmenter.training.evaluate", ctx)
+    _forward("training.segmenter.evaluate", ctx)
 
 
 @app.command("train-embedder", context_settings=_PASS_THROUGH)
 def train_embedder(ctx: typer.Context) -> None:
     """Train the metric-learning embedder on wheel crops of Stanford Cars and export ONNX (options: --help)."""
-    _forward("services.embedder.training.train", ctx)
+    _forward("training.embedder.train", ctx)
 
 
 @app.command("eval-embedder", context_settings=_PASS_THROUGH)
 def eval_embedder(ctx: typer.Context) -> None:
     """Recall@K and mAP@R of the ImageNet and trained embedders: crops, whole cars, sketches (options: --help)."""
-    _forward("services.embedder.training.evaluate", ctx)
+    _forward("training.embedder.evaluate", ctx)
 
 
 def _matches_table(title: str, response) -> Table:
@@ -207,8 +207,12 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
          queries_per_class: int = typer.Option(2, help="Held-out query images per class (not indexed)."),
          var_dir: Path = typer.Option(DEFAULT_VAR / "demo", help="Folder of the demo's index, catalogue and logs."),
          html_out: Path = typer.Option(REPO_ROOT / "var" / "demo" / "results.html", "--html", help="HTML page of the results."),
-         k: int = typer.Option(6)) -> None:
+         k: int = typer.Option(6),
+         fresh: bool = typer.Option(True, help="Start from an empty --var-dir (a reproducible run; --no-fresh "
+                                                "reuses what an earlier demo indexed).")) -> None:
     """Start everything, ingest the demo catalogue, query held-out images, print results and the hit rate."""
+    import shutil
+
     from designsearch.client import DesignSearchClient
     from designsearch.procs import Stack
 
@@ -218,6 +222,8 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
     catalogue, queries = demo_split(images, range(int(lo), int(hi or lo) + 1), queries_per_class)
     console.print(f"demo: {len(catalogue)} catalogue images of {len({i.design_id for i in catalogue})} designs, "
                   f"{len(queries)} held-out queries (Stanford Cars classes {classes})")
+    if fresh and var_dir.exists():
+        shutil.rmtree(var_dir)
     stack = Stack(var_dir)
     with console.status("starting redis, segmenter, embedder, search, gateway ..."):
         stack.start()

@@ -52,7 +52,7 @@ def embedder_model() -> str:
 
     path = Path(default_model_path())
     if not path.exists() and path == IMAGENET_MODEL:
-        from services.embedder.export import export_imagenet
+        from training.embedder.export import export_imagenet
 
         export_imagenet(IMAGENET_MODEL)
     return str(path)

@@ -433,7 +433,7 @@ def test_dockerfile():
     assert "torch" not in runtime_code, "torch must stay in the build stage"
     assert "requirements-runtime.txt" in runtime and "pip check" in runtime
     assert re.search(r"^USER 10001(:10001)?$", runtime, re.M)
-    assert "services.embedder.export" in build
+    assert "training.embedder.export" in build
     # every source the Dockerfile copies from the build context is allowed by its .dockerignore
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+) ", text, re.M):

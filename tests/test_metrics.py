@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from designsearch.metrics import map_at_r, recall_at_k
+from training.metrics import map_at_r, recall_at_k
 
 
 def _unit(deg):

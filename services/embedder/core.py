@@ -28,7 +28,7 @@ BATCH_SIZE = Histogram("designsearch_embedder_batch_size", "Images per model cal
 class OnnxEmbedder:
     """An ONNX embedding model: raw RGB pixels → unit-norm float32 vectors.
 
-    The model contract (see ``services/embedder/model.py``): input ``pixels`` float32
+    The model contract (see ``training/embedder/model.py``): input ``pixels`` float32
     ``(N, 3, S, S)`` RGB in [0, 255]; output ``embedding`` float32 ``(N, D)``, unit L2 norm.
 
     Args:

@@ -23,7 +23,7 @@ exactly the trained one.
 
 Usage::
 
-    flock /tmp/designsearch-cpu.lock .venv/bin/python -m services.embedder.training.train \
+    flock /tmp/designsearch-cpu.lock .venv/bin/python -m training.embedder.train \
         --data ../shared/data --crop-source segmenter --epochs 30 --seed 0
 """
 
@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from services.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx, model_version
+from training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx, model_version
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO, make_view, photo_augment
@@ -287,7 +287,7 @@ def validation_metrics(embed, val_items: list[D.Item], val_fmaps: np.ndarray) ->
     ``embed`` maps a float32 cached feature-map batch to unit embeddings (eval mode). ``val_fmaps`` rows are ``[photo, lines]`` per item (clean, unaugmented). Same-photo pairs are
     excluded (``groups`` = source photo).
     """
-    from designsearch.metrics import recall_at_k
+    from training.metrics import recall_at_k
 
     n = len(val_items)
     photo = _embed_cached(embed, val_fmaps, np.arange(n) * 2)
@@ -453,7 +453,7 @@ def train(cfg: TrainConfig) -> dict:
     check = export_check(net, cfg.output, val_items[:16], size)
     summary = {
         "config": asdict(cfg),
-        "command": "python -m services.embedder.training.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "python -m training.embedder.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "split": {
             "train_classes": f"1-{cfg.train_max_class}",
             "val_classes": f"{cfg.train_max_class + 1}-98",

@@ -11,17 +11,17 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
   descending score order to the unmatched ground-truth box of highest IoU (the PASCAL VOC rule,
   Everingham et al., IJCV 2010), a match needing box IoU >= ``iou_threshold`` (0.5). Ground-truth
   instances are the connected components of the rasterised COCO polygons (see
-  :meth:`~services.segmenter.training.dataset.WheelSample.instances`).
+  :meth:`~training.segmenter.dataset.WheelSample.instances`).
 * ``latency_ms_p50`` / ``p95``: wall time of ``detect`` per image (decoded 512 px RGB in memory),
   after ``warmup`` untimed calls, on this machine with the detector's own thread setting.
 * ``empty_images_with_detections``: validation photos without wheels where something was found.
 
 Three validation sets, all from validation-split photos only (split by source photo, so no wheel
-or background is in both training and validation; :mod:`services.segmenter.training.synthetic`):
+or background is in both training and validation; :mod:`training.segmenter.synthetic`):
 
 * (a) ``photos``: the Car-Parts validation photos as they are (metrics above);
 * (b) ``closeups``: every validation wheel as a synthetic close-up, a rendering on white and a line
-  drawing (:func:`~services.segmenter.training.synthetic.closeup_set`); besides pixel IoU and
+  drawing (:func:`~training.segmenter.synthetic.closeup_set`); besides pixel IoU and
   instance precision/recall, ``exactly_one_whole``: the share of pictures with exactly one
   detection whose box has IoU >= 0.8 with the true wheel box, overall and per style;
 * (c) ``negatives``: pictures without any wheel (flat, gradient, noise, texture, car photos with the
@@ -31,7 +31,7 @@ or background is in both training and validation; :mod:`services.segmenter.train
 
 CLI::
 
-    python -m services.segmenter.training.evaluate --data ../shared/data \
+    python -m training.segmenter.evaluate --data ../shared/data \
         --model models/segmenter/wheelseg-lite0.onnx --out runs/segmenter-eval.json
 
 evaluates the learned model and, when ``services/segmenter/classical.py`` is importable, the
@@ -49,8 +49,8 @@ import cv2
 import numpy as np
 
 from services.segmenter.detection import Detection, box_iou
-from services.segmenter.training.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
-from services.segmenter.training.synthetic import ValItem, build_validation_sets
+from training.segmenter.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
+from training.segmenter.synthetic import ValItem, build_validation_sets
 
 #: Box IoU with the true wheel for a close-up detection to count as the whole wheel.
 WHOLE_IOU = 0.8
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads, synthetic_sets=not a.photos_only)
     print(format_table(report))
     if a.write_sets:
-        from services.segmenter.training.synthetic import write_validation_sets
+        from training.segmenter.synthetic import write_validation_sets
 
         print("wrote", write_validation_sets(build_validation_sets(validation_samples(a.data, val_files, a.seed), a.seed),
                                              a.write_sets))

@@ -2,7 +2,7 @@
 
 CLI::
 
-    python -m services.segmenter.training.train --data ../shared/data --out models/segmenter/ \
+    python -m training.segmenter.train --data ../shared/data --out models/segmenter/ \
         --epochs 20 --seed 0
 
 Writes ``<out>/wheelseg-lite0.onnx``, ``<out>/wheelseg-lite0.pt`` (state dict, for re-export with
@@ -12,7 +12,7 @@ validation IoU, timing, hardware) and ``<out>/val_files.txt`` (the validation fi
 Recipe: AdamW (Loshchilov & Hutter, ICLR 2019), the pretrained encoder at a 10x lower learning
 rate than the decoder, one epoch of linear warm-up then cosine decay (Loshchilov & Hutter, SGDR,
 ICLR 2017), BCE + soft Dice loss (Milletari et al., 2016), batch 8, augmentation from
-:mod:`services.segmenter.training.dataset`.
+:mod:`training.segmenter.dataset`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.segmenter.training.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
-from services.segmenter.training.model import WheelSegNet, bce_dice_loss, export_onnx
+from training.segmenter.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
+from training.segmenter.model import WheelSegNet, bce_dice_loss, export_onnx
 
 #: File name of the exported model inside ``out``.
 MODEL_FILE = "wheelseg-lite0.onnx"
@@ -101,14 +101,14 @@ def train(
         encoder_lr_ratio: encoder / decoder learning-rate ratio.
         weight_decay: AdamW weight decay.
         val_fraction: fraction of the images held out (seeded split, see
-            :func:`~services.segmenter.training.dataset.split_samples`).
+            :func:`~training.segmenter.dataset.split_samples`).
         threads: torch intra-op threads.
         limit: use only the first ``limit`` training and validation images (smoke runs).
         val_every: compute the validation IoU every this many epochs (and after the last).
         negative_p: probability of a random zoomed crop (mostly wheel-free) per training item;
             0 reproduces the first released model (see the model card).
         mix: ``"designer"`` (default): car photos mixed with synthetic close-ups, line drawings
-            and negatives (:class:`~services.segmenter.training.synthetic.DesignerMixDataset`);
+            and negatives (:class:`~training.segmenter.synthetic.DesignerMixDataset`);
             ``"photos"``: car photos only (the first released model's recipe).
         epoch_items: items per epoch with ``mix="designer"``.
         stanford_segmenter: with ``mix="designer"``, the ONNX segmenter whose confident wheels of
@@ -150,7 +150,7 @@ def train(
     train_ds = WheelSegDataset(train_s, input_size, train=True, negative_p=negative_p, seed=seed)
     n_cutouts = {}
     if mix == "designer":
-        from services.segmenter.training import synthetic as syn
+        from training.segmenter import synthetic as syn
 
         cutouts = [c for s in train_s for c in syn.cutouts_from_sample(s)]
         n_cutouts["car_parts_train"] = len(cutouts)

@@ -26,7 +26,7 @@ import numpy as np
 
 from designsearch.images import crop_box, read_image, square_box
 
-#: Repository root (``services/embedder/training/data.py`` → three levels up).
+#: Repository root (``training/embedder/data.py`` → three levels up).
 REPO_ROOT = Path(__file__).resolve().parents[3]
 #: Default data folder: ``../shared/data`` relative to the repository root.
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
