@@ -23,11 +23,11 @@ filtered HNSW).
 Engines, each in its own child process (so resident memory is its own; VmRSS/VmHWM from
 ``/proc/self/status``):
 
-* ``edge-int8`` / ``edge-f32``: :class:`services.search.edge_index.EdgeIndex` (HNSW, Malkov &
+* ``edge-int8`` / ``edge-f32``: :class:`services.search.engines.edge.EdgeIndex` (HNSW, Malkov &
   Yashunin 2018; int8 scalar quantisation with float32 rescoring, oversampling 2). Built by bulk
   upsert + in-process ``optimize`` in one child; a second child reopens the directory (reopen
   time = open + first query) and runs the latency and recall sweeps over ``ef``.
-* ``qdrant-local``: :class:`services.search.qdrant_index.QdrantIndex` in memory (brute force in
+* ``qdrant-local``: :class:`services.search.engines.qdrant.QdrantIndex` in memory (brute force in
   NumPy + Python filters). Only up to ``--local-max`` points (default 100k): its disk mode commits
   SQLite once per point (measured on a 300-point sample and extrapolated — see ``persist_s``),
   and a query costs a full scan plus per-point Python filter evaluation.
@@ -240,7 +240,7 @@ def child_main(args: dict) -> dict:
     nq = {"all": int(args["nq"]), "f1": int(args["nq_f"]), "f25": int(args["nq_f"])}
 
     if role == "edge-build":
-        from services.search.edge_index import EdgeIndex
+        from services.search.engines.edge import EdgeIndex
         from services.search.index import HnswConfig, Point
 
         X = np.load(work / "X.npy", mmap_mode="r")
@@ -271,7 +271,7 @@ def child_main(args: dict) -> dict:
         return res
 
     if role == "edge-serve":
-        from services.search.edge_index import EdgeIndex
+        from services.search.engines.edge import EdgeIndex
 
         t0 = time.perf_counter()
         ix = EdgeIndex(args["index_dir"], auto_index=False, payload_m=args.get("payload_m", 0))
@@ -306,7 +306,7 @@ def child_main(args: dict) -> dict:
 
     if role == "edge-bg":
         # writes while serving, then a background (off-process) HNSW build while queries run
-        from services.search.edge_index import EdgeIndex
+        from services.search.engines.edge import EdgeIndex
         from services.search.index import Point
 
         ix = EdgeIndex(args["index_dir"], auto_index=False, payload_m=args.get("payload_m", 0))
@@ -376,7 +376,7 @@ def child_main(args: dict) -> dict:
 
     if role == "qdrant-local":
         from services.search.index import Point
-        from services.search.qdrant_index import QdrantIndex
+        from services.search.engines.qdrant import QdrantIndex
 
         X = np.load(work / "X.npy", mmap_mode="r")
         labels = np.load(work / "labels.npy")

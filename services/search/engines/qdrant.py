@@ -22,7 +22,7 @@ it over REST into ``target_dir``; ``restore_snapshot`` uploads the file back
 ``manifest.json`` (format, vector names → dims, HNSW config, point count), ``ids.json``,
 ``payloads.jsonl`` and one ``vectors/<name>.npy`` (float32 ``(N, D)``) plus
 ``vectors/<name>.mask.npy`` (bool ``(N,)``, which points have that vector) per vector name. The same
-format is used by :class:`services.search.edge_index.EdgeIndex` as its engine-neutral export.
+format is used by :class:`services.search.engines.edge.EdgeIndex` as its engine-neutral export.
 
 Errors: unknown collection/alias → :class:`~designsearch.errors.NotFound`; wrong vector name,
 dimension, non-finite/zero vector, non-UUID id → :class:`~designsearch.errors.InvalidArgument`
@@ -32,15 +32,9 @@ timeouts → :class:`~designsearch.errors.BackendUnavailable`.
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import threading
 import time
-import uuid
-import zipfile
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +42,12 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable, DesignSearchError, InvalidArgument, NotFound
-from services.search.index import Hit, HnswConfig, Point, SearchFilter
+from services.search.engines.qdrant_snapshots import SnapshotMixin
+from services.search.engines.common import canonical_id, check_limit, prepare_vector, records_to_points
+from services.search.index import HnswConfig
+
 
 #: Payload fields that get a server-side payload index, with their schema.
 PAYLOAD_INDEXES: dict[str, models.PayloadSchemaType] = {
@@ -58,207 +56,6 @@ PAYLOAD_INDEXES: dict[str, models.PayloadSchemaType] = {
     "kind": models.PayloadSchemaType.KEYWORD,
     "year": models.PayloadSchemaType.INTEGER,
 }
-
-PORTABLE_SNAPSHOT_FORMAT = "designsearch-portable-snapshot/1"
-
-
-# ----------------------------------------------------------------------------------------------
-# Shared helpers (also used by the embedded engine)
-# ----------------------------------------------------------------------------------------------
-
-
-def canonical_id(point_id: str) -> str:
-    """Return the canonical (lower-case, hyphenated) form of a UUID string.
-
-    Qdrant stores UUID ids in this form and returns them so; canonicalising on the way in makes
-    every engine return the same strings.
-
-    Raises:
-        InvalidArgument: ``point_id`` is not a UUID.
-    """
-    try:
-        return str(uuid.UUID(str(point_id)))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise InvalidArgument(f"point id {point_id!r} is not a UUID", field="id") from exc
-
-
-def prepare_vector(vector: Any, name: str, dims: dict[str, int]) -> np.ndarray:
-    """Check a vector against a collection's named-vector dims and L2-normalise it.
-
-    Args:
-        vector: array-like, shape ``(D,)``.
-        name: vector name (``photo``/``edge``).
-        dims: the collection's ``{name: D}``.
-
-    Returns:
-        float32 ``(D,)`` with unit L2 norm (cosine distance works on normalised vectors).
-
-    Raises:
-        InvalidArgument: unknown name, wrong shape/dimension, non-finite values or zero norm.
-    """
-    if name not in dims:
-        raise InvalidArgument(f"unknown vector name {name!r}; collection has {sorted(dims)}", field="using")
-    arr = np.asarray(vector, dtype=np.float32)
-    if arr.ndim != 1 or arr.shape[0] != dims[name]:
-        raise InvalidArgument(
-            f"vector {name!r} must have shape ({dims[name]},), got {tuple(arr.shape)}", field="vector"
-        )
-    if not np.all(np.isfinite(arr)):
-        raise InvalidArgument(f"vector {name!r} has non-finite values", field="vector")
-    norm = float(np.linalg.norm(arr))
-    if norm == 0.0:
-        raise InvalidArgument(f"vector {name!r} has zero norm (cosine undefined)", field="vector")
-    return (arr / norm).astype(np.float32)
-
-
-def check_limit(limit: int, field: str = "limit") -> int:
-    """Validate a positive result count.
-
-    Raises:
-        InvalidArgument: ``limit`` is not a positive integer.
-    """
-    if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit <= 0:
-        raise InvalidArgument(f"{field} must be a positive integer, got {limit!r}", field=field)
-    return int(limit)
-
-
-def group_hits(hits: Iterable[Hit], group_by: str, limit: int, group_size: int) -> list[list[Hit]]:
-    """Group score-ordered hits by payload ``group_by`` value (first-seen order = best score).
-
-    Hits whose payload lacks ``group_by`` are skipped, as Qdrant's ``query_points_groups`` does.
-
-    Returns:
-        up to ``limit`` groups, each with up to ``group_size`` hits, best first.
-    """
-    groups: dict[Any, list[Hit]] = {}
-    for hit in hits:
-        key = hit.payload.get(group_by)
-        if key is None or isinstance(key, (list, dict)):
-            continue
-        bucket = groups.get(key)
-        if bucket is None:
-            if len(groups) >= limit:
-                continue
-            bucket = groups[key] = []
-        if len(bucket) < group_size:
-            bucket.append(hit)
-    return list(groups.values())
-
-
-def write_portable_snapshot(
-    path: str | os.PathLike,
-    dims: dict[str, int],
-    hnsw: HnswConfig | None,
-    points: Iterable[Point],
-) -> str:
-    """Write points into a portable snapshot file (format in the module docstring).
-
-    The file is written under a temporary name and renamed, so a reader never sees half a file.
-
-    Args:
-        path: target file (``.dsnap`` suggested).
-        dims: named vectors ``{name: D}``.
-        hnsw: the collection's HNSW config (restored with it), or None.
-        points: every point of the collection (vectors normalised float32).
-
-    Returns:
-        ``str(path)``.
-    """
-    path = Path(path)
-    ids: list[str] = []
-    payload_buf = io.StringIO()
-    vecs: dict[str, list[np.ndarray]] = {n: [] for n in dims}
-    masks: dict[str, list[bool]] = {n: [] for n in dims}
-    for p in points:
-        ids.append(p.id)
-        payload_buf.write(json.dumps(p.payload, separators=(",", ":")) + "\n")
-        for n, d in dims.items():
-            v = p.vectors.get(n)
-            masks[n].append(v is not None)
-            vecs[n].append(np.asarray(v, np.float32) if v is not None else np.zeros(d, np.float32))
-    manifest = {
-        "format": PORTABLE_SNAPSHOT_FORMAT,
-        "vectors": dims,
-        "hnsw": asdict(hnsw) if hnsw is not None else None,
-        "count": len(ids),
-        "created_unix": time.time(),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr("manifest.json", json.dumps(manifest))
-        zf.writestr("ids.json", json.dumps(ids))
-        zf.writestr("payloads.jsonl", payload_buf.getvalue())
-        for n, d in dims.items():
-            arr = np.stack(vecs[n]) if vecs[n] else np.zeros((0, d), np.float32)
-            for suffix, data in ((".npy", arr), (".mask.npy", np.asarray(masks[n], dtype=bool))):
-                buf = io.BytesIO()
-                np.save(buf, data, allow_pickle=False)
-                zf.writestr(f"vectors/{n}{suffix}", buf.getvalue())
-    os.replace(tmp, path)
-    return str(path)
-
-
-def read_portable_snapshot(
-    path: str | os.PathLike, batch: int = 1024
-) -> tuple[dict[str, int], HnswConfig | None, Iterator[list[Point]]]:
-    """Open a portable snapshot.
-
-    Returns:
-        ``(dims, hnsw, batches)`` where ``batches`` yields lists of up to ``batch`` points.
-
-    Raises:
-        NotFound: no such file.
-        InvalidArgument: not a portable snapshot.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"snapshot {str(path)!r} does not exist", field="snapshot_path")
-    try:
-        zf = zipfile.ZipFile(path)
-        manifest = json.loads(zf.read("manifest.json"))
-        if manifest.get("format") != PORTABLE_SNAPSHOT_FORMAT:
-            raise ValueError(f"format {manifest.get('format')!r}")
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise InvalidArgument(f"{str(path)!r} is not a portable snapshot: {exc}", field="snapshot_path") from exc
-    dims = {str(k): int(v) for k, v in manifest["vectors"].items()}
-    hnsw = HnswConfig(**manifest["hnsw"]) if manifest.get("hnsw") else None
-
-    def batches() -> Iterator[list[Point]]:
-        with zf:
-            ids = json.loads(zf.read("ids.json"))
-            payloads = zf.read("payloads.jsonl").decode().splitlines()
-            arrays = {n: np.load(io.BytesIO(zf.read(f"vectors/{n}.npy"))) for n in dims}
-            masks = {n: np.load(io.BytesIO(zf.read(f"vectors/{n}.mask.npy"))) for n in dims}
-            for start in range(0, len(ids), batch):
-                out = []
-                for i in range(start, min(start + batch, len(ids))):
-                    vectors = {n: arrays[n][i] for n in dims if masks[n][i]}
-                    out.append(Point(id=ids[i], vectors=vectors, payload=json.loads(payloads[i])))
-                yield out
-
-    return dims, hnsw, batches()
-
-
-# ----------------------------------------------------------------------------------------------
-# QdrantIndex
-# ----------------------------------------------------------------------------------------------
-
-
-def records_to_points(records: Iterable[Any], wanted: Sequence[str]) -> list[Point]:
-    """Engine records (``.id``, ``.vector`` dict, ``.payload``) → :class:`Point` in ``wanted`` order.
-
-    Ids missing from ``records`` are skipped; duplicates in ``wanted`` are returned once.
-    """
-    by_id = {str(r.id): r for r in records}
-    out = []
-    for i in dict.fromkeys(wanted):
-        r = by_id.get(i)
-        if r is None:
-            continue
-        vecs = r.vector if isinstance(r.vector, dict) else {}
-        out.append(Point(id=i, vectors={n: np.asarray(v, dtype=np.float32) for n, v in vecs.items()},
-                         payload=dict(r.payload or {})))
-    return out
 
 
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
@@ -284,7 +81,7 @@ def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
-class QdrantIndex:
+class QdrantIndex(SnapshotMixin):
     """:class:`~services.search.index.VectorIndex` over ``qdrant-client`` (server or local mode).
 
     Args:
@@ -661,67 +458,6 @@ class QdrantIndex:
                 )
             if offset is None:
                 return
-
-    # -- snapshots -------------------------------------------------------------------------------
-
-    def create_snapshot(self, collection: str, target_dir: str) -> str:
-        """Snapshot ``collection`` into ``target_dir``; returns the file path.
-
-        Server: a native Qdrant snapshot (``.snapshot``), downloaded over REST. Local mode: a
-        portable snapshot (``.dsnap``, see module docstring) written under the local lock, so it is
-        consistent.
-        """
-        dims, ef = self._info(collection)
-        os.makedirs(target_dir, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        if self.local:
-            target = Path(target_dir) / f"{collection}-{stamp}-{uuid.uuid4().hex[:8]}.dsnap"
-            with self._lock:
-                return write_portable_snapshot(target, dims, HnswConfig(ef=ef), list(self.iter_points(collection)))
-        import httpx
-
-        desc = self._call(self._client.create_snapshot, collection, wait=True, collection=collection)
-        target = Path(target_dir) / desc.name
-        headers = {"api-key": self._api_key} if self._api_key else {}
-        url = f"{self._url.rstrip('/')}/collections/{collection}/snapshots/{desc.name}"
-        try:
-            with httpx.stream("GET", url, headers=headers, timeout=max(60.0, self._timeout)) as r:
-                r.raise_for_status()
-                with open(str(target) + ".tmp", "wb") as f:
-                    for chunk in r.iter_bytes(1 << 20):
-                        f.write(chunk)
-            os.replace(str(target) + ".tmp", target)
-        except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"snapshot download failed: {exc}") from exc
-        return str(target)
-
-    def restore_snapshot(self, snapshot_path: str, collection: str) -> None:
-        """Create or replace ``collection`` from a snapshot file.
-
-        A ``.dsnap`` portable snapshot is loaded point by point (any back end); a native
-        ``.snapshot`` is uploaded to the server (``recover_from_uploaded_snapshot``).
-
-        Raises:
-            NotFound: no such file. InvalidArgument: a native snapshot given to local mode.
-        """
-        if not os.path.isfile(snapshot_path):
-            raise NotFound(f"snapshot {snapshot_path!r} does not exist", field="snapshot_path")
-        if zipfile.is_zipfile(snapshot_path):
-            dims, hnsw, batches = read_portable_snapshot(snapshot_path)
-            with self._lock:
-                self.delete_collection(collection)
-                self.create_collection(collection, dims, hnsw)
-                for pts in batches:
-                    self.upsert(collection, pts)
-            return
-        if self.local:
-            raise InvalidArgument("local mode can only restore portable (.dsnap) snapshots", field="snapshot_path")
-        with open(snapshot_path, "rb") as f:
-            self._call(
-                self._client.http.snapshots_api.recover_from_uploaded_snapshot,
-                collection_name=collection, wait=True, snapshot=f, collection=collection,
-            )
-        self._invalidate()
 
     def close(self) -> None:
         """Close the client (local mode flushes and releases its storage lock)."""

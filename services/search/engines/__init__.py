@@ -1,19 +1,22 @@
 """Factory choosing the vector-index engine of the search service.
 
 =========================  ===================================================================
-``url`` set, ``"qdrant"``  Qdrant server over gRPC (:class:`~services.search.qdrant_index.QdrantIndex`)
-``engine="edge"``          embedded Qdrant Edge at ``path`` (:class:`~services.search.edge_index.EdgeIndex`)
+``url`` set, ``"qdrant"``  Qdrant server over gRPC (:class:`~services.search.engines.qdrant.QdrantIndex`)
+``engine="edge"``          embedded Qdrant Edge at ``path`` (:class:`~services.search.engines.edge.EdgeIndex`)
 ``engine="local"``         qdrant-client local mode at ``path`` (brute force; tests, tiny catalogues)
-``engine="memory"``        qdrant-client local mode in memory (tests)
 =========================  ===================================================================
 """
 
 from __future__ import annotations
 
+
+
+
+
 from designsearch.errors import InvalidArgument
 from services.search.index import HnswConfig, VectorIndex
 
-ENGINES = ("qdrant", "edge", "local", "memory")
+ENGINES = ("qdrant", "edge", "local")
 
 
 def open_index(
@@ -45,19 +48,15 @@ def open_index(
     if engine == "qdrant":
         if not url:
             raise InvalidArgument("engine 'qdrant' needs a server url", field="url")
-        from services.search.qdrant_index import QdrantIndex
+        from services.search.engines.qdrant import QdrantIndex
 
         return QdrantIndex(url, api_key=api_key, timeout=timeout, prefer_grpc=True, search_ef=hnsw.ef)
     if engine == "edge":
-        from services.search.edge_index import EdgeIndex
+        from services.search.engines.edge import EdgeIndex
 
         return EdgeIndex(path, default_hnsw=hnsw)
     if engine == "local":
-        from services.search.qdrant_index import QdrantIndex
+        from services.search.engines.qdrant import QdrantIndex
 
         return QdrantIndex(path=path)
-    if engine == "memory":
-        from services.search.qdrant_index import QdrantIndex
-
-        return QdrantIndex(":memory:")
     raise InvalidArgument(f"unknown search engine {engine!r}; expected one of {ENGINES}", field="engine")

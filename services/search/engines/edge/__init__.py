@@ -1,0 +1,11 @@
+"""The embedded engine: Qdrant Edge (``qdrant-edge-py``) behind :class:`~services.search.index.VectorIndex`."""
+
+from __future__ import annotations
+
+
+
+
+
+from services.search.engines.edge.index import EdgeIndex
+
+__all__ = ["EdgeIndex"]

@@ -1,0 +1,112 @@
+"""Reads of the embedded engine: count, retrieve, search, grouped search (client-side grouping)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from designsearch.domain import Hit, Point, SearchFilter
+from services.search.engines.common import (
+    canonical_id,
+    check_limit,
+    group_hits,
+    prepare_vector,
+    records_to_points,
+)
+from services.search.engines.edge.payload_filters import to_edge_filter
+
+
+class QueryMixin:
+    """Reads of :class:`~services.search.engines.edge.EdgeIndex`: count, retrieve, search, grouped search."""
+
+    @staticmethod
+    def _hit(p: Any) -> Hit:
+        return Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
+
+    def count(self, collection: str, flt: SearchFilter | None = None) -> int:
+        """Exact number of points matching ``flt``."""
+        coll = self._get(collection)
+        req = qe.CountRequest(exact=True, filter=to_edge_filter(flt))
+        return int(self._read(coll, lambda s: s.count(req)))
+
+    def retrieve(self, collection: str, ids: Sequence[str]) -> list[Point]:
+        """Points with these ids in request order (missing skipped); vectors float32 ``(D,)``, normalised."""
+        coll = self._get(collection)
+        if not ids:
+            return []
+        wanted = list(dict.fromkeys(canonical_id(i) for i in ids))
+        recs = self._read(coll, lambda s: s.retrieve(point_ids=wanted, with_payload=True, with_vector=True))
+        return records_to_points(recs, wanted)
+
+    def search(
+        self, collection: str, vector: np.ndarray, *, using: str, limit: int, flt: SearchFilter | None = None
+    ) -> list[Hit]:
+        """Top ``limit`` points by cosine similarity (HNSW, or exact below the scan thresholds).
+
+        Args:
+            vector: float32 ``(D,)``; normalised here.
+
+        Raises:
+            NotFound, InvalidArgument (vector name/dimension/values, limit), BackendUnavailable.
+        """
+        coll = self._get(collection)
+        q = prepare_vector(vector, using, coll.dims)
+        limit = check_limit(limit)
+        eflt = to_edge_filter(flt)
+        req = qe.QueryRequest(
+            query=qe.Query.Nearest(q, using=using),
+            limit=limit,
+            filter=eflt,
+            params=self._search_params(coll, limit, eflt is not None),
+            with_payload=True,
+            with_vector=False,
+        )
+        return [self._hit(p) for p in self._read(coll, lambda s: s.query(req))]
+
+    def search_groups(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        *,
+        using: str,
+        limit: int,
+        group_by: str = "design_id",
+        group_size: int = 1,
+        flt: SearchFilter | None = None,
+    ) -> list[list[Hit]]:
+        """Top ``limit`` groups of distinct payload ``group_by``, best ``group_size`` hits each.
+
+        Fetches ``limit * group_size * 4`` hits, groups them, and doubles the page (up to the
+        number of matching points) until ``limit`` groups are full or the matches run out.
+        """
+        coll = self._get(collection)
+        q = prepare_vector(vector, using, coll.dims)
+        limit = check_limit(limit)
+        group_size = check_limit(group_size, "group_size")
+        eflt = to_edge_filter(flt)
+        page = limit * group_size * 4
+        total: int | None = None
+        while True:
+            req = qe.QueryRequest(
+                query=qe.Query.Nearest(q, using=using),
+                limit=page,
+                filter=eflt,
+                params=self._search_params(coll, page, eflt is not None),
+                with_payload=True,
+                with_vector=False,
+            )
+            hits = [self._hit(p) for p in self._read(coll, lambda s: s.query(req))]
+            groups = group_hits(hits, group_by, limit, group_size)
+            full = len(groups) >= limit and all(len(g) >= group_size for g in groups)
+            if full or len(hits) < page:
+                return groups
+            if total is None:
+                total = self.count(collection, flt)
+            if page >= total:
+                return groups
+            page = min(page * 2, total)
+
+    # -- writes ----------------------------------------------------------------------------------
