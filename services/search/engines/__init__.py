@@ -9,10 +9,6 @@
 
 from __future__ import annotations
 
-
-
-
-
 from designsearch.errors import InvalidArgument
 from services.search.index import HnswConfig, VectorIndex
 

@@ -90,7 +90,6 @@ def group_hits(hits: Iterable[Hit], group_by: str, limit: int, group_size: int) 
     return list(groups.values())
 
 
-
 def records_to_points(records: Iterable[Any], wanted: Sequence[str]) -> list[Point]:
     """Engine records (``.id``, ``.vector`` dict, ``.payload``) → :class:`Point` in ``wanted`` order.
 

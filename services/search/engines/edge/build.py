@@ -28,7 +28,6 @@ _OPTIMIZE_CHILD = (
 )
 
 
-
 class BuildMixin:
     """Off-process HNSW builds of :class:`~services.search.engines.edge.EdgeIndex` (copy → optimise in a child → replay → swap)."""
 

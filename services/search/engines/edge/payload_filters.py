@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 import qdrant_edge as qe
 
 from designsearch.domain import SearchFilter

@@ -55,7 +55,6 @@ def _gnu_tar() -> str | None:
     return tar if "GNU tar" in out else None
 
 
-
 class _RWLock:
     """Readers-writer lock with writer preference (readers: queries; writer: shard swap/close)."""
 
