@@ -40,25 +40,11 @@ class InvalidImage(InvalidArgument):
     reason = "INVALID_IMAGE"
 
 
-class NoObjectFound(DesignSearchError):
-    """No object (wheel) could be found where one is required: gRPC ``FAILED_PRECONDITION``."""
-
-    code_name = "FAILED_PRECONDITION"
-    reason = "NO_OBJECT_FOUND"
-
-
 class NotFound(DesignSearchError):
     """A named resource (collection, design, snapshot) does not exist: gRPC ``NOT_FOUND``."""
 
     code_name = "NOT_FOUND"
     reason = "NOT_FOUND"
-
-
-class ModelMismatch(DesignSearchError):
-    """Vectors of one model version sent to an index built by another: ``FAILED_PRECONDITION``."""
-
-    code_name = "FAILED_PRECONDITION"
-    reason = "MODEL_VERSION_MISMATCH"
 
 
 class BackendUnavailable(DesignSearchError):

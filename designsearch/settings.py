@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -12,10 +13,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_data_dir() -> Path:
-    """``../shared/data`` beside the checkout; override with ``DESIGNSEARCH_DATA``."""
-    import os
-
+    """The one resolution of the shared data folder: ``$DESIGNSEARCH_DATA``, else ``../shared/data``
+    beside the checkout."""
     return Path(os.environ.get("DESIGNSEARCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+#: Committed model files (``$DESIGNSEARCH_MODEL_DIR``, default ``<repo>/models``): the defaults of the
+#: services' ``model_path`` settings and of the training/evaluation commands.
+MODEL_DIR = Path(os.environ.get("DESIGNSEARCH_MODEL_DIR", REPO_ROOT / "models"))
+SEGMENTER_MODEL = MODEL_DIR / "segmenter" / "wheelseg-lite0.onnx"
+EMBEDDER_MODEL = MODEL_DIR / "embedder" / "wheelembed-lite0-512.onnx"
+#: The ImageNet baseline embedder written by ``designsearch export-embedder`` (not committed).
+IMAGENET_EMBEDDER_MODEL = REPO_ROOT / "var" / "models" / "imagenet-lite0.onnx"
 
 
 class ServiceSettings(BaseSettings):

@@ -1,7 +1,7 @@
 """Generate the Python stubs in designsearch/v1/ from protos/designsearch/v1/*.proto.
 
 Usage: python scripts/gen_protos.py [--out DIR]   (DIR defaults to the repo root)
-The generated files are committed; tests/test_protos.py regenerates them and fails on any difference.
+The generated files are committed; tests/unit/test_protos.py regenerates them and fails on any difference.
 """
 
 from __future__ import annotations

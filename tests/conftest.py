@@ -58,10 +58,27 @@ def embedder_model() -> str:
     return str(path)
 
 
+def gateway_settings(backends: dict | None, redis_url: str, var: Path, **overrides):
+    """The one way tests build ``GatewaySettings``: free port, the given backends (services from
+    :func:`stack`, or None for in-memory backends), real Redis, a SQLite catalogue under ``var``."""
+    from gateway.config import GatewaySettings
+
+    addresses = {} if backends is None else {
+        "segmenter_address": backends["segmenter"].address, "embedder_address": backends["embedder"].address,
+        "search_address": backends["search"].address}
+    return GatewaySettings(**{"port": 0, **addresses, "redis_url": redis_url,
+                              "catalogue_url": f"sqlite:///{var / 'catalogue.db'}", "api_keys": [], **overrides})
+
+
+@pytest.fixture(scope="session")
+def make_gateway_settings(redis_server):
+    """Factory fixture: ``make_gateway_settings(stack_or_None, var_dir, **overrides)``."""
+    return lambda backends, var, **overrides: gateway_settings(backends, redis_server.url, var, **overrides)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def stack(tmp_path_factory, redis_server, embedder_model):
     """Segmenter, embedder, search (embedded engine on disk; DESIGNSEARCH_TEST_ENGINE=local for qdrant-client local mode) and gateway, in-process."""
-    from gateway.config import GatewaySettings
     from gateway.server import create_server as create_gateway
     from services.embedder.config import EmbedderSettings
     from services.embedder.server import create_server as create_embedder
@@ -75,12 +92,9 @@ async def stack(tmp_path_factory, redis_server, embedder_model):
     embedder = await create_embedder(EmbedderSettings(port=0, model_path=embedder_model))
     search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "edge"),
                                                 path=str(var / "index"), snapshot_dir=str(var / "snapshots")))
-    gateway = await create_gateway(GatewaySettings(
-        port=0, segmenter_address=segmenter.address, embedder_address=embedder.address,
-        search_address=search.address, redis_url=redis_server.url, catalogue_url=f"sqlite:///{var / 'catalogue.db'}",
-        api_keys=[],
-    ))
-    services = {"segmenter": segmenter, "embedder": embedder, "search": search, "gateway": gateway}
+    backends = {"segmenter": segmenter, "embedder": embedder, "search": search}
+    gateway = await create_gateway(gateway_settings(backends, redis_server.url, var))
+    services = {**backends, "gateway": gateway}
     yield services
     for s in [gateway, segmenter, embedder, search]:
         await s.stop(0)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import REPO_ROOT, ServiceSettings
-
-#: The trained model committed with the project (issue: metric-learning embedder).
-TRAINED_MODEL = REPO_ROOT / "models" / "embedder" / "wheelembed-lite0-512.onnx"
-#: The ImageNet baseline written by ``designsearch export-embedder`` (not committed).
-IMAGENET_MODEL = REPO_ROOT / "var" / "models" / "imagenet-lite0.onnx"
+from designsearch.settings import EMBEDDER_MODEL as TRAINED_MODEL
+from designsearch.settings import IMAGENET_EMBEDDER_MODEL as IMAGENET_MODEL
+from designsearch.settings import ServiceSettings
 
 
 def default_model_path() -> str:
@@ -35,7 +31,3 @@ class EmbedderSettings(ServiceSettings):
     max_batch_size: int = Field(32, description="Most images per model call.")
     max_batch_time_ms: float = Field(5.0, description="Longest wait for more images before running a partial batch, ms.")
     max_images_per_request: int = Field(64, description="Most images one Embed request may carry.")
-
-    def model_file(self) -> Path:
-        """The model path as a Path."""
-        return Path(self.model_path)

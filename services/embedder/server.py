@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
+
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.v1 import embedder_pb2, embedder_pb2_grpc
@@ -24,6 +26,10 @@ async def create_server(settings: EmbedderSettings | None = None) -> Service:
         embedder_pb2_grpc.add_EmbedderServiceServicer_to_server(servicer, server)
         return [embedder_pb2.DESCRIPTOR.services_by_name["EmbedderService"].full_name]
 
+    # Warm-up: the first run of an onnxruntime session allocates its arenas and picks kernels
+    # (tens of ms); do it before SERVING so the first real request does not pay for it.
+    size = embedder.input_size
+    await asyncio.to_thread(embedder.embed, [np.full((size, size, 3), 128, dtype=np.uint8)] * 2)
     service = await build_server(settings, register)
     batcher.start()
     service.on_stop.append(batcher.stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import REPO_ROOT, ServiceSettings
+from designsearch.settings import SEGMENTER_MODEL, ServiceSettings
 
 
 class SegmenterSettings(ServiceSettings):
@@ -18,7 +18,7 @@ class SegmenterSettings(ServiceSettings):
         "auto", description="'learned' (ONNX model), 'classical' (Hough circles), or 'auto': learned if the model file exists."
     )
     model_path: str = Field(
-        str(REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"), description="ONNX wheel segmenter file."
+        str(SEGMENTER_MODEL), description="ONNX wheel segmenter file."
     )
     threads: int = Field(2, description="onnxruntime intra-op threads.")
     max_crops: int = Field(4, description="Most crops returned per image when the request does not say.")

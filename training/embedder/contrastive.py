@@ -8,7 +8,7 @@
   same car photo become positives too (same-photo pairs: the wheels of one car are nearly always
   one design seen from two positions).
 * The car-model term is the normalised-softmax cross-entropy of :mod:`.train`
-  (:class:`.train.CosineClassifier`; Zhai & Wu, BMVC 2019).
+  (:class:`.feature_cache.CosineClassifier`; Zhai & Wu, BMVC 2019).
 """
 
 from __future__ import annotations

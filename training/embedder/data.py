@@ -25,15 +25,14 @@ import cv2
 import numpy as np
 
 from designsearch.images import crop_box, read_image, square_box
+from designsearch.settings import REPO_ROOT, SEGMENTER_MODEL, default_data_dir
 
-#: Repository root (``training/embedder/data.py`` → three levels up).
-REPO_ROOT = Path(__file__).resolve().parents[3]
-#: Default data folder: ``../shared/data`` relative to the repository root.
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
+#: Default data folder: ``$DESIGNSEARCH_DATA``, else ``../shared/data`` beside the checkout.
+DEFAULT_DATA = default_data_dir()
 #: Default folder for caches, logs and checkpoints (git-ignored).
 DEFAULT_RUNS = REPO_ROOT / "runs" / "embedder"
 #: Default learned wheel segmenter (ONNX) used to cut the wheel crops.
-DEFAULT_SEGMENTER = REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"
+DEFAULT_SEGMENTER = SEGMENTER_MODEL
 #: Last class id of the training split; classes above it (up to 98) are validation.
 TRAIN_MAX_CLASS = 78
 #: Crop sources: the learned segmenter, or the lower-left/right quarters of the car image (a

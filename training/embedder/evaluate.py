@@ -45,12 +45,13 @@ import numpy as np
 import onnxruntime as ort
 
 from designsearch.images import edge_map, to_model_input
+from designsearch.settings import EMBEDDER_MODEL
 from training.metrics import map_at_r, recall_at_k
 
 from . import data as D
 from .augment import rotate_about_centre
 
-DEFAULT_MODEL = D.REPO_ROOT / "models" / "embedder" / "wheelembed-lite0-512.onnx"
+DEFAULT_MODEL = EMBEDDER_MODEL
 DEFAULT_RESULTS = D.REPO_ROOT / "benchmarks" / "results" / "embedder_eval.json"
 KS = (1, 2, 4, 5, 8)
 EDGE_KS = (1, 2, 4, 5, 8)

@@ -24,17 +24,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from designsearch.settings import default_data_dir
+
 #: Name of the COCO category holding wheels (wheel and tyre together).
 WHEEL_CATEGORY = "wheel"
 #: Sub-folder of the data root holding the dataset.
 SUBDIR = "car-parts-seg"
 #: Connected components smaller than this (pixels of the 512 px image) are annotation slivers.
 MIN_INSTANCE_PIXELS = 64
-
-
-def default_data_dir() -> Path:
-    """``<repo root>/../shared/data``: where the shared data folder lives next to the checkout."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from services.segmenter.learned import LearnedWheelDetector
 from training.segmenter import synthetic as S
 from training.segmenter.dataset import load_samples, split_samples
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
 MODEL = ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"
 

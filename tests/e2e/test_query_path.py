@@ -108,14 +108,10 @@ async def test_dislike_drops_design_from_later_results(indexed, gateway_stub):
     assert len(again.matches) == 3
 
 
-async def test_api_key_is_required_when_configured(stack, redis_server, tmp_path, small_catalogue):
-    from gateway.config import GatewaySettings
+async def test_api_key_is_required_when_configured(stack, tmp_path, small_catalogue, make_gateway_settings):
     from gateway.server import create_server
 
-    gateway = await create_server(GatewaySettings(
-        port=0, segmenter_address=stack["segmenter"].address, embedder_address=stack["embedder"].address,
-        search_address=stack["search"].address, redis_url=redis_server.url,
-        catalogue_url=f"sqlite:///{tmp_path / 'catalogue.db'}", api_keys=["s3cret"]))
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, api_keys=["s3cret"]))
     try:
         async with grpc.aio.insecure_channel(gateway.address) as channel:
             from designsearch.v1 import gateway_pb2_grpc
@@ -156,20 +152,17 @@ async def test_sketch_query_searches_lines_vectors(indexed, gateway_stub):
     assert photo.domain == common_pb2.DOMAIN_PHOTO
 
 
-async def test_long_ingestion_stream_outlives_connection_age(stack, redis_server, tmp_path, small_catalogue):
+async def test_long_ingestion_stream_outlives_connection_age(stack, tmp_path, small_catalogue, make_gateway_settings):
     """Connections get GOAWAY after max_connection_age_s (so clients spread to new pods); a running
     IndexDesigns stream must still finish within the grace period."""
     import asyncio
 
     from designsearch.client import index_request
     from designsearch.v1 import gateway_pb2_grpc
-    from gateway.config import GatewaySettings
     from gateway.server import create_server
 
-    gateway = await create_server(GatewaySettings(
-        port=0, segmenter_address=stack["segmenter"].address, embedder_address=stack["embedder"].address,
-        search_address=stack["search"].address, redis_url=redis_server.url,
-        catalogue_url=f"sqlite:///{tmp_path / 'catalogue.db'}", max_connection_age_s=0.5, max_connection_age_grace_s=60))
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, max_connection_age_s=0.5,
+                                                        max_connection_age_grace_s=60))
     catalogue, _ = small_catalogue
 
     async def slow_stream():

@@ -19,21 +19,18 @@ def _second_model(src: str, dst: Path) -> str:
     return str(dst)
 
 
-async def test_reindex_under_queries_never_errors_and_switches(stack, redis_server, tmp_path, small_catalogue, embedder_model):
+async def test_reindex_under_queries_never_errors_and_switches(stack, tmp_path, small_catalogue, embedder_model, make_gateway_settings):
     import grpc
 
-    from gateway.config import GatewaySettings
     from gateway.server import create_server as create_gateway
     from services.embedder.config import EmbedderSettings
     from services.embedder.server import create_server as create_embedder
 
     catalogue, queries = small_catalogue
     new_embedder = await create_embedder(EmbedderSettings(port=0, model_path=_second_model(embedder_model, tmp_path / "v2.onnx")))
-    gateway = await create_gateway(GatewaySettings(
-        port=0, segmenter_address=stack["segmenter"].address, embedder_address=stack["embedder"].address,
-        upgrade_embedder_addresses=[new_embedder.address], search_address=stack["search"].address,
-        redis_url=redis_server.url, catalogue_url=f"sqlite:///{tmp_path / 'catalogue.db'}",
-        collection_prefix="upgrade", alias_refresh_s=0.2))
+    gateway = await create_gateway(make_gateway_settings(
+        stack, tmp_path, upgrade_embedder_addresses=[new_embedder.address], collection_prefix="upgrade",
+        alias_refresh_s=0.2))
     core = gateway.core
     old_version = core.embedder_version
     new_version = new_embedder.embed_service.version

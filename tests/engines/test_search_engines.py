@@ -14,7 +14,7 @@ from services.search.engines.edge import EdgeIndex
 from services.search.engines import open_index
 from services.search.index import HnswConfig, Point, SearchFilter
 from services.search.engines.qdrant import QdrantIndex
-from tests.test_search_congruence import DIMS, make_points
+from tests.engines.test_search_congruence import DIMS, make_points
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +286,7 @@ def test_edge_survives_a_crash_without_close(tmp_path):
     code = (
         "import os, sys, numpy as np\n"
         "from services.search.engines.edge import EdgeIndex\n"
-        "from tests.test_search_congruence import DIMS, make_points\n"
+        "from tests.engines.test_search_congruence import DIMS, make_points\n"
         "ix = EdgeIndex(sys.argv[1], auto_index=False)\n"
         "ix.create_collection('c', DIMS)\n"
         "ix.upsert('c', make_points(300, seed=9))\n"
@@ -295,7 +295,7 @@ def test_edge_survives_a_crash_without_close(tmp_path):
     )
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, cwd=repo, timeout=120)
     ix = _edge(tmp_path)
     try:

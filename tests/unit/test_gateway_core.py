@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 
 import numpy as np
 import pytest
@@ -16,7 +17,6 @@ from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, encode_jpeg
 from gateway.cache import QueryCache
 from gateway.catalogue import Catalogue
-from gateway.config import GatewaySettings
 from gateway.core import GatewayCore, IndexItem
 from gateway.ports import QueryCrop, Segmentation
 from gateway.streams import bounded_map
@@ -35,7 +35,7 @@ class MemoryBackends:
 
     def __init__(self) -> None:
         self.segmenter_model = "learned:sha256:aaaa"
-        self.embedder_model = "sha256:0123456789abcdef"
+        self.embedder_model = f"sha256:{uuid.uuid4().hex[:16]}"  # fresh cache keys per test
         self.segment_calls = 0
         self.collections: dict[str, dict] = {}
         self.aliases: dict[str, str] = {}
@@ -95,10 +95,9 @@ class MemoryBackends:
 
 
 @pytest.fixture
-async def core(tmp_path, redis_server):
+async def core(tmp_path, make_gateway_settings):
     backends = MemoryBackends()
-    settings = GatewaySettings(redis_url=redis_server.url, catalogue_url=f"sqlite:///{tmp_path / 'c.db'}",
-                               alias_refresh_s=0.0, collection_prefix=f"t{tmp_path.name[-8:].replace('-', '')}")
+    settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0)
     core = GatewayCore(backends, QueryCache(settings.redis_url, 60), Catalogue(settings.catalogue_url), settings)
     await core.start()
     yield core

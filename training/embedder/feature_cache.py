@@ -1,0 +1,161 @@
+"""The frozen-prefix feature cache of the embedder trainers, and the trainable head.
+
+The backbone is cut at MBConv block ``cache_block``: :class:`Prefix` (pixel scaling, stem, blocks
+``[0, cache_block)``) is exported to ONNX and run once over every augmented training view with
+onnxruntime (about 8x faster than torch on CPU), its feature maps cached as float16 under ``runs/``
+(:func:`cache_views`); :class:`Head` (the remaining blocks, head convolution, pooling, projection)
+is what trains, on cached maps. :class:`CosineClassifier` is the normalised-softmax classifier
+(Zhai & Wu, BMVC 2019).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from training.embedder.model import EmbeddingNet
+
+from . import data as D
+from .augment import make_view, photo_augment
+
+
+
+class Prefix(nn.Module):
+    """Frozen part: pixel scaling + stem + MBConv blocks ``[0, stop)``. ``(N,3,S,S)`` → feature map."""
+
+    def __init__(self, net: EmbeddingNet, stop: int) -> None:
+        super().__init__()
+        self.normalize = net.normalize
+        bb = net.backbone
+        self.stem = nn.Sequential(bb._conv_stem, bb._bn0)
+        self.act = bb._swish
+        self.blocks = nn.ModuleList(bb._blocks[:stop])
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = self.act(self.stem(self.normalize(pixels)))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Head(nn.Module):
+    """Trainable part: MBConv blocks ``[start, 16)`` + head conv + GAP + projection + L2 norm.
+
+    Shares its modules with the :class:`EmbeddingNet` it was cut from, so training it trains the
+    network that is exported.
+    """
+
+    def __init__(self, net: EmbeddingNet, start: int) -> None:
+        super().__init__()
+        bb = net.backbone
+        self.blocks = nn.ModuleList(bb._blocks[start:])
+        self.conv_head, self.bn1, self.act = bb._conv_head, bb._bn1, bb._swish
+        self.projection = net.projection
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = fmap
+        for block in self.blocks:
+            x = block(x)
+        x = self.act(self.bn1(self.conv_head(x))).mean(dim=(2, 3))
+        return F.normalize(self.projection(x), dim=1)
+
+
+class CosineClassifier(nn.Module):
+    """``logits = (1/T) · cos(w_c, z)``: normalised softmax (Zhai & Wu, BMVC 2019)."""
+
+    def __init__(self, dim: int, num_classes: int, temperature: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, dim) / math.sqrt(dim))
+        self.scale = 1.0 / temperature
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.scale * (z @ F.normalize(self.weight, dim=1).T)
+
+
+def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _export_prefix(net: EmbeddingNet, stop: int, path: Path, size: int) -> None:
+    prefix = Prefix(net, stop).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            prefix,
+            (torch.full((2, 3, size, size), 128.0),),
+            str(path),
+            input_names=["pixels"],
+            output_names=["fmap"],
+            dynamic_axes={"pixels": {0: "batch"}, "fmap": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def cache_views(
+    items: list[D.Item],
+    kinds_per_item: list[str],
+    augmented: bool,
+    session: ort.InferenceSession,
+    size: int,
+    seed: int,
+    out: Path,
+    batch: int = 64,
+    wheel_rotation: float = 45.0,
+    log: str = "",
+) -> np.ndarray:
+    """Frozen-prefix feature maps of views of ``items``, cached as float16 ``.npy``.
+
+    Views are made item by item, in order: for each item, one view per entry of
+    ``kinds_per_item`` (``"photo"``/``"lines"``), augmented with a per-domain pipeline seeded
+    from ``seed`` when ``augmented`` (wheel views rotated up to ±``wheel_rotation`` degrees). Row
+    ``i * len(kinds_per_item) + j`` holds view ``j`` of item ``i``.
+
+    Returns:
+        float16 memory-mapped array ``(len(items) * len(kinds_per_item), C, s, s)``.
+    """
+    if out.is_file():
+        arr = np.load(out, mmap_mode="r")
+        if arr.shape[0] == len(items) * len(kinds_per_item):
+            return arr
+    augs = {d: photo_augment(d, seed + k, wheel_rotation) for k, d in enumerate((D.DOMAIN_CAR, D.DOMAIN_WHEEL))}
+    start, result, pending = time.time(), None, []
+    n_views = len(items) * len(kinds_per_item)
+    done = 0
+
+    def flush():
+        nonlocal result, done, pending
+        fmap = session.run(None, {"pixels": np.stack(pending)})[0].astype(np.float16)
+        if result is None:
+            tmp = out.with_suffix(".tmp.npy")
+            result = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_views, *fmap.shape[1:]))
+        result[done : done + len(pending)] = fmap
+        done += len(pending)
+        pending = []
+
+    for i, item in enumerate(items):
+        rgb = D.load_rgb(item)
+        for kind in kinds_per_item:
+            pending.append(make_view(rgb, kind, size, augs[item.domain] if augmented else None))
+        if len(pending) >= batch:
+            flush()
+        if (i + 1) % 1000 == 0:
+            print(f"{log}: {i + 1}/{len(items)} items, {time.time() - start:.0f} s", flush=True)
+    if pending:
+        flush()
+    result.flush()
+    del result
+    os.replace(out.with_suffix(".tmp.npy"), out)
+    print(f"{log}: {n_views} views in {time.time() - start:.0f} s", flush=True)
+    return np.load(out, mmap_mode="r")
