@@ -27,7 +27,7 @@ demo: install  ## start everything, ingest the demo catalogue, query held-out im
 test: install  ## the whole test suite (starts real redis-server and services on free ports)
 	$(BIN)/python -m pytest -q
 
-protos:  ## regenerate designsearch/v1 from protos/
+protos:  ## regenerate designsearch/v1 (public) and designsearch/internal/v1 from protos/
 	$(BIN)/python scripts/gen_protos.py
 
 bench: install  ## FindSimilar latency per stage, cold and cached

@@ -10,11 +10,64 @@ from typing import Any
 
 import numpy as np
 
-from designsearch.domain import Box, Hit, Point, SearchFilter, check_filter
-from designsearch.v1 import common_pb2, search_pb2
+from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Box, Hit, Point,
+                                 SearchFilter, check_filter)
+from designsearch.errors import InvalidArgument
+from designsearch.internal.v1 import search_pb2, types_pb2
+from designsearch.v1 import common_pb2
 
-#: Payload keys carried by ``search_pb2.Payload`` besides ``box``.
-PAYLOAD_KEYS = ("design_id", "brand", "model", "year", "kind", "model_version", "image_id")
+#: Payload keys carried by ``search_pb2.Payload`` as they are (``kind`` and ``box`` are converted).
+PAYLOAD_KEYS = ("design_id", "brand", "model", "year", "model_version", "image_id")
+
+
+_KIND_OUT = {KIND_WHEEL: common_pb2.CROP_KIND_WHEEL, KIND_CLOSEUP: common_pb2.CROP_KIND_CLOSEUP,
+             KIND_WHOLE_IMAGE: common_pb2.CROP_KIND_WHOLE_IMAGE}
+_KIND_IN = {v: k for k, v in _KIND_OUT.items()}
+_VIEW_OUT = {VIEW_PHOTO: types_pb2.VIEW_PHOTO, VIEW_LINES: types_pb2.VIEW_LINES}
+_VIEW_IN = {v: k for k, v in _VIEW_OUT.items()}
+
+
+def kind_to_proto(kind: str) -> int:
+    """Crop kind (``designsearch.domain.KIND_*``) → ``CropKind``; unknown → ``CROP_KIND_UNSPECIFIED``."""
+    return _KIND_OUT.get(kind, common_pb2.CROP_KIND_UNSPECIFIED)
+
+
+def kind_from_proto(kind: int, field: str = "kind") -> str:
+    """``CropKind`` → crop kind string.
+
+    Raises:
+        InvalidArgument: ``CROP_KIND_UNSPECIFIED`` or a value this version does not know.
+    """
+    try:
+        return _KIND_IN[kind]
+    except KeyError:
+        raise InvalidArgument(f"crop kind {kind} is not one of {sorted(_KIND_IN)}", field=field) from None
+
+
+def view_to_proto(view: str) -> int:
+    """View name (``designsearch.domain.VIEWS``) → ``View``.
+
+    Raises:
+        InvalidArgument: unknown view name.
+    """
+    try:
+        return _VIEW_OUT[view]
+    except KeyError:
+        raise InvalidArgument(f"unknown view {view!r}; expected one of {list(_VIEW_OUT)}", field="views") from None
+
+
+def view_from_proto(view: int, field: str = "view") -> str:
+    """``View`` → view name; ``VIEW_UNSPECIFIED`` = ``photo``.
+
+    Raises:
+        InvalidArgument: a value this version does not know.
+    """
+    if view == types_pb2.VIEW_UNSPECIFIED:
+        return VIEW_PHOTO
+    try:
+        return _VIEW_IN[view]
+    except KeyError:
+        raise InvalidArgument(f"view {view} is not one of {sorted(_VIEW_IN)}", field=field) from None
 
 
 def box_to_proto(box: Sequence[int]) -> common_pb2.BoundingBox:
@@ -46,14 +99,14 @@ def filter_from_proto(f: common_pb2.Filters) -> SearchFilter:
     """Protobuf ``Filters`` → :class:`SearchFilter` (unset years stay open).
 
     Raises:
-        InvalidArgument: reversed year range.
+        InvalidArgument: reversed year range, unknown crop kind.
     """
     return check_filter(
         SearchFilter(
             brands=tuple(f.brands),
             year_min=f.year_min if f.HasField("year_min") else None,
             year_max=f.year_max if f.HasField("year_max") else None,
-            kinds=tuple(f.kinds),
+            kinds=tuple(kind_from_proto(k, "filters.kinds") for k in f.kinds),
             exclude_design_ids=tuple(f.exclude_design_ids),
         )
     )
@@ -61,7 +114,8 @@ def filter_from_proto(f: common_pb2.Filters) -> SearchFilter:
 
 def filter_to_proto(flt: SearchFilter) -> common_pb2.Filters:
     """:class:`SearchFilter` → protobuf ``Filters``."""
-    f = common_pb2.Filters(brands=flt.brands, kinds=flt.kinds, exclude_design_ids=flt.exclude_design_ids)
+    f = common_pb2.Filters(brands=flt.brands, kinds=[kind_to_proto(k) for k in flt.kinds],
+                           exclude_design_ids=flt.exclude_design_ids)
     if flt.year_min is not None:
         f.year_min = flt.year_min
     if flt.year_max is not None:
@@ -72,6 +126,7 @@ def filter_to_proto(flt: SearchFilter) -> common_pb2.Filters:
 def payload_from_proto(p: search_pb2.Payload) -> dict[str, Any]:
     """Protobuf payload → payload dict (box as ``[x1, y1, x2, y2]``)."""
     d: dict[str, Any] = {k: getattr(p, k) for k in PAYLOAD_KEYS}
+    d["kind"] = _KIND_IN.get(p.kind, "")
     d["box"] = list(box_from_proto(p.box))
     return d
 
@@ -80,6 +135,7 @@ def payload_to_proto(d: Mapping[str, Any]) -> search_pb2.Payload:
     """Payload dict → protobuf payload (missing keys stay unset; missing box = zeros)."""
     return search_pb2.Payload(
         **{k: d[k] for k in PAYLOAD_KEYS if k in d and d[k] is not None},
+        kind=kind_to_proto(d.get("kind", "")),
         box=box_to_proto(d.get("box") or (0, 0, 0, 0)),
     )
 

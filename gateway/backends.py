@@ -9,13 +9,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, point_to_proto,
-                                     vector_to_proto, vectors_from_proto)
+from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, point_to_proto,
+                                     vector_to_proto, vectors_from_proto, view_to_proto)
 from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable
 from designsearch.rpc import call, make_channel
-from designsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
-from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
+from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
+from designsearch.v1 import common_pb2
+from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from gateway.ports import QueryCrop, Segmentation
 
 
@@ -44,7 +45,7 @@ class GrpcBackends:
         r = await call(self.segmenter.Segment,
                        segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image), max_crops=max_crops),
                        timeout=self.timeouts["segment"], backend="segmenter")
-        crops = [QueryCrop(box_from_proto(c.box), c.kind, c.score, c.image, c.mask) for c in r.crops]
+        crops = [QueryCrop(box_from_proto(c.box), kind_from_proto(c.kind), c.score, c.image, c.mask) for c in r.crops]
         return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
 
     async def segmenter_version(self) -> str:
@@ -63,7 +64,8 @@ class GrpcBackends:
         if stub is None:
             raise BackendUnavailable(f"no embedder serves model {version}; configured: {sorted(self.by_version)}")
         r = await call(stub.Embed,
-                       embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images], views=list(views)),
+                       embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
+                                                 views=[view_to_proto(v) for v in views]),
                        timeout=self.timeouts["embed"], backend="embedder")
         vectors = [vectors_from_proto(e.vectors) for e in r.embeddings]
         return vectors, r.model_version
@@ -102,16 +104,16 @@ class GrpcBackends:
 
     async def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Store points."""
-        req = search_pb2.UpsertRequest(collection=collection, points=[point_to_proto(p) for p in points])
-        await call(self.search.Upsert, req, timeout=self.timeouts["search"] * 10, backend="search")
+        req = search_pb2.UpsertPointsRequest(collection=collection, points=[point_to_proto(p) for p in points])
+        await call(self.search.UpsertPoints, req, timeout=self.timeouts["search"] * 10, backend="search")
 
     async def search_designs(
         self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter
     ) -> list[Hit]:
         """Best hit of each of the ``limit`` most similar designs."""
         r = await call(
-            self.search.Search,
-            search_pb2.SearchRequest(collection=collection, vector=vector_to_proto(vector), using=using,
+            self.search.SearchPoints,
+            search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(vector), using=view_to_proto(using),
                                      limit=limit, filters=filter_to_proto(flt), group_by_design=True),
             timeout=self.timeouts["search"], backend="search",
         )
@@ -119,7 +121,7 @@ class GrpcBackends:
 
     async def count(self, collection: str) -> int:
         """Points in a collection."""
-        r = await call(self.search.Count, search_pb2.CountRequest(collection=collection),
+        r = await call(self.search.CountPoints, search_pb2.CountPointsRequest(collection=collection),
                        timeout=self.timeouts["search"], backend="search")
         return r.count
 

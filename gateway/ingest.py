@@ -41,13 +41,15 @@ class IndexItem:
 @dataclass
 class IndexOutcome:
     """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``; ``crops`` is the
-    number of points indexed (the crops plus the whole picture)."""
+    number of points indexed (the crops plus the whole picture); ``failure`` is the error of a
+    failed item (its ``message`` is ``error``)."""
 
     design_id: str
     image_id: str
     status: str
     crops: int = 0
     error: str = ""
+    failure: InvalidArgument | None = None
 
 
 def point_id(image_id: str, crop_index: int, model_version: str) -> str:
@@ -147,7 +149,7 @@ class Ingestor:
                                     (rgb.shape[1], rgb.shape[0]), crop_rows)
             return IndexOutcome(item.design_id, image_id, "added", len(points))
         except InvalidArgument as exc:
-            return IndexOutcome(item.design_id, image_id, "failed", error=exc.message)
+            return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)
 
     async def index_stream(self, items: Iterable[IndexItem] | AsyncIterable[IndexItem], version: str | None = None,
                            on_item: Callable[[IndexOutcome], None] | None = None) -> list[IndexOutcome]:

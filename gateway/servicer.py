@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from designsearch.converters import box_to_proto as _box
-from designsearch.converters import filter_from_proto
+from designsearch.converters import filter_from_proto, kind_to_proto
+from designsearch.server import status_for
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from gateway.core import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, GatewayCore, IndexItem
 
@@ -36,7 +37,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
                     thumbnail=m.thumbnail, source=m.source)
                 for m in result.matches
             ],
-            query_crops=[common_pb2.Crop(box=_box(c.box), score=c.score, kind=c.kind) for c in result.crops],
+            query_crops=[common_pb2.Crop(box=_box(c.box), score=c.score, kind=kind_to_proto(c.kind)) for c in result.crops],
             domain=_DOMAIN_OUT[result.domain], cache_hit=result.cache_hit, embedder_version=result.embedder_version,
             timings_ms=result.timings_ms, query_id=result.query_id,
         )
@@ -44,7 +45,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     async def IndexDesigns(self, request_iterator, context) -> gateway_pb2.IndexDesignsResponse:  # noqa: N802
         outcomes = await self.core.index_stream(_item(req) async for req in request_iterator)
         results = [gateway_pb2.IndexItemResult(index=i, design_id=o.design_id, image_id=o.image_id, status=_STATUS[o.status],
-                                               crops_indexed=o.crops, error=o.error)
+                                               crops_indexed=o.crops, error=o.error,
+                                               failure=status_for(o.failure) if o.failure else None)
                    for i, o in enumerate(outcomes)]
         return gateway_pb2.IndexDesignsResponse(
             results=results,

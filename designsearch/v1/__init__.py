@@ -1,1 +1,1 @@
-"""Generated protobuf and gRPC stubs (package designsearch.v1). Do not edit."""
+"""Generated protobuf and gRPC stubs of the public API (package designsearch.v1). Do not edit."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x65signsearch/v1/common.proto\x12\x0f\x64\x65signsearch.v1\"(\n\x05Image\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x0e\n\x06source\x18\x02 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x05\x12\n\n\x02y1\x18\x02 \x01(\x05\x12\n\n\x02x2\x18\x03 \x01(\x05\x12\n\n\x02y2\x18\x04 \x01(\x05\"k\n\x04\x43rop\x12)\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\x0c\n\x04mask\x18\x05 \x01(\x0c\"\xc3\x01\n\x0c\x44\x65signRecord\x12\x11\n\tdesign_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04year\x18\x04 \x01(\x05\x12\x41\n\nattributes\x18\x05 \x03(\x0b\x32-.designsearch.v1.DesignRecord.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x01\n\x07\x46ilters\x12\x0e\n\x06\x62rands\x18\x01 \x03(\t\x12\x15\n\x08year_min\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08year_max\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\r\n\x05kinds\x18\x04 \x03(\t\x12\x1a\n\x12\x65xclude_design_ids\x18\x05 \x03(\tB\x0b\n\t_year_minB\x0b\n\t_year_max\"\x1c\n\x06Vector\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01*E\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44OMAIN_PHOTO\x10\x01\x12\x11\n\rDOMAIN_SKETCH\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64\x65signsearch/v1/common.proto\x12\x0f\x64\x65signsearch.v1\"(\n\x05Image\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x0e\n\x06source\x18\x02 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x05\x12\n\n\x02y1\x18\x02 \x01(\x05\x12\n\n\x02x2\x18\x03 \x01(\x05\x12\n\n\x02y2\x18\x04 \x01(\x05\"\x86\x01\n\x04\x43rop\x12)\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\r\n\x05score\x18\x02 \x01(\x02\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.designsearch.v1.CropKind\x12\r\n\x05image\x18\x04 \x01(\x0c\x12\x0c\n\x04mask\x18\x05 \x01(\x0c\"\xc3\x01\n\x0c\x44\x65signRecord\x12\x11\n\tdesign_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04year\x18\x04 \x01(\x05\x12\x41\n\nattributes\x18\x05 \x03(\x0b\x32-.designsearch.v1.DesignRecord.AttributesEntry\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x01\n\x07\x46ilters\x12\x0e\n\x06\x62rands\x18\x01 \x03(\t\x12\x15\n\x08year_min\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08year_max\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12(\n\x05kinds\x18\x04 \x03(\x0e\x32\x19.designsearch.v1.CropKind\x12\x1a\n\x12\x65xclude_design_ids\x18\x05 \x03(\tB\x0b\n\t_year_minB\x0b\n\t_year_max\"\x1c\n\x06Vector\x12\x12\n\x06values\x18\x01 \x03(\x02\x42\x02\x10\x01*E\n\x06\x44omain\x12\x16\n\x12\x44OMAIN_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44OMAIN_PHOTO\x10\x01\x12\x11\n\rDOMAIN_SKETCH\x10\x02*l\n\x08\x43ropKind\x12\x19\n\x15\x43ROP_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43ROP_KIND_WHEEL\x10\x01\x12\x15\n\x11\x43ROP_KIND_CLOSEUP\x10\x02\x12\x19\n\x15\x43ROP_KIND_WHOLE_IMAGE\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DESIGNRECORD_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_VECTOR'].fields_by_name['values']._loaded_options = None
   _globals['_VECTOR'].fields_by_name['values']._serialized_options = b'\020\001'
-  _globals['_DOMAIN']._serialized_start=634
-  _globals['_DOMAIN']._serialized_end=703
+  _globals['_DOMAIN']._serialized_start=689
+  _globals['_DOMAIN']._serialized_end=758
+  _globals['_CROPKIND']._serialized_start=760
+  _globals['_CROPKIND']._serialized_end=868
   _globals['_IMAGE']._serialized_start=49
   _globals['_IMAGE']._serialized_end=89
   _globals['_BOUNDINGBOX']._serialized_start=91
   _globals['_BOUNDINGBOX']._serialized_end=152
-  _globals['_CROP']._serialized_start=154
-  _globals['_CROP']._serialized_end=261
-  _globals['_DESIGNRECORD']._serialized_start=264
-  _globals['_DESIGNRECORD']._serialized_end=459
-  _globals['_DESIGNRECORD_ATTRIBUTESENTRY']._serialized_start=410
-  _globals['_DESIGNRECORD_ATTRIBUTESENTRY']._serialized_end=459
-  _globals['_FILTERS']._serialized_start=462
-  _globals['_FILTERS']._serialized_end=602
-  _globals['_VECTOR']._serialized_start=604
-  _globals['_VECTOR']._serialized_end=632
+  _globals['_CROP']._serialized_start=155
+  _globals['_CROP']._serialized_end=289
+  _globals['_DESIGNRECORD']._serialized_start=292
+  _globals['_DESIGNRECORD']._serialized_end=487
+  _globals['_DESIGNRECORD_ATTRIBUTESENTRY']._serialized_start=438
+  _globals['_DESIGNRECORD_ATTRIBUTESENTRY']._serialized_end=487
+  _globals['_FILTERS']._serialized_start=490
+  _globals['_FILTERS']._serialized_end=657
+  _globals['_VECTOR']._serialized_start=659
+  _globals['_VECTOR']._serialized_end=687
 # @@protoc_insertion_point(module_scope)

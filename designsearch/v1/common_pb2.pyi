@@ -12,9 +12,20 @@ class Domain(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DOMAIN_UNSPECIFIED: _ClassVar[Domain]
     DOMAIN_PHOTO: _ClassVar[Domain]
     DOMAIN_SKETCH: _ClassVar[Domain]
+
+class CropKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CROP_KIND_UNSPECIFIED: _ClassVar[CropKind]
+    CROP_KIND_WHEEL: _ClassVar[CropKind]
+    CROP_KIND_CLOSEUP: _ClassVar[CropKind]
+    CROP_KIND_WHOLE_IMAGE: _ClassVar[CropKind]
 DOMAIN_UNSPECIFIED: Domain
 DOMAIN_PHOTO: Domain
 DOMAIN_SKETCH: Domain
+CROP_KIND_UNSPECIFIED: CropKind
+CROP_KIND_WHEEL: CropKind
+CROP_KIND_CLOSEUP: CropKind
+CROP_KIND_WHOLE_IMAGE: CropKind
 
 class Image(_message.Message):
     __slots__ = ("content", "source")
@@ -45,10 +56,10 @@ class Crop(_message.Message):
     MASK_FIELD_NUMBER: _ClassVar[int]
     box: BoundingBox
     score: float
-    kind: str
+    kind: CropKind
     image: bytes
     mask: bytes
-    def __init__(self, box: _Optional[_Union[BoundingBox, _Mapping]] = ..., score: _Optional[float] = ..., kind: _Optional[str] = ..., image: _Optional[bytes] = ..., mask: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, box: _Optional[_Union[BoundingBox, _Mapping]] = ..., score: _Optional[float] = ..., kind: _Optional[_Union[CropKind, str]] = ..., image: _Optional[bytes] = ..., mask: _Optional[bytes] = ...) -> None: ...
 
 class DesignRecord(_message.Message):
     __slots__ = ("design_id", "brand", "model", "year", "attributes")
@@ -81,9 +92,9 @@ class Filters(_message.Message):
     brands: _containers.RepeatedScalarFieldContainer[str]
     year_min: int
     year_max: int
-    kinds: _containers.RepeatedScalarFieldContainer[str]
+    kinds: _containers.RepeatedScalarFieldContainer[CropKind]
     exclude_design_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, brands: _Optional[_Iterable[str]] = ..., year_min: _Optional[int] = ..., year_max: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., exclude_design_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, brands: _Optional[_Iterable[str]] = ..., year_min: _Optional[int] = ..., year_max: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[CropKind, str]]] = ..., exclude_design_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)

@@ -1,4 +1,5 @@
 from designsearch.v1 import common_pb2 as _common_pb2
+from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -74,7 +75,7 @@ class IndexDesignsRequest(_message.Message):
     def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
 
 class IndexItemResult(_message.Message):
-    __slots__ = ("index", "design_id", "image_id", "status", "crops_indexed", "error")
+    __slots__ = ("index", "design_id", "image_id", "status", "crops_indexed", "error", "failure")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[IndexItemResult.Status]
@@ -91,13 +92,15 @@ class IndexItemResult(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CROPS_INDEXED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     index: int
     design_id: str
     image_id: str
     status: IndexItemResult.Status
     crops_indexed: int
     error: str
-    def __init__(self, index: _Optional[int] = ..., design_id: _Optional[str] = ..., image_id: _Optional[str] = ..., status: _Optional[_Union[IndexItemResult.Status, str]] = ..., crops_indexed: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    failure: _status_pb2.Status
+    def __init__(self, index: _Optional[int] = ..., design_id: _Optional[str] = ..., image_id: _Optional[str] = ..., status: _Optional[_Union[IndexItemResult.Status, str]] = ..., crops_indexed: _Optional[int] = ..., error: _Optional[str] = ..., failure: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class IndexDesignsResponse(_message.Message):
     __slots__ = ("results", "added", "duplicates", "failed")

@@ -8,7 +8,7 @@ import numpy as np
 
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
-from designsearch.v1 import embedder_pb2, embedder_pb2_grpc
+from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from services.embedder.config import EmbedderSettings
 from services.embedder.core import AdaptiveBatcher, EmbedService, OnnxEmbedder
 from services.embedder.servicer import EmbedderServicer

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from designsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from designsearch.converters import vector_to_proto, view_from_proto
+from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from services.embedder.core import EmbedService
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
-    """``designsearch.v1.EmbedderService``."""
+    """``designsearch.internal.v1.EmbedderService``."""
 
     def __init__(self, service: EmbedService) -> None:
         self.service = service
 
     async def Embed(self, request: embedder_pb2.EmbedRequest, context) -> embedder_pb2.EmbedResponse:  # noqa: N802
-        results = await self.service.embed([img.content for img in request.images], list(request.views))
+        views = [view_from_proto(v, "views") for v in request.views]
+        results = await self.service.embed([img.content for img in request.images], views)
         embedder = self.service.batcher.embedder
         return embedder_pb2.EmbedResponse(
             embeddings=[
-                embedder_pb2.Embedding(vectors={k: common_pb2.Vector(values=v.tolist()) for k, v in r.items()})
+                embedder_pb2.Embedding(vectors={k: vector_to_proto(v) for k, v in r.items()})
                 for r in results
             ],
             model_version=embedder.version,

@@ -7,10 +7,11 @@ runs them in worker threads; this class keeps them small and checked.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from designsearch.errors import InvalidArgument
+from designsearch.errors import InvalidArgument, NotFound
 from designsearch.domain import Hit, Point, SearchFilter, check_collection_name, check_filter, check_view
 from services.search.index import HnswConfig, VectorIndex
 
@@ -79,3 +80,58 @@ class SearchCore:
                                               group_size=1, flt=flt_or_none)
             return [g[0] for g in groups if g]
         return self.index.search(collection, vector, using=using, limit=limit, flt=flt_or_none)
+
+    def delete_collection(self, name: str) -> None:
+        """Drop a collection (no-op if absent). Raises InvalidArgument for a malformed name."""
+        self.index.delete_collection(check_collection_name(name))
+
+    def list_collections(self, aliases: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+        """Collection names, and the collection each of ``aliases`` names (unset aliases left out).
+
+        Raises:
+            InvalidArgument: a malformed alias name.
+        """
+        resolved = {}
+        for alias in aliases:
+            target = self.index.resolve_alias(check_collection_name(alias, "aliases"))
+            if target:
+                resolved[alias] = target
+        return self.index.list_collections(), resolved
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` atomically. Raises InvalidArgument / NotFound."""
+        self.index.set_alias(check_collection_name(alias, "alias"), check_collection_name(collection))
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        """Delete points by id (unknown ids ignored). Raises InvalidArgument / NotFound."""
+        self.index.delete(check_collection_name(collection), list(ids))
+
+    def count(self, collection: str, flt: SearchFilter) -> int:
+        """Exact number of points matching ``flt``. Raises InvalidArgument / NotFound."""
+        check_collection_name(collection)
+        return self.index.count(collection, None if check_filter(flt).is_empty() else flt)
+
+    def create_snapshot(self, collection: str, snapshot_dir: str | Path) -> str:
+        """Snapshot ``collection`` into the server's ``snapshot_dir``; returns the file path.
+
+        Raises:
+            InvalidArgument / NotFound: bad or unknown collection.
+        """
+        return self.index.create_snapshot(check_collection_name(collection), str(snapshot_dir))
+
+    def restore_snapshot(self, snapshot_dir: str | Path, snapshot: str, collection: str) -> None:
+        """Create or replace ``collection`` from the snapshot file ``snapshot`` of ``snapshot_dir``.
+
+        A snapshot is named, never pathed: the name must be a plain file name in the folder.
+
+        Raises:
+            InvalidArgument: a name with a path separator, ``..`` or a leading dot; a bad collection.
+            NotFound: no such snapshot.
+        """
+        if not snapshot or "/" in snapshot or "\\" in snapshot or snapshot.startswith(".") or len(snapshot) > 255:
+            raise InvalidArgument(f"snapshot {snapshot!r} must be a file name returned by CreateSnapshot",
+                                  field="snapshot")
+        path = Path(snapshot_dir) / snapshot
+        if not path.is_file():
+            raise NotFound(f"no snapshot named {snapshot!r}", field="snapshot")
+        self.index.restore_snapshot(str(path), check_collection_name(collection))

@@ -6,7 +6,7 @@ import asyncio
 
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
-from designsearch.v1 import search_pb2, search_pb2_grpc
+from designsearch.internal.v1 import search_pb2, search_pb2_grpc
 from services.search.config import SearchSettings
 from services.search.core import SearchCore
 from services.search.index import VectorIndex

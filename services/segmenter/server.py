@@ -6,7 +6,7 @@ import asyncio
 
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
-from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
+from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from services.segmenter.config import SegmenterSettings
 from services.segmenter.core import Segmenter, load_detector
 from services.segmenter.servicer import SegmenterServicer

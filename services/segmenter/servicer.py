@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from designsearch.converters import box_to_proto
-from designsearch.v1 import common_pb2, segmenter_pb2, segmenter_pb2_grpc
+from designsearch.converters import box_to_proto, kind_to_proto
+from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
+from designsearch.v1 import common_pb2
 from services.segmenter.core import Segmenter
 
 
 class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):
-    """``designsearch.v1.SegmenterService``."""
+    """``designsearch.internal.v1.SegmenterService``."""
 
     def __init__(self, segmenter: Segmenter, default_max_crops: int) -> None:
         self.segmenter = segmenter
@@ -25,7 +26,7 @@ class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):
             common_pb2.Crop(
                 box=box_to_proto(c.detection.box),
                 score=c.detection.score,
-                kind=c.detection.kind,
+                kind=kind_to_proto(c.detection.kind),
                 image=c.crop_jpeg,
                 mask=c.mask_png,
             )

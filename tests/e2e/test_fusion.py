@@ -223,7 +223,7 @@ async def test_fusion_keeps_the_right_design_first_when_the_best_crop_is_wrong(i
         if r.matches[0].design.design_id != a.design_id:
             continue
         top = r.matches[0]
-        assert r.query_crops[-1].kind == KIND_WHOLE_IMAGE
+        assert r.query_crops[-1].kind == common_pb2.CROP_KIND_WHOLE_IMAGE
         whole = r.query_crops[-1].box
         assert (top.query_box.x1, top.query_box.y1, top.query_box.x2, top.query_box.y2) == \
             (whole.x1, whole.y1, whole.x2, whole.y2), (a.path.name, b)
@@ -288,7 +288,7 @@ async def test_cached_query_keeps_the_whole_picture_vector(indexed, gateway_stub
     second = await gateway_stub.FindSimilar(req, timeout=30)
     assert second.cache_hit and not first.cache_hit
     assert [c.kind for c in second.query_crops] == [c.kind for c in first.query_crops]
-    assert second.query_crops[-1].kind == KIND_WHOLE_IMAGE
+    assert second.query_crops[-1].kind == common_pb2.CROP_KIND_WHOLE_IMAGE
     assert [(m.design.design_id, round(m.score, 5), m.query_box.x2) for m in second.matches] == \
         [(m.design.design_id, round(m.score, 5), m.query_box.x2) for m in first.matches]
 
@@ -305,7 +305,7 @@ async def test_sketch_query_fuses_its_crops_and_whole_drawing_against_edge_vecto
         r = await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=sketch), k=5),
                                            timeout=30)
         assert r.domain == common_pb2.DOMAIN_SKETCH
-        assert r.query_crops[-1].kind == KIND_WHOLE_IMAGE
+        assert r.query_crops[-1].kind == common_pb2.CROP_KIND_WHOLE_IMAGE
         boxes = {(c.box.x1, c.box.y1, c.box.x2, c.box.y2) for c in r.query_crops}
         assert all((m.query_box.x1, m.query_box.y1, m.query_box.x2, m.query_box.y2) in boxes for m in r.matches)
         firsts += r.matches[0].design.design_id == img.design_id

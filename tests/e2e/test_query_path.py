@@ -25,7 +25,7 @@ async def test_all_services_report_serving(stack):
 
 async def test_segmenter_reports_the_version_it_segments_with(stack, small_catalogue):
     """GetSegmenterInfo (used by the gateway for its cache key) names the model that answers Segment."""
-    from designsearch.v1 import segmenter_pb2, segmenter_pb2_grpc
+    from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 
     async with grpc.aio.insecure_channel(stack["segmenter"].address) as channel:
         stub = segmenter_pb2_grpc.SegmenterServiceStub(channel)

@@ -71,7 +71,7 @@ async def test_reindex_under_queries_never_errors_and_switches(stack, tmp_path, 
         assert seen_versions == {old_version, new_version}
         assert core.embedder_version == new_version and core.collection == summary["collection"]
         assert await core.backends.resolve_alias("upgrade") == summary["collection"]
-        from designsearch.v1 import search_pb2
+        from designsearch.internal.v1 import search_pb2
 
         listed = await core.backends.search.ListCollections(search_pb2.ListCollectionsRequest(), timeout=10)
         assert old_collection not in listed.collections and summary["collection"] in listed.collections

@@ -6,7 +6,9 @@ import grpc
 import numpy as np
 import pytest
 
-from designsearch.v1 import common_pb2, search_pb2, search_pb2_grpc
+from designsearch.internal.v1 import search_pb2, search_pb2_grpc, types_pb2
+
+from designsearch.v1 import common_pb2
 from services.search.config import SearchSettings
 from services.search.server import create_server
 
@@ -24,7 +26,7 @@ def _points(n: int, seed: int = 0) -> list[search_pb2.Point]:
             id=f"00000000-0000-4000-8000-{i:012d}",
             vectors={"photo": common_pb2.Vector(values=v.tolist()), "lines": common_pb2.Vector(values=v[::-1].tolist())},
             payload=search_pb2.Payload(design_id=f"design-{i % 50}", brand=brands[i % 4], model="M", year=1995 + i % 18,
-                                       kind="wheel", model_version="sha256:test", image_id=f"img{i}"),
+                                       kind=common_pb2.CROP_KIND_WHEEL, model_version="sha256:test", image_id=f"img{i}"),
         )
         for i, v in enumerate(vectors)
     ]
@@ -35,8 +37,8 @@ async def _start(path, snapshot_dir):
 
 
 async def _query(stub, collection: str, vector: list[float], **kw) -> list[tuple[str, float]]:
-    r = await stub.Search(search_pb2.SearchRequest(collection=collection, vector=common_pb2.Vector(values=vector),
-                                                   using="photo", limit=10, **kw), timeout=10)
+    r = await stub.SearchPoints(search_pb2.SearchPointsRequest(collection=collection, vector=common_pb2.Vector(values=vector),
+                                                   using=types_pb2.VIEW_PHOTO, limit=10, **kw), timeout=10)
     return [(h.id, round(h.score, 5)) for h in r.hits]
 
 
@@ -50,18 +52,18 @@ async def test_data_survives_restart_and_snapshot_restores_elsewhere(tmp_path):
         stub = search_pb2_grpc.SearchServiceStub(ch)
         await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c1", vectors={"photo": DIM, "lines": DIM}), timeout=30)
         for i in range(0, len(points), 200):
-            await stub.Upsert(search_pb2.UpsertRequest(collection="c1", points=points[i:i + 200]), timeout=30)
-        count = (await stub.Count(search_pb2.CountRequest(collection="c1"), timeout=10)).count
+            await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c1", points=points[i:i + 200]), timeout=30)
+        count = (await stub.CountPoints(search_pb2.CountPointsRequest(collection="c1"), timeout=10)).count
         before = await _query(stub, "c1", query)
         before_filtered = await _query(stub, "c1", query, filters=flt)
-        snapshot = (await stub.CreateSnapshot(search_pb2.CreateSnapshotRequest(collection="c1"), timeout=60)).path
+        snapshot = (await stub.CreateSnapshot(search_pb2.CreateSnapshotRequest(collection="c1"), timeout=60)).snapshot
     await service.stop(0)
     assert count == 600 and before[0][0] == points[5].id and before_filtered
 
     service = await _start(tmp_path / "a", tmp_path / "snaps")  # restart on the same storage
     async with grpc.aio.insecure_channel(service.address) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
-        assert (await stub.Count(search_pb2.CountRequest(collection="c1"), timeout=10)).count == count
+        assert (await stub.CountPoints(search_pb2.CountPointsRequest(collection="c1"), timeout=10)).count == count
         assert await _query(stub, "c1", query) == before
         assert await _query(stub, "c1", query, filters=flt) == before_filtered
     await service.stop(0)
@@ -69,8 +71,8 @@ async def test_data_survives_restart_and_snapshot_restores_elsewhere(tmp_path):
     other = await _start(tmp_path / "b", tmp_path / "snaps")  # another machine: restore the snapshot
     async with grpc.aio.insecure_channel(other.address) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
-        await stub.RestoreSnapshot(search_pb2.RestoreSnapshotRequest(path=snapshot, collection="restored"), timeout=60)
-        assert (await stub.Count(search_pb2.CountRequest(collection="restored"), timeout=10)).count == count
+        await stub.RestoreSnapshot(search_pb2.RestoreSnapshotRequest(snapshot=snapshot, collection="restored"), timeout=60)
+        assert (await stub.CountPoints(search_pb2.CountPointsRequest(collection="restored"), timeout=10)).count == count
         assert await _query(stub, "restored", query) == before
         assert await _query(stub, "restored", query, filters=flt) == before_filtered
     await other.stop(0)
@@ -82,22 +84,29 @@ async def test_bad_search_requests_get_clear_errors(tmp_path):
         async with grpc.aio.insecure_channel(service.address) as ch:
             stub = search_pb2_grpc.SearchServiceStub(ch)
             await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
-            await stub.Upsert(search_pb2.UpsertRequest(collection="c", points=_points(10)[:10]), timeout=30)
+            await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c", points=_points(10)[:10]), timeout=30)
             cases = [
-                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=0),
+                (search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using=types_pb2.VIEW_PHOTO, limit=0),
                  grpc.StatusCode.INVALID_ARGUMENT, "limit"),
-                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * 3), using="photo", limit=5),
+                (search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * 3), using=types_pb2.VIEW_PHOTO, limit=5),
                  grpc.StatusCode.INVALID_ARGUMENT, "shape (64,)"),
-                (search_pb2.SearchRequest(collection="nope", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=5),
+                (search_pb2.SearchPointsRequest(collection="nope", vector=common_pb2.Vector(values=[0.1] * DIM), using=types_pb2.VIEW_PHOTO, limit=5),
                  grpc.StatusCode.NOT_FOUND, "nope"),
-                (search_pb2.SearchRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using="photo", limit=5,
+                (search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using=types_pb2.VIEW_PHOTO, limit=5,
                                           filters=common_pb2.Filters(year_min=2010, year_max=2000)),
                  grpc.StatusCode.INVALID_ARGUMENT, "reversed"),
             ]
             for request, code, fragment in cases:
                 with pytest.raises(grpc.aio.AioRpcError) as info:
-                    await stub.Search(request, timeout=10)
+                    await stub.SearchPoints(request, timeout=10)
                 assert info.value.code() == code and fragment in info.value.details().lower(), info.value.details()
-            assert (await stub.Count(search_pb2.CountRequest(collection="c"), timeout=10)).count == 10
+            # snapshots are named inside the server's own folder: no caller path, no probing of paths
+            for name, code in [("../../etc/passwd", grpc.StatusCode.INVALID_ARGUMENT), ("/etc/hostname", grpc.StatusCode.INVALID_ARGUMENT),
+                               (".hidden", grpc.StatusCode.INVALID_ARGUMENT), ("missing.edge.tar", grpc.StatusCode.NOT_FOUND)]:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.RestoreSnapshot(search_pb2.RestoreSnapshotRequest(snapshot=name, collection="r"), timeout=10)
+                assert info.value.code() == code, (name, info.value.details())
+            assert "r" not in (await stub.ListCollections(search_pb2.ListCollectionsRequest(), timeout=10)).collections
+            assert (await stub.CountPoints(search_pb2.CountPointsRequest(collection="c"), timeout=10)).count == 10
     finally:
         await service.stop(0)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from designsearch.v1 import segmenter_pb2 as designsearch_dot_v1_dot_segmenter__pb2
+from designsearch.internal.v1 import segmenter_pb2 as designsearch_dot_internal_dot_v1_dot_segmenter__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in designsearch/v1/segmenter_pb2_grpc.py depends on'
+        + ' but the generated code in designsearch/internal/v1/segmenter_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,14 +36,14 @@ class SegmenterServiceStub:
             channel: A grpc.Channel.
         """
         self.Segment = channel.unary_unary(
-                '/designsearch.v1.SegmenterService/Segment',
-                request_serializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
+                '/designsearch.internal.v1.SegmenterService/Segment',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
                 _registered_method=True)
         self.GetSegmenterInfo = channel.unary_unary(
-                '/designsearch.v1.SegmenterService/GetSegmenterInfo',
-                request_serializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
+                '/designsearch.internal.v1.SegmenterService/GetSegmenterInfo',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -69,19 +69,19 @@ def add_SegmenterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Segment': grpc.unary_unary_rpc_method_handler(
                     servicer.Segment,
-                    request_deserializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentResponse.SerializeToString,
             ),
             'GetSegmenterInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSegmenterInfo,
-                    request_deserializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'designsearch.v1.SegmenterService', rpc_method_handlers)
+            'designsearch.internal.v1.SegmenterService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('designsearch.v1.SegmenterService', rpc_method_handlers)
+    server.add_registered_method_handlers('designsearch.internal.v1.SegmenterService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -103,9 +103,9 @@ class SegmenterService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SegmenterService/Segment',
-            designsearch_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
-            designsearch_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
+            '/designsearch.internal.v1.SegmenterService/Segment',
+            designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_segmenter__pb2.SegmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -130,9 +130,9 @@ class SegmenterService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SegmenterService/GetSegmenterInfo',
-            designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
-            designsearch_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
+            '/designsearch.internal.v1.SegmenterService/GetSegmenterInfo',
+            designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_segmenter__pb2.GetSegmenterInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

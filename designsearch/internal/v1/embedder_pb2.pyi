@@ -1,4 +1,5 @@
 from designsearch.v1 import common_pb2 as _common_pb2
+from designsearch.internal.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -12,8 +13,8 @@ class EmbedRequest(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
-    views: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[str]] = ...) -> None: ...
+    views: _containers.RepeatedScalarFieldContainer[_types_pb2.View]
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[_types_pb2.View, str]]] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("vectors",)

@@ -1,4 +1,5 @@
 from designsearch.v1 import common_pb2 as _common_pb2
+from designsearch.internal.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -21,11 +22,11 @@ class Payload(_message.Message):
     brand: str
     model: str
     year: int
-    kind: str
+    kind: _common_pb2.CropKind
     model_version: str
     image_id: str
     box: _common_pb2.BoundingBox
-    def __init__(self, design_id: _Optional[str] = ..., brand: _Optional[str] = ..., model: _Optional[str] = ..., year: _Optional[int] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., image_id: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ...) -> None: ...
+    def __init__(self, design_id: _Optional[str] = ..., brand: _Optional[str] = ..., model: _Optional[str] = ..., year: _Optional[int] = ..., kind: _Optional[_Union[_common_pb2.CropKind, str]] = ..., model_version: _Optional[str] = ..., image_id: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.BoundingBox, _Mapping]] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("id", "vectors", "payload")
@@ -108,7 +109,7 @@ class SetAliasResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class UpsertRequest(_message.Message):
+class UpsertPointsRequest(_message.Message):
     __slots__ = ("collection", "points")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -116,13 +117,13 @@ class UpsertRequest(_message.Message):
     points: _containers.RepeatedCompositeFieldContainer[Point]
     def __init__(self, collection: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
 
-class UpsertResponse(_message.Message):
+class UpsertPointsResponse(_message.Message):
     __slots__ = ("upserted",)
     UPSERTED_FIELD_NUMBER: _ClassVar[int]
     upserted: int
     def __init__(self, upserted: _Optional[int] = ...) -> None: ...
 
-class DeleteRequest(_message.Message):
+class DeletePointsRequest(_message.Message):
     __slots__ = ("collection", "ids")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
@@ -130,11 +131,11 @@ class DeleteRequest(_message.Message):
     ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class DeleteResponse(_message.Message):
+class DeletePointsResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class CountRequest(_message.Message):
+class CountPointsRequest(_message.Message):
     __slots__ = ("collection", "filters")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
@@ -142,13 +143,13 @@ class CountRequest(_message.Message):
     filters: _common_pb2.Filters
     def __init__(self, collection: _Optional[str] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ...) -> None: ...
 
-class CountResponse(_message.Message):
+class CountPointsResponse(_message.Message):
     __slots__ = ("count",)
     COUNT_FIELD_NUMBER: _ClassVar[int]
     count: int
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
-class SearchRequest(_message.Message):
+class SearchPointsRequest(_message.Message):
     __slots__ = ("collection", "vector", "using", "limit", "filters", "group_by_design")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
@@ -158,11 +159,11 @@ class SearchRequest(_message.Message):
     GROUP_BY_DESIGN_FIELD_NUMBER: _ClassVar[int]
     collection: str
     vector: _common_pb2.Vector
-    using: str
+    using: _types_pb2.View
     limit: int
     filters: _common_pb2.Filters
     group_by_design: bool
-    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., using: _Optional[str] = ..., limit: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., group_by_design: _Optional[bool] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., using: _Optional[_Union[_types_pb2.View, str]] = ..., limit: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., group_by_design: _Optional[bool] = ...) -> None: ...
 
 class ScoredPoint(_message.Message):
     __slots__ = ("id", "score", "payload")
@@ -174,33 +175,31 @@ class ScoredPoint(_message.Message):
     payload: Payload
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ...) -> None: ...
 
-class SearchResponse(_message.Message):
+class SearchPointsResponse(_message.Message):
     __slots__ = ("hits",)
     HITS_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[ScoredPoint]
     def __init__(self, hits: _Optional[_Iterable[_Union[ScoredPoint, _Mapping]]] = ...) -> None: ...
 
 class CreateSnapshotRequest(_message.Message):
-    __slots__ = ("collection", "target_dir")
+    __slots__ = ("collection",)
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    TARGET_DIR_FIELD_NUMBER: _ClassVar[int]
     collection: str
-    target_dir: str
-    def __init__(self, collection: _Optional[str] = ..., target_dir: _Optional[str] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class CreateSnapshotResponse(_message.Message):
-    __slots__ = ("path",)
-    PATH_FIELD_NUMBER: _ClassVar[int]
-    path: str
-    def __init__(self, path: _Optional[str] = ...) -> None: ...
+    __slots__ = ("snapshot",)
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    snapshot: str
+    def __init__(self, snapshot: _Optional[str] = ...) -> None: ...
 
 class RestoreSnapshotRequest(_message.Message):
-    __slots__ = ("path", "collection")
-    PATH_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("snapshot", "collection")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
-    path: str
+    snapshot: str
     collection: str
-    def __init__(self, path: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+    def __init__(self, snapshot: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class RestoreSnapshotResponse(_message.Message):
     __slots__ = ()

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from designsearch.v1 import embedder_pb2 as designsearch_dot_v1_dot_embedder__pb2
+from designsearch.internal.v1 import embedder_pb2 as designsearch_dot_internal_dot_v1_dot_embedder__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in designsearch/v1/embedder_pb2_grpc.py depends on'
+        + ' but the generated code in designsearch/internal/v1/embedder_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,14 +36,14 @@ class EmbedderServiceStub:
             channel: A grpc.Channel.
         """
         self.Embed = channel.unary_unary(
-                '/designsearch.v1.EmbedderService/Embed',
-                request_serializer=designsearch_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
+                '/designsearch.internal.v1.EmbedderService/Embed',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
                 _registered_method=True)
         self.GetModelInfo = channel.unary_unary(
-                '/designsearch.v1.EmbedderService/GetModelInfo',
-                request_serializer=designsearch_dot_v1_dot_embedder__pb2.GetModelInfoRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_embedder__pb2.GetModelInfoResponse.FromString,
+                '/designsearch.internal.v1.EmbedderService/GetModelInfo',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
 
 
@@ -68,19 +68,19 @@ def add_EmbedderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
-                    request_deserializer=designsearch_dot_v1_dot_embedder__pb2.EmbedRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_embedder__pb2.EmbedResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedResponse.SerializeToString,
             ),
             'GetModelInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelInfo,
-                    request_deserializer=designsearch_dot_v1_dot_embedder__pb2.GetModelInfoRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_embedder__pb2.GetModelInfoResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'designsearch.v1.EmbedderService', rpc_method_handlers)
+            'designsearch.internal.v1.EmbedderService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('designsearch.v1.EmbedderService', rpc_method_handlers)
+    server.add_registered_method_handlers('designsearch.internal.v1.EmbedderService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -102,9 +102,9 @@ class EmbedderService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.EmbedderService/Embed',
-            designsearch_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
-            designsearch_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
+            '/designsearch.internal.v1.EmbedderService/Embed',
+            designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_embedder__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -129,9 +129,9 @@ class EmbedderService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.EmbedderService/GetModelInfo',
-            designsearch_dot_v1_dot_embedder__pb2.GetModelInfoRequest.SerializeToString,
-            designsearch_dot_v1_dot_embedder__pb2.GetModelInfoResponse.FromString,
+            '/designsearch.internal.v1.EmbedderService/GetModelInfo',
+            designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_embedder__pb2.GetModelInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from designsearch.v1 import search_pb2 as designsearch_dot_v1_dot_search__pb2
+from designsearch.internal.v1 import search_pb2 as designsearch_dot_internal_dot_v1_dot_search__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in designsearch/v1/search_pb2_grpc.py depends on'
+        + ' but the generated code in designsearch/internal/v1/search_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,54 +36,54 @@ class SearchServiceStub:
             channel: A grpc.Channel.
         """
         self.CreateCollection = channel.unary_unary(
-                '/designsearch.v1.SearchService/CreateCollection',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+                '/designsearch.internal.v1.SearchService/CreateCollection',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
                 _registered_method=True)
         self.DeleteCollection = channel.unary_unary(
-                '/designsearch.v1.SearchService/DeleteCollection',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
+                '/designsearch.internal.v1.SearchService/DeleteCollection',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
                 _registered_method=True)
         self.ListCollections = channel.unary_unary(
-                '/designsearch.v1.SearchService/ListCollections',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+                '/designsearch.internal.v1.SearchService/ListCollections',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
         self.SetAlias = channel.unary_unary(
-                '/designsearch.v1.SearchService/SetAlias',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.SetAliasRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.SetAliasResponse.FromString,
+                '/designsearch.internal.v1.SearchService/SetAlias',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasResponse.FromString,
                 _registered_method=True)
-        self.Upsert = channel.unary_unary(
-                '/designsearch.v1.SearchService/Upsert',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.UpsertRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.UpsertResponse.FromString,
+        self.UpsertPoints = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/UpsertPoints',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsResponse.FromString,
                 _registered_method=True)
-        self.Delete = channel.unary_unary(
-                '/designsearch.v1.SearchService/Delete',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.DeleteRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.DeleteResponse.FromString,
+        self.DeletePoints = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/DeletePoints',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsResponse.FromString,
                 _registered_method=True)
-        self.Count = channel.unary_unary(
-                '/designsearch.v1.SearchService/Count',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.CountRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.CountResponse.FromString,
+        self.CountPoints = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/CountPoints',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsResponse.FromString,
                 _registered_method=True)
-        self.Search = channel.unary_unary(
-                '/designsearch.v1.SearchService/Search',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.SearchResponse.FromString,
+        self.SearchPoints = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/SearchPoints',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
                 _registered_method=True)
         self.CreateSnapshot = channel.unary_unary(
-                '/designsearch.v1.SearchService/CreateSnapshot',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.CreateSnapshotRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.CreateSnapshotResponse.FromString,
+                '/designsearch.internal.v1.SearchService/CreateSnapshot',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotResponse.FromString,
                 _registered_method=True)
         self.RestoreSnapshot = channel.unary_unary(
-                '/designsearch.v1.SearchService/RestoreSnapshot',
-                request_serializer=designsearch_dot_v1_dot_search__pb2.RestoreSnapshotRequest.SerializeToString,
-                response_deserializer=designsearch_dot_v1_dot_search__pb2.RestoreSnapshotResponse.FromString,
+                '/designsearch.internal.v1.SearchService/RestoreSnapshot',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotResponse.FromString,
                 _registered_method=True)
 
 
@@ -115,32 +115,33 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Upsert(self, request, context):
+    def UpsertPoints(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Delete(self, request, context):
+    def DeletePoints(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Count(self, request, context):
+    def CountPoints(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Search(self, request, context):
+    def SearchPoints(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateSnapshot(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Snapshots live in the server's own snapshot folder and are addressed by name only.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -156,59 +157,59 @@ def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'CreateCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateCollection,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionResponse.SerializeToString,
             ),
             'DeleteCollection': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteCollection,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionResponse.SerializeToString,
             ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.SerializeToString,
             ),
             'SetAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAlias,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.SetAliasRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.SetAliasResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasResponse.SerializeToString,
             ),
-            'Upsert': grpc.unary_unary_rpc_method_handler(
-                    servicer.Upsert,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.UpsertRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.UpsertResponse.SerializeToString,
+            'UpsertPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertPoints,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsResponse.SerializeToString,
             ),
-            'Delete': grpc.unary_unary_rpc_method_handler(
-                    servicer.Delete,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.DeleteRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.DeleteResponse.SerializeToString,
+            'DeletePoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePoints,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsResponse.SerializeToString,
             ),
-            'Count': grpc.unary_unary_rpc_method_handler(
-                    servicer.Count,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.CountRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.CountResponse.SerializeToString,
+            'CountPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountPoints,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsResponse.SerializeToString,
             ),
-            'Search': grpc.unary_unary_rpc_method_handler(
-                    servicer.Search,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.SearchRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.SearchResponse.SerializeToString,
+            'SearchPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPoints,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.SerializeToString,
             ),
             'CreateSnapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSnapshot,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.CreateSnapshotRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.CreateSnapshotResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotResponse.SerializeToString,
             ),
             'RestoreSnapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.RestoreSnapshot,
-                    request_deserializer=designsearch_dot_v1_dot_search__pb2.RestoreSnapshotRequest.FromString,
-                    response_serializer=designsearch_dot_v1_dot_search__pb2.RestoreSnapshotResponse.SerializeToString,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
-            'designsearch.v1.SearchService', rpc_method_handlers)
+            'designsearch.internal.v1.SearchService', rpc_method_handlers)
     server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('designsearch.v1.SearchService', rpc_method_handlers)
+    server.add_registered_method_handlers('designsearch.internal.v1.SearchService', rpc_method_handlers)
 
 
  # This class is part of an EXPERIMENTAL API.
@@ -230,9 +231,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/CreateCollection',
-            designsearch_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
+            '/designsearch.internal.v1.SearchService/CreateCollection',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CreateCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -257,9 +258,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/DeleteCollection',
-            designsearch_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
+            '/designsearch.internal.v1.SearchService/DeleteCollection',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.DeleteCollectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -284,9 +285,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/ListCollections',
-            designsearch_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+            '/designsearch.internal.v1.SearchService/ListCollections',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -311,9 +312,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/SetAlias',
-            designsearch_dot_v1_dot_search__pb2.SetAliasRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.SetAliasResponse.FromString,
+            '/designsearch.internal.v1.SearchService/SetAlias',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -325,7 +326,7 @@ class SearchService:
             _registered_method=True)
 
     @staticmethod
-    def Upsert(request,
+    def UpsertPoints(request,
             target,
             options=(),
             channel_credentials=None,
@@ -338,9 +339,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/Upsert',
-            designsearch_dot_v1_dot_search__pb2.UpsertRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.UpsertResponse.FromString,
+            '/designsearch.internal.v1.SearchService/UpsertPoints',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.UpsertPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -352,7 +353,7 @@ class SearchService:
             _registered_method=True)
 
     @staticmethod
-    def Delete(request,
+    def DeletePoints(request,
             target,
             options=(),
             channel_credentials=None,
@@ -365,9 +366,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/Delete',
-            designsearch_dot_v1_dot_search__pb2.DeleteRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.DeleteResponse.FromString,
+            '/designsearch.internal.v1.SearchService/DeletePoints',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.DeletePointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -379,7 +380,7 @@ class SearchService:
             _registered_method=True)
 
     @staticmethod
-    def Count(request,
+    def CountPoints(request,
             target,
             options=(),
             channel_credentials=None,
@@ -392,9 +393,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/Count',
-            designsearch_dot_v1_dot_search__pb2.CountRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.CountResponse.FromString,
+            '/designsearch.internal.v1.SearchService/CountPoints',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CountPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -406,7 +407,7 @@ class SearchService:
             _registered_method=True)
 
     @staticmethod
-    def Search(request,
+    def SearchPoints(request,
             target,
             options=(),
             channel_credentials=None,
@@ -419,9 +420,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/Search',
-            designsearch_dot_v1_dot_search__pb2.SearchRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.SearchResponse.FromString,
+            '/designsearch.internal.v1.SearchService/SearchPoints',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -446,9 +447,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/CreateSnapshot',
-            designsearch_dot_v1_dot_search__pb2.CreateSnapshotRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.CreateSnapshotResponse.FromString,
+            '/designsearch.internal.v1.SearchService/CreateSnapshot',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -473,9 +474,9 @@ class SearchService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/designsearch.v1.SearchService/RestoreSnapshot',
-            designsearch_dot_v1_dot_search__pb2.RestoreSnapshotRequest.SerializeToString,
-            designsearch_dot_v1_dot_search__pb2.RestoreSnapshotResponse.FromString,
+            '/designsearch.internal.v1.SearchService/RestoreSnapshot',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.RestoreSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

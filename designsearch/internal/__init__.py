@@ -1,0 +1,1 @@
+"""The internal API (generated stubs in v1/)."""

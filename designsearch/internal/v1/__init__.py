@@ -1,0 +1,1 @@
+"""Generated stubs of the internal API between the services (package designsearch.internal.v1). Do not edit."""
