@@ -79,6 +79,14 @@ async def test_bad_items_in_an_ingestion_stream_fail_alone(indexed, gateway_stub
     assert [x.status for x in r.results] == [gateway_pb2.IndexItemResult.STATUS_FAILED] * 3
     assert "not a decodable image" in r.results[0].error
     assert "design_id" in r.results[1].error and "year" in r.results[2].error
+    # each failed item carries the google.rpc.Status it would have had as a unary call
+    from google.rpc import code_pb2, error_details_pb2
+
+    for result, field in zip(r.results[1:], ["design.design_id", "design.year"]):
+        assert result.failure.code == code_pb2.INVALID_ARGUMENT and result.failure.message == result.error
+        bad = error_details_pb2.BadRequest()
+        assert any(d.Unpack(bad) for d in result.failure.details)
+        assert bad.field_violations[0].field == field
     after = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
     assert (after.images, after.points) == (before.images, before.points)
 
