@@ -22,10 +22,10 @@ from designsearch.catalogue_data import read_labels
 from designsearch.settings import REPO_ROOT, default_data_dir
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from designsearch.v1 import common_pb2
-from services.embedder.config import EmbedderSettings
-from services.embedder.server import create_server
-from services.segmenter.core import Segmenter, load_detector
-from services.segmenter.config import SegmenterSettings
+from designsearch.services.embedder.config import EmbedderSettings
+from designsearch.services.embedder.server import create_server
+from designsearch.services.segmenter.core import Segmenter, load_detector
+from designsearch.services.segmenter.config import SegmenterSettings
 
 
 async def run(requests: int, concurrency_levels: list[int]) -> dict:

@@ -97,8 +97,8 @@ def child_main(args: dict) -> dict:
     nq = {"all": int(args["nq"]), "f1": int(args["nq_f"]), "f25": int(args["nq_f"])}
 
     if role == "edge-build":
-        from services.search.engines.edge import EdgeIndex
-        from services.search.index import HnswConfig, Point
+        from designsearch.services.search.engines.edge import EdgeIndex
+        from designsearch.services.search.index import HnswConfig, Point
 
         X = np.load(work / "X.npy", mmap_mode="r")
         labels = np.load(work / "labels.npy")
@@ -128,7 +128,7 @@ def child_main(args: dict) -> dict:
         return res
 
     if role == "edge-serve":
-        from services.search.engines.edge import EdgeIndex
+        from designsearch.services.search.engines.edge import EdgeIndex
 
         t0 = time.perf_counter()
         ix = EdgeIndex(args["index_dir"], auto_index=False, payload_m=args.get("payload_m", 0))
@@ -163,8 +163,8 @@ def child_main(args: dict) -> dict:
 
     if role == "edge-bg":
         # writes while serving, then a background (off-process) HNSW build while queries run
-        from services.search.engines.edge import EdgeIndex
-        from services.search.index import Point
+        from designsearch.services.search.engines.edge import EdgeIndex
+        from designsearch.services.search.index import Point
 
         ix = EdgeIndex(args["index_dir"], auto_index=False, payload_m=args.get("payload_m", 0))
         ix.set_search_ef("bench", int(args["ef"]))
@@ -232,8 +232,8 @@ def child_main(args: dict) -> dict:
         return res
 
     if role == "qdrant-local":
-        from services.search.index import Point
-        from services.search.engines.qdrant import QdrantIndex
+        from designsearch.services.search.index import Point
+        from designsearch.services.search.engines.qdrant import QdrantIndex
 
         X = np.load(work / "X.npy", mmap_mode="r")
         labels = np.load(work / "labels.npy")

@@ -165,7 +165,7 @@ def run_queries(search, Q: np.ndarray, flt) -> tuple[list[list[int]], list[float
 
 
 def _search_filter(name: str | None):
-    from services.search.index import SearchFilter
+    from designsearch.services.search.index import SearchFilter
 
     if name is None:
         return None

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.segmenter.learned import LearnedWheelDetector  # noqa: E402
-from training.segmenter.dataset import load_samples, split_samples  # noqa: E402
+from designsearch.services.segmenter.learned import LearnedWheelDetector  # noqa: E402
+from designsearch.training.segmenter.dataset import load_samples, split_samples  # noqa: E402
 
 
 def bench(detector, images: list[np.ndarray], repeats: int = 3, warmup: int = 5) -> dict:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     detectors = [LearnedWheelDetector(a.model, threads=a.threads)]
     if not a.no_classical:
         try:
-            from services.segmenter.classical import ClassicalWheelDetector
+            from designsearch.services.segmenter.classical import ClassicalWheelDetector
         except ImportError:
             pass
         else:

@@ -16,20 +16,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from designsearch.catalogue_data import demo_split, read_labels
-from designsearch.settings import REPO_ROOT, default_data_dir
+from designsearch.settings import VAR_DIR, default_data_dir
 
 app = typer.Typer(help="designsearch: find existing designs similar to a draft image.", no_args_is_help=True)
 console = Console()
 
 DEFAULT_GATEWAY = os.environ.get("DESIGNSEARCH_GATEWAY", "127.0.0.1:50050")
-DEFAULT_VAR = REPO_ROOT / "var"
+DEFAULT_VAR = VAR_DIR
 
 
 @app.command("export-embedder")
 def export_embedder(out: Path = typer.Option(None, help="ONNX file to write (default var/models/imagenet-lite0.onnx).")) -> None:
     """Export the ImageNet EfficientNet-Lite0 embedder to ONNX (needs torch; a setup step)."""
-    from services.embedder.config import IMAGENET_MODEL
-    from training.embedder.export import export_imagenet
+    from designsearch.services.embedder.config import IMAGENET_MODEL
+    from designsearch.training.embedder.export import export_imagenet
 
     out = out or IMAGENET_MODEL
     if out.exists():
@@ -108,8 +108,8 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
     """
     import asyncio
 
-    from gateway.config import GatewaySettings
-    from gateway.core import IndexItem, build_core
+    from designsearch.gateway.config import GatewaySettings
+    from designsearch.gateway.core import IndexItem, build_core
 
     settings = GatewaySettings()
     images = read_labels(labels, directory)
@@ -147,25 +147,25 @@ def _forward(module: str, ctx: typer.Context) -> None:
 @app.command("train-segmenter", context_settings=_PASS_THROUGH)
 def train_segmenter(ctx: typer.Context) -> None:
     """Train the wheel segmenter on Car-Parts-Segmentation and export ONNX (options: --help)."""
-    _forward("training.segmenter.train", ctx)
+    _forward("designsearch.training.segmenter.train", ctx)
 
 
 @app.command("eval-segmenter", context_settings=_PASS_THROUGH)
 def eval_segmenter(ctx: typer.Context) -> None:
     """Mask IoU, instance precision/recall and latency of the learned and classical segmenters (options: --help)."""
-    _forward("training.segmenter.evaluate", ctx)
+    _forward("designsearch.training.segmenter.evaluate", ctx)
 
 
 @app.command("train-embedder", context_settings=_PASS_THROUGH)
 def train_embedder(ctx: typer.Context) -> None:
     """Train the metric-learning embedder on wheel crops of Stanford Cars and export ONNX (options: --help)."""
-    _forward("training.embedder.train", ctx)
+    _forward("designsearch.training.embedder.train", ctx)
 
 
 @app.command("eval-embedder", context_settings=_PASS_THROUGH)
 def eval_embedder(ctx: typer.Context) -> None:
     """Recall@K and mAP@R of the ImageNet and trained embedders: crops, whole cars, sketches (options: --help)."""
-    _forward("training.embedder.evaluate", ctx)
+    _forward("designsearch.training.embedder.evaluate", ctx)
 
 
 def _matches_table(title: str, response) -> Table:
@@ -206,7 +206,7 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
          classes: str = typer.Option("79-98", help="Stanford Cars classes of the demo catalogue."),
          queries_per_class: int = typer.Option(2, help="Held-out query images per class (not indexed)."),
          var_dir: Path = typer.Option(DEFAULT_VAR / "demo", help="Folder of the demo's index, catalogue and logs."),
-         html_out: Path = typer.Option(REPO_ROOT / "var" / "demo" / "results.html", "--html", help="HTML page of the results."),
+         html_out: Path = typer.Option(VAR_DIR / "demo" / "results.html", "--html", help="HTML page of the results."),
          k: int = typer.Option(6),
          fresh: bool = typer.Option(True, help="Start from an empty --var-dir (a reproducible run; --no-fresh "
                                                 "reuses what an earlier demo indexed).")) -> None:

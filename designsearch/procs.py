@@ -105,7 +105,7 @@ class Stack:
         env: extra environment variables for the services.
     """
 
-    MODULES = {"segmenter": "services.segmenter", "embedder": "services.embedder", "search": "services.search",
+    MODULES = {"segmenter": "designsearch.services.segmenter", "embedder": "designsearch.services.embedder", "search": "designsearch.services.search",
                "gateway": "gateway"}
 
     def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:

@@ -8,8 +8,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: Repository root (the folder holding pyproject.toml) when running from a checkout.
+#: Repository root (the folder holding pyproject.toml) when running from a checkout. Installed copies
+#: (the container image) locate their files through the variables below instead.
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Writable state (index, catalogue, Redis data, exported baseline model): ``$DESIGNSEARCH_VAR_DIR``,
+#: default ``<repo>/var``.
+VAR_DIR = Path(os.environ.get("DESIGNSEARCH_VAR_DIR", REPO_ROOT / "var"))
 
 
 def default_data_dir() -> Path:
@@ -24,7 +28,7 @@ MODEL_DIR = Path(os.environ.get("DESIGNSEARCH_MODEL_DIR", REPO_ROOT / "models"))
 SEGMENTER_MODEL = MODEL_DIR / "segmenter" / "wheelseg-lite0.onnx"
 EMBEDDER_MODEL = MODEL_DIR / "embedder" / "wheelembed-lite0-512.onnx"
 #: The ImageNet baseline embedder written by ``designsearch export-embedder`` (not committed).
-IMAGENET_EMBEDDER_MODEL = REPO_ROOT / "var" / "models" / "imagenet-lite0.onnx"
+IMAGENET_EMBEDDER_MODEL = VAR_DIR / "models" / "imagenet-lite0.onnx"
 
 
 class ServiceSettings(BaseSettings):

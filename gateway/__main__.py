@@ -1,8 +1,8 @@
-"""``python -m gateway``: run the gateway (the public API)."""
+"""``python -m designsearch.gateway``: run the gateway (the public API)."""
 
 import asyncio
 
-from gateway.server import serve
+from designsearch.gateway.server import serve
 
 if __name__ == "__main__":
     asyncio.run(serve())

@@ -17,7 +17,7 @@ from designsearch.rpc import call, make_channel
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 from designsearch.v1 import common_pb2
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
-from gateway.ports import QueryCrop, Segmentation
+from designsearch.gateway.ports import QueryCrop, Segmentation
 
 
 class GrpcBackends:

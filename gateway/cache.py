@@ -23,7 +23,7 @@ class CachedQuery:
     Attributes:
         crops: per query region ``{"box": [x1, y1, x2, y2], "kind": str, "score": float}``: the
             segmenter's crops, then the whole picture (kind ``whole_image``), as
-            :func:`gateway.core.query_regions` orders them.
+            :func:`designsearch.gateway.core.query_regions` orders them.
         vectors: float32 ``(n_regions, D)`` unit vectors, row ``i`` for ``crops[i]``.
         vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"lines"``.
     """

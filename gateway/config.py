@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import REPO_ROOT, ServiceSettings
+from designsearch.settings import VAR_DIR, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -24,7 +24,7 @@ class GatewaySettings(ServiceSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for the query-vector cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a cached query vector set, seconds.")
     catalogue_url: str = Field(
-        f"sqlite:///{REPO_ROOT / 'var' / 'catalogue.db'}", description="SQLAlchemy URL of the catalogue database."
+        f"sqlite:///{VAR_DIR / 'catalogue.db'}", description="SQLAlchemy URL of the catalogue database."
     )
     collection_prefix: str = Field("designs", description="Collections are named <prefix>_<embedder version>.")
     api_keys: list[str] = Field([], description="Accepted API keys (metadata 'x-api-key'); empty = no authentication.")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from gateway.cache import QueryCache
-from gateway.catalogue import Catalogue
-from gateway.config import GatewaySettings
-from gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
-from gateway.live import LiveIndex
-from gateway.ports import Backends
-from gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
+from designsearch.gateway.cache import QueryCache
+from designsearch.gateway.catalogue import Catalogue
+from designsearch.gateway.config import GatewaySettings
+from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
+from designsearch.gateway.live import LiveIndex
+from designsearch.gateway.ports import Backends
+from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
                            QueryResult, QueryService, crop_filter, query_regions, whole_picture_bytes)
 
 __all__ = ["CROP_KINDS", "DOMAIN_AUTO", "DOMAIN_PHOTO", "DOMAIN_SKETCH", "WHOLE_PICTURE_MAX_SIDE", "GatewayCore",
@@ -91,7 +91,7 @@ def build_core(settings: GatewaySettings, embedder_addresses: Sequence[str] | No
     Raises:
         sqlalchemy.exc.OperationalError: the catalogue database cannot be opened.
     """
-    from gateway.backends import GrpcBackends
+    from designsearch.gateway.backends import GrpcBackends
 
     embedders = list(embedder_addresses or [settings.embedder_address, *settings.upgrade_embedder_addresses])
     backends = GrpcBackends(settings.segmenter_address, embedders, settings.search_address,

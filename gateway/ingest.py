@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Point
 from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
-from gateway.catalogue import Catalogue
-from gateway.live import LiveIndex
-from gateway.ports import Backends
-from gateway.query import query_regions
-from gateway.streams import bounded_map
+from designsearch.gateway.catalogue import Catalogue
+from designsearch.gateway.live import LiveIndex
+from designsearch.gateway.ports import Backends
+from designsearch.gateway.query import query_regions
+from designsearch.gateway.streams import bounded_map
 
 POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
 
@@ -55,7 +55,7 @@ class IndexOutcome:
 def point_id(image_id: str, crop_index: int, model_version: str) -> str:
     """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
 
-    Regions are numbered as :func:`gateway.query.query_regions` orders them: the crops 0..n-1, then
+    Regions are numbered as :func:`designsearch.gateway.query.query_regions` orders them: the crops 0..n-1, then
     the whole picture n (so the whole picture is 0 when the segmenter found nothing).
     """
     return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
@@ -101,7 +101,7 @@ class Ingestor:
     async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
         """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
 
-        The image becomes one point per region of :func:`gateway.query.query_regions` (its crops,
+        The image becomes one point per region of :func:`designsearch.gateway.query.query_regions` (its crops,
         then the whole picture; only the whole picture when the segmenter finds nothing), each with
         a ``photo`` and a ``lines`` vector, payload ``kind`` = the region's kind and ``box`` = its
         box, ids :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with

@@ -1,6 +1,6 @@
 """What is live now: the collection the alias names, the embedder version it needs, the segmenter version.
 
-The gateway follows the alias ``<prefix>`` (a model upgrade re-points it, :mod:`gateway.ingest`)
+The gateway follows the alias ``<prefix>`` (a model upgrade re-points it, :mod:`designsearch.gateway.ingest`)
 and the segmenter's model version (``GetSegmenterInfo``), re-reading both at most every
 ``refresh_s`` seconds; query-cache keys are built from these versions, so a new segmenter or
 embedder never gets answers cached for the old one.
@@ -14,7 +14,7 @@ import time
 from designsearch.domain import VIEW_LINES, VIEW_PHOTO
 from designsearch.errors import BackendUnavailable
 from designsearch.logs import get_logger
-from gateway.ports import Backends
+from designsearch.gateway.ports import Backends
 
 log = get_logger("gateway")
 

@@ -1,6 +1,6 @@
 """The interfaces the gateway core needs from its backends, and the types that cross them.
 
-The core (query, ingestion, live index) depends on these only; :mod:`gateway.backends` implements
+The core (query, ingestion, live index) depends on these only; :mod:`designsearch.gateway.backends` implements
 them over gRPC, and unit tests implement them in memory. No grpc, no protobuf, no service module.
 """
 

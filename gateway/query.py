@@ -1,5 +1,5 @@
 """FindSimilar and Dislike (no grpc): cache lookup → (miss) segment → embed the crops and the whole
-picture → cache store → search per query vector → fuse per design (:mod:`gateway.fusion`) → merge
+picture → cache store → search per query vector → fuse per design (:mod:`designsearch.gateway.fusion`) → merge
 with catalogue records.
 """
 
@@ -18,11 +18,11 @@ from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIE
 from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, encode_jpeg, is_sketch_like
 from designsearch.telemetry import StageTimer
-from gateway.cache import CachedQuery, QueryCache, cache_key
-from gateway.catalogue import Catalogue
-from gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, fuse_max_agreement
-from gateway.live import LiveIndex
-from gateway.ports import Backends, QueryCrop
+from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
+from designsearch.gateway.catalogue import Catalogue
+from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, fuse_max_agreement
+from designsearch.gateway.live import LiveIndex
+from designsearch.gateway.ports import Backends, QueryCrop
 
 DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
 #: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
@@ -175,7 +175,7 @@ class QueryService:
         The image is embedded as every crop the segmenter finds and as the whole picture (one
         embed call); each query vector is searched for its ``max(k, fusion_depth)`` best designs
         (crops against catalogue crops, the whole picture against every catalogue point), and the
-        lists are fused per design with :func:`gateway.fusion.fuse_max_agreement`. Photos are
+        lists are fused per design with :func:`designsearch.gateway.fusion.fuse_max_agreement`. Photos are
         searched against the catalogue's ``photo`` vectors, sketches against its ``lines`` vectors.
 
         Args:

@@ -8,9 +8,9 @@ from designsearch.errors import BackendUnavailable
 from designsearch.logs import configure_logging, get_logger
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.v1 import gateway_pb2, gateway_pb2_grpc
-from gateway.config import GatewaySettings
-from gateway.core import build_core
-from gateway.servicer import GatewayServicer
+from designsearch.gateway.config import GatewaySettings
+from designsearch.gateway.core import build_core
+from designsearch.gateway.servicer import GatewayServicer
 
 log = get_logger("gateway")
 

@@ -6,7 +6,7 @@ from designsearch.converters import box_to_proto as _box
 from designsearch.converters import filter_from_proto, kind_to_proto
 from designsearch.server import status_for
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
-from gateway.core import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, GatewayCore, IndexItem
+from designsearch.gateway.core import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, GatewayCore, IndexItem
 
 _DOMAIN_IN = {common_pb2.DOMAIN_UNSPECIFIED: DOMAIN_AUTO, common_pb2.DOMAIN_PHOTO: DOMAIN_PHOTO,
               common_pb2.DOMAIN_SKETCH: DOMAIN_SKETCH}

@@ -2,7 +2,7 @@
 
 The served behaviour is the model file plus the post-processing of ``services/segmenter/learned.py``
 of that commit, so both are taken from git and run against the validation sets (a), (b), (c) of
-:mod:`training.segmenter.evaluate`. Usage::
+:mod:`designsearch.training.segmenter.evaluate`. Usage::
 
     .venv/bin/python scripts/eval_segmenter_before.py --commit 79ef349 --out var/segmenter-eval-before.json
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.segmenter.evaluate import evaluate, format_table  # noqa: E402
+from designsearch.training.segmenter.evaluate import evaluate, format_table  # noqa: E402
 
 
 def old_detector(commit: str, workdir: Path):

@@ -15,7 +15,7 @@ PY=${PY:-.venv/bin/python}
 OLD=var/models/wheelseg-before.onnx
 mkdir -p "$RUNS" var/models
 [ -s "$OLD" ] || git show 79ef349:models/segmenter/wheelseg-lite0.onnx > "$OLD"
-TRAIN=("$PY" -m training.segmenter.train --epoch-items 640 --split-seed 0 --stanford-segmenter "$OLD")
+TRAIN=("$PY" -m designsearch.training.segmenter.train --epoch-items 640 --split-seed 0 --stanford-segmenter "$OLD")
 
 # Stage 1: ImageNet encoder, fresh decoder; 40 % car photos, 40 % synthetic close-ups, 20 % negatives.
 "${TRAIN[@]}" --out "$RUNS/seg-v2" --epochs 10 --seed 0 --export-size 384 --val-every 5
@@ -29,6 +29,6 @@ TRAIN=("$PY" -m training.segmenter.train --epoch-items 640 --split-seed 0 --stan
   --export-size 448 --val-every 3
 
 for v in seg-v3 seg-v4; do
-  "$PY" -m training.segmenter.evaluate --model "$RUNS/$v/wheelseg-lite0.onnx" --no-classical \
+  "$PY" -m designsearch.training.segmenter.evaluate --model "$RUNS/$v/wheelseg-lite0.onnx" --no-classical \
     --out "$RUNS/$v/eval.json"
 done

@@ -48,11 +48,11 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def embedder_model() -> str:
     """The ONNX model the embedder serves (trained if committed, else the exported ImageNet one)."""
-    from services.embedder.config import IMAGENET_MODEL, default_model_path
+    from designsearch.services.embedder.config import IMAGENET_MODEL, default_model_path
 
     path = Path(default_model_path())
     if not path.exists() and path == IMAGENET_MODEL:
-        from training.embedder.export import export_imagenet
+        from designsearch.training.embedder.export import export_imagenet
 
         export_imagenet(IMAGENET_MODEL)
     return str(path)
@@ -61,7 +61,7 @@ def embedder_model() -> str:
 def gateway_settings(backends: dict | None, redis_url: str, var: Path, **overrides):
     """The one way tests build ``GatewaySettings``: free port, the given backends (services from
     :func:`stack`, or None for in-memory backends), real Redis, a SQLite catalogue under ``var``."""
-    from gateway.config import GatewaySettings
+    from designsearch.gateway.config import GatewaySettings
 
     addresses = {} if backends is None else {
         "segmenter_address": backends["segmenter"].address, "embedder_address": backends["embedder"].address,
@@ -79,13 +79,13 @@ def make_gateway_settings(redis_server):
 @pytest_asyncio.fixture(scope="session")
 async def stack(tmp_path_factory, redis_server, embedder_model):
     """Segmenter, embedder, search (embedded engine on disk; DESIGNSEARCH_TEST_ENGINE=local for qdrant-client local mode) and gateway, in-process."""
-    from gateway.server import create_server as create_gateway
-    from services.embedder.config import EmbedderSettings
-    from services.embedder.server import create_server as create_embedder
-    from services.search.config import SearchSettings
-    from services.search.server import create_server as create_search
-    from services.segmenter.config import SegmenterSettings
-    from services.segmenter.server import create_server as create_segmenter
+    from designsearch.gateway.server import create_server as create_gateway
+    from designsearch.services.embedder.config import EmbedderSettings
+    from designsearch.services.embedder.server import create_server as create_embedder
+    from designsearch.services.search.config import SearchSettings
+    from designsearch.services.search.server import create_server as create_search
+    from designsearch.services.segmenter.config import SegmenterSettings
+    from designsearch.services.segmenter.server import create_server as create_segmenter
 
     var = tmp_path_factory.mktemp("var")
     segmenter = await create_segmenter(SegmenterSettings(port=0))

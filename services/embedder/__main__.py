@@ -1,8 +1,8 @@
-"""``python -m services.embedder``: run the embedder service."""
+"""``python -m designsearch.services.embedder``: run the embedder service."""
 
 import asyncio
 
-from services.embedder.server import serve
+from designsearch.services.embedder.server import serve
 
 if __name__ == "__main__":
     asyncio.run(serve())

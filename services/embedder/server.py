@@ -9,9 +9,9 @@ import numpy as np
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
-from services.embedder.config import EmbedderSettings
-from services.embedder.core import AdaptiveBatcher, EmbedService, OnnxEmbedder
-from services.embedder.servicer import EmbedderServicer
+from designsearch.services.embedder.config import EmbedderSettings
+from designsearch.services.embedder.core import AdaptiveBatcher, EmbedService, OnnxEmbedder
+from designsearch.services.embedder.servicer import EmbedderServicer
 
 
 async def create_server(settings: EmbedderSettings | None = None) -> Service:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from designsearch.converters import vector_to_proto, view_from_proto
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
-from services.embedder.core import EmbedService
+from designsearch.services.embedder.core import EmbedService
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):

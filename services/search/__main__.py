@@ -1,8 +1,8 @@
-"""``python -m services.search``: run the search service."""
+"""``python -m designsearch.services.search``: run the search service."""
 
 import asyncio
 
-from services.search.server import serve
+from designsearch.services.search.server import serve
 
 if __name__ == "__main__":
     asyncio.run(serve())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import REPO_ROOT, ServiceSettings
-from services.search.index import HnswConfig
+from designsearch.settings import VAR_DIR, ServiceSettings
+from designsearch.services.search.index import HnswConfig
 
 
 class SearchSettings(ServiceSettings):
@@ -22,7 +22,7 @@ class SearchSettings(ServiceSettings):
     )
     url: str | None = Field(None, description="Qdrant server URL, e.g. http://qdrant:6333; setting it selects engine 'qdrant'.")
     api_key: str | None = Field(None, description="Qdrant server API key.")
-    path: str = Field(str(REPO_ROOT / "var" / "index"), description="Storage folder of the embedded engines.")
+    path: str = Field(str(VAR_DIR / "index"), description="Storage folder of the embedded engines.")
     timeout_s: float = Field(10.0, description="Deadline of calls to a Qdrant server, seconds.")
     hnsw_m: int = Field(16, description="HNSW edges per node.")
     hnsw_ef_construct: int = Field(128, description="HNSW candidate list size while building.")
@@ -30,7 +30,7 @@ class SearchSettings(ServiceSettings):
     hnsw_full_scan_threshold: int = Field(
         32_000, description="Below this many kilobytes of vectors matching a filter, search is exact (filtered queries).")
     quantization: str | None = Field(None, description="None or 'int8' (scalar quantisation with rescoring).")
-    snapshot_dir: str = Field(str(REPO_ROOT / "var" / "snapshots"), description="Where snapshots are written by default.")
+    snapshot_dir: str = Field(str(VAR_DIR / "snapshots"), description="The snapshot folder: CreateSnapshot writes here, RestoreSnapshot reads names from here.")
     max_limit: int = Field(1000, description="Largest accepted search limit.")
 
     def hnsw(self) -> HnswConfig:

@@ -13,7 +13,7 @@ import numpy as np
 
 from designsearch.errors import InvalidArgument, NotFound
 from designsearch.domain import Hit, Point, SearchFilter, check_collection_name, check_filter, check_view
-from services.search.index import HnswConfig, VectorIndex
+from designsearch.services.search.index import HnswConfig, VectorIndex
 
 
 class SearchCore:

@@ -7,15 +7,15 @@ import asyncio
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
-from services.search.config import SearchSettings
-from services.search.core import SearchCore
-from services.search.index import VectorIndex
-from services.search.servicer import SearchServicer
+from designsearch.services.search.config import SearchSettings
+from designsearch.services.search.core import SearchCore
+from designsearch.services.search.index import VectorIndex
+from designsearch.services.search.servicer import SearchServicer
 
 
 def open_configured_index(settings: SearchSettings) -> VectorIndex:
     """The engine named by settings (a URL selects the Qdrant server)."""
-    from services.search.engines import open_index
+    from designsearch.services.search.engines import open_index
 
     engine = "qdrant" if settings.url else settings.engine
     return open_index(url=settings.url, path=settings.path, engine=engine, hnsw=settings.hnsw(), api_key=settings.api_key,

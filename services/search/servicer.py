@@ -7,7 +7,7 @@ from pathlib import Path
 
 from designsearch.converters import filter_from_proto, hit_to_proto, point_from_proto, vector_from_proto, view_from_proto
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
-from services.search.core import SearchCore
+from designsearch.services.search.core import SearchCore
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):

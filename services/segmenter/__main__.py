@@ -1,8 +1,8 @@
-"""``python -m services.segmenter``: run the segmenter service."""
+"""``python -m designsearch.services.segmenter``: run the segmenter service."""
 
 import asyncio
 
-from services.segmenter.server import serve
+from designsearch.services.segmenter.server import serve
 
 if __name__ == "__main__":
     asyncio.run(serve())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection, box_iou
+from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection, box_iou
 
 
 class ClassicalWheelDetector:

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from designsearch.images import decode_image, encode_jpeg, encode_png, square_box
-from services.segmenter.classical import ClassicalWheelDetector
-from services.segmenter.detection import Detection, WheelDetector
+from designsearch.services.segmenter.classical import ClassicalWheelDetector
+from designsearch.services.segmenter.detection import Detection, WheelDetector
 
 
 @dataclass
@@ -51,7 +51,7 @@ def load_detector(kind: str, model_path: str, threads: int = 2) -> WheelDetector
     if kind == "learned":
         if not Path(model_path).exists():
             raise FileNotFoundError(f"segmenter model not found: {model_path}")
-        from services.segmenter.learned import LearnedWheelDetector
+        from designsearch.services.segmenter.learned import LearnedWheelDetector
 
         return LearnedWheelDetector(model_path, threads=threads)
     raise ValueError(f"unknown detector {kind!r}; expected learned, classical or auto")

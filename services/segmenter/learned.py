@@ -1,7 +1,7 @@
 """Learned wheel detector: the ONNX wheel-segmentation network plus instance post-processing.
 
 onnxruntime and OpenCV only (no torch). The network (see
-:mod:`training.segmenter.model`) maps raw RGB pixels ``float32 (1, 3, S, S)`` in
+:mod:`designsearch.training.segmenter.model`) maps raw RGB pixels ``float32 (1, 3, S, S)`` in
 [0, 255] to a wheel probability map ``float32 (1, 1, S, S)``; this module turns that map into
 :class:`~services.segmenter.detection.Detection` instances:
 
@@ -28,7 +28,7 @@ onnxruntime and OpenCV only (no torch). The network (see
 7. kind: an instance whose box spans at least ``closeup_extent`` of the image width or height is
    a wheel filling the frame (product shot, rendering, drawing), kind ``KIND_CLOSEUP``; the others
    are ``KIND_WHEEL``. The network itself is trained on such close-ups (synthetic close-ups,
-   renderings, line drawings and negatives, :mod:`training.segmenter.synthetic`), so a
+   renderings, line drawings and negatives, :mod:`designsearch.training.segmenter.synthetic`), so a
    close-up is one detection found like any other, not a rule applied to the whole image.
 """
 
@@ -41,7 +41,7 @@ import numpy as np
 import onnxruntime as ort
 
 from designsearch.versioning import file_version
-from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
+from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
 
 
 class LearnedWheelDetector:
@@ -65,7 +65,7 @@ class LearnedWheelDetector:
             its maximum.
 
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
-    split (best instance F1 of a grid, :func:`training.segmenter.evaluate.sweep_postprocessing`;
+    split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
     see ``models/segmenter/MODEL_CARD.md``).
 
     Attributes:

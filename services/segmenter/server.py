@@ -7,9 +7,9 @@ import asyncio
 from designsearch.logs import configure_logging
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
-from services.segmenter.config import SegmenterSettings
-from services.segmenter.core import Segmenter, load_detector
-from services.segmenter.servicer import SegmenterServicer
+from designsearch.services.segmenter.config import SegmenterSettings
+from designsearch.services.segmenter.core import Segmenter, load_detector
+from designsearch.services.segmenter.servicer import SegmenterServicer
 
 
 async def create_server(settings: SegmenterSettings | None = None, segmenter: Segmenter | None = None) -> Service:

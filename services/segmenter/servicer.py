@@ -7,7 +7,7 @@ import asyncio
 from designsearch.converters import box_to_proto, kind_to_proto
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from designsearch.v1 import common_pb2
-from services.segmenter.core import Segmenter
+from designsearch.services.segmenter.core import Segmenter
 
 
 class SegmenterServicer(segmenter_pb2_grpc.SegmenterServiceServicer):

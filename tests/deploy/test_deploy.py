@@ -25,10 +25,10 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
 from designsearch.settings import REPO_ROOT
-from gateway.config import GatewaySettings
-from services.embedder.config import EmbedderSettings
-from services.search.config import SearchSettings
-from services.segmenter.config import SegmenterSettings
+from designsearch.gateway.config import GatewaySettings
+from designsearch.services.embedder.config import EmbedderSettings
+from designsearch.services.search.config import SearchSettings
+from designsearch.services.segmenter.config import SegmenterSettings
 
 DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -40,10 +40,10 @@ K8S_VERSIONS = ("1.30.0", "1.37.0")
 
 #: service name -> (settings class, python -m module). The prefix comes from the class itself.
 SERVICES = {
-    "gateway": (GatewaySettings, "gateway"),
-    "segmenter": (SegmenterSettings, "services.segmenter"),
-    "embedder": (EmbedderSettings, "services.embedder"),
-    "search": (SearchSettings, "services.search"),
+    "gateway": (GatewaySettings, "designsearch.gateway"),
+    "segmenter": (SegmenterSettings, "designsearch.services.segmenter"),
+    "embedder": (EmbedderSettings, "designsearch.services.embedder"),
+    "search": (SearchSettings, "designsearch.services.search"),
 }
 PREFIXES = {cls.model_config["env_prefix"]: cls for cls, _ in SERVICES.values()}
 #: Services the gateway calls over gRPC (its *_ADDRESS settings).
@@ -433,7 +433,7 @@ def test_dockerfile():
     assert "torch" not in runtime_code, "torch must stay in the build stage"
     assert "requirements-runtime.txt" in runtime and "pip check" in runtime
     assert re.search(r"^USER 10001(:10001)?$", runtime, re.M)
-    assert "training.embedder.export" in build
+    assert "designsearch.training.embedder.export" in build
     # every source the Dockerfile copies from the build context is allowed by its .dockerignore
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--from)(\S+) ", text, re.M):

@@ -10,8 +10,8 @@ import pytest_asyncio
 
 from designsearch.images import decode_image, encode_jpeg, read_image
 from designsearch.v1 import common_pb2, gateway_pb2
-from gateway.core import point_id
-from gateway.fusion import fuse_max_agreement
+from designsearch.gateway.core import point_id
+from designsearch.gateway.fusion import fuse_max_agreement
 from designsearch.domain import Hit, SearchFilter
 from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE
 
@@ -109,7 +109,7 @@ def test_empty_input_and_invalid_parameters():
 
 
 def test_crop_queries_search_catalogue_crops_only():
-    from gateway.core import crop_filter
+    from designsearch.gateway.core import crop_filter
 
     assert crop_filter(SearchFilter()).kinds == (KIND_WHEEL, KIND_CLOSEUP)
     f = crop_filter(SearchFilter(brands=("Dodge",), year_min=2000, kinds=(KIND_CLOSEUP, KIND_WHOLE_IMAGE),
@@ -119,8 +119,8 @@ def test_crop_queries_search_catalogue_crops_only():
 
 
 def test_whole_picture_is_the_last_region_and_is_bounded():
-    from gateway.ports import QueryCrop
-    from gateway.core import WHOLE_PICTURE_MAX_SIDE, query_regions, whole_picture_bytes
+    from designsearch.gateway.ports import QueryCrop
+    from designsearch.gateway.core import WHOLE_PICTURE_MAX_SIDE, query_regions, whole_picture_bytes
 
     small = np.full((300, 500, 3), 127, np.uint8)
     data = encode_jpeg(small)

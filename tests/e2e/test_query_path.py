@@ -109,7 +109,7 @@ async def test_dislike_drops_design_from_later_results(indexed, gateway_stub):
 
 
 async def test_api_key_is_required_when_configured(stack, tmp_path, small_catalogue, make_gateway_settings):
-    from gateway.server import create_server
+    from designsearch.gateway.server import create_server
 
     gateway = await create_server(make_gateway_settings(stack, tmp_path, api_keys=["s3cret"]))
     try:
@@ -159,7 +159,7 @@ async def test_long_ingestion_stream_outlives_connection_age(stack, tmp_path, sm
 
     from designsearch.client import index_request
     from designsearch.v1 import gateway_pb2_grpc
-    from gateway.server import create_server
+    from designsearch.gateway.server import create_server
 
     gateway = await create_server(make_gateway_settings(stack, tmp_path, max_connection_age_s=0.5,
                                                         max_connection_age_grace_s=60))

@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
-from gateway.core import IndexItem
+from designsearch.gateway.core import IndexItem
 
 
 def _second_model(src: str, dst: Path) -> str:
@@ -22,9 +22,9 @@ def _second_model(src: str, dst: Path) -> str:
 async def test_reindex_under_queries_never_errors_and_switches(stack, tmp_path, small_catalogue, embedder_model, make_gateway_settings):
     import grpc
 
-    from gateway.server import create_server as create_gateway
-    from services.embedder.config import EmbedderSettings
-    from services.embedder.server import create_server as create_embedder
+    from designsearch.gateway.server import create_server as create_gateway
+    from designsearch.services.embedder.config import EmbedderSettings
+    from designsearch.services.embedder.server import create_server as create_embedder
 
     catalogue, queries = small_catalogue
     new_embedder = await create_embedder(EmbedderSettings(port=0, model_path=_second_model(embedder_model, tmp_path / "v2.onnx")))

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from designsearch.errors import InvalidArgument, NotFound
-from services.search.engines.edge import EdgeIndex
-from services.search.index import HnswConfig, Point, SearchFilter
-from services.search.engines.qdrant import QdrantIndex
+from designsearch.services.search.engines.edge import EdgeIndex
+from designsearch.services.search.index import HnswConfig, Point, SearchFilter
+from designsearch.services.search.engines.qdrant import QdrantIndex
 
 DIMS = {"photo": 64, "lines": 32}
 N = 2000

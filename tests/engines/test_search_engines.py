@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from designsearch.errors import InvalidArgument, NotFound
-from services.search.engines.edge import EdgeIndex
-from services.search.engines import open_index
-from services.search.index import HnswConfig, Point, SearchFilter
-from services.search.engines.qdrant import QdrantIndex
+from designsearch.services.search.engines.edge import EdgeIndex
+from designsearch.services.search.engines import open_index
+from designsearch.services.search.index import HnswConfig, Point, SearchFilter
+from designsearch.services.search.engines.qdrant import QdrantIndex
 from tests.engines.test_search_congruence import DIMS, make_points
 
 
@@ -285,7 +285,7 @@ def test_edge_survives_a_crash_without_close(tmp_path):
 
     code = (
         "import os, sys, numpy as np\n"
-        "from services.search.engines.edge import EdgeIndex\n"
+        "from designsearch.services.search.engines.edge import EdgeIndex\n"
         "from tests.engines.test_search_congruence import DIMS, make_points\n"
         "ix = EdgeIndex(sys.argv[1], auto_index=False)\n"
         "ix.create_collection('c', DIMS)\n"

@@ -15,8 +15,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("albumentations")
 
 from designsearch.images import read_image  # noqa: E402
-from training.embedder.augment import rotate_about_centre, wheel_design_view  # noqa: E402
-from training.embedder.evaluate import partner_recall, rotation_angles  # noqa: E402
+from designsearch.training.embedder.augment import rotate_about_centre, wheel_design_view  # noqa: E402
+from designsearch.training.embedder.evaluate import partner_recall, rotation_angles  # noqa: E402
 
 SIDE = 96
 
@@ -129,7 +129,7 @@ def test_wheel_design_view_is_seeded(data_dir):
 
 def test_supcon_loss_matches_formula():
     torch = pytest.importorskip("torch")
-    from training.embedder.contrastive import supcon_loss
+    from designsearch.training.embedder.contrastive import supcon_loss
 
     z = torch.nn.functional.normalize(torch.tensor([[1.0, 0.2], [0.9, 0.1], [-1.0, 0.3], [0.0, 1.0]]), dim=1)
     labels = torch.tensor([0, 0, 1, 2])  # anchors 0 and 1 have one positive; 2 and 3 none
@@ -145,7 +145,7 @@ def test_supcon_loss_matches_formula():
 def test_wheel_rotation_of_the_ce_views(data_dir):
     """``--wheel-rotation``: the wheel pipeline rotates by up to that many degrees (default ±45°),
     the car pipeline keeps ±8°, and a seeded pipeline gives the same view of a real crop twice."""
-    from training.embedder.augment import photo_augment
+    from designsearch.training.embedder.augment import photo_augment
 
     def rotate_limits(pipe):
         return [t.rotate for t in pipe.transforms if type(t).__name__ == "Affine"]

@@ -9,8 +9,8 @@ import pytest
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc, types_pb2
 
 from designsearch.v1 import common_pb2
-from services.search.config import SearchSettings
-from services.search.server import create_server
+from designsearch.services.search.config import SearchSettings
+from designsearch.services.search.server import create_server
 
 DIM = 64
 

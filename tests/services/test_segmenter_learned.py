@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
-from services.segmenter.learned import LearnedWheelDetector
-from training.segmenter.dataset import load_samples, split_samples
+from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
+from designsearch.services.segmenter.learned import LearnedWheelDetector
+from designsearch.training.segmenter.dataset import load_samples, split_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
@@ -129,7 +129,7 @@ def test_plain_images_return_nothing(detector):
 @pytest.fixture(scope="module")
 def val_cutouts():
     """Wheel faces of validation-split photos (never seen in training), largest first."""
-    from training.segmenter.synthetic import cutouts_from_sample
+    from designsearch.training.segmenter.synthetic import cutouts_from_sample
 
     _, val = split_samples(load_samples(DATA), 0.2, 0)
     cuts = [c for s in val for c in cutouts_from_sample(s, min_side=40)]
@@ -138,7 +138,7 @@ def val_cutouts():
 
 
 def _one_whole_wheel(detector, rgb, mask, what):
-    from training.segmenter.synthetic import mask_box
+    from designsearch.training.segmenter.synthetic import mask_box
 
     dets = detector.detect(rgb)
     true_box = mask_box(mask)
@@ -155,7 +155,7 @@ def test_designer_pictures_give_one_whole_wheel(detector, val_cutouts, style):
     """A rendering on white, a close-up rotated by an odd angle on a photographic background, and a
     line drawing, each of a validation wheel filling most of the frame: exactly one detection, the
     whole wheel (box IoU >= 0.8), kind closeup — not the hub, a spoke gap or a lug nut."""
-    from training.segmenter import synthetic as S
+    from designsearch.training.segmenter import synthetic as S
 
     _, val = split_samples(load_samples(DATA), 0.2, 0)
     photos = S.PhotoBackgrounds(val)

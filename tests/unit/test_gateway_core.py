@@ -15,11 +15,11 @@ import pytest
 from designsearch.domain import KIND_WHEEL, KIND_WHOLE_IMAGE, Hit, SearchFilter
 from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, encode_jpeg
-from gateway.cache import QueryCache
-from gateway.catalogue import Catalogue
-from gateway.core import GatewayCore, IndexItem
-from gateway.ports import QueryCrop, Segmentation
-from gateway.streams import bounded_map
+from designsearch.gateway.cache import QueryCache
+from designsearch.gateway.catalogue import Catalogue
+from designsearch.gateway.core import GatewayCore, IndexItem
+from designsearch.gateway.ports import QueryCrop, Segmentation
+from designsearch.gateway.streams import bounded_map
 
 DIM = 16
 

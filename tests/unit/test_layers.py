@@ -7,6 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ("designsearch/v1/", "designsearch/internal/v1/")
+#: The installed names of the layers above the shared package (their source is at the top of the checkout).
+ABOVE = ("designsearch.services", "designsearch.gateway", "designsearch.training")
 
 
 def _sources(*folders: str) -> list[Path]:
@@ -30,7 +32,8 @@ def test_the_shared_package_imports_nothing_above_it():
     for path in _sources("designsearch"):
         if path.name in composition_root:
             continue
-        above = {n for n in _imports(path) if n.split(".")[0] in ("services", "gateway", "training")}
+        above = {n for n in _imports(path) if n.split(".")[0] in ("services", "gateway", "training")
+                 or n.startswith(ABOVE)}
         assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"
 
 
@@ -45,7 +48,8 @@ def test_the_gateway_core_imports_no_grpc_and_no_service():
     for path in _sources("gateway"):
         if path.name in transport:
             continue
-        bad = {n for n in _imports(path) if n.split(".")[0] in ("grpc", "services") or n.startswith("designsearch.v1")
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("grpc", "services") or n.startswith("designsearch.services")
+               or n.startswith("designsearch.v1")
                or n.startswith("designsearch.internal") or n in ("designsearch.server", "designsearch.rpc")}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
@@ -54,3 +58,22 @@ def test_no_source_file_over_500_lines():
     for path in _sources("designsearch", "services", "gateway", "training", "benchmarks", "scripts", "tests"):
         n = len(path.read_text().splitlines())
         assert n <= 500, f"{path.relative_to(ROOT)} has {n} lines"
+
+
+def test_one_installed_package_lists_every_package_folder():
+    """pyproject.toml maps services/, gateway/ and training/ under ``designsearch``; every folder with an
+    ``__init__.py`` must be listed, or an installed (non-editable) copy would miss it."""
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, dirs = set(cfg["packages"]), cfg["package-dir"]
+    found = set()
+    for top in ("designsearch", "services", "gateway", "training"):
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT).as_posix()
+            for name, folder in dirs.items():
+                if rel == folder or rel.startswith(folder + "/"):
+                    rel = name.replace(".", "/") + rel[len(folder):]
+            found.add(rel.replace("/", "."))
+    assert found == listed
+    assert not any(name.split(".")[0] in ("services", "gateway", "training") for name in listed)

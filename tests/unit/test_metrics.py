@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.metrics import map_at_r, recall_at_k
+from designsearch.training.metrics import map_at_r, recall_at_k
 
 
 def _unit(deg):

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
-from services.segmenter.learned import LearnedWheelDetector
-from training.segmenter import synthetic as S
-from training.segmenter.dataset import load_samples, split_samples
+from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
+from designsearch.services.segmenter.learned import LearnedWheelDetector
+from designsearch.training.segmenter import synthetic as S
+from designsearch.training.segmenter.dataset import load_samples, split_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
@@ -137,7 +137,7 @@ def test_separate_wheels_stay_separate(detector):
 def test_wheel_free_photo_crops_hold_no_wheel_pixel(split):
     """Set (c2): every crop is a square from the top band of a validation photo, and the photo's
     wheel mask is empty there (the set is "no wheel", so one wheel pixel would make it wrong)."""
-    from training.segmenter.evaluate import wheel_free_photo_crops
+    from designsearch.training.segmenter.evaluate import wheel_free_photo_crops
 
     val = split[1][:20]
     items = wheel_free_photo_crops(val)

@@ -9,5 +9,5 @@
 * :mod:`.evaluate`: Recall@K / mAP@R, same-photo partner and rotation rows, of the untrained
   ImageNet model vs trained ones.
 
-The serving path (``services.embedder`` core/servicer) never imports this package.
+The serving path (``designsearch.services.embedder`` core/servicer) never imports this package.
 """

@@ -15,7 +15,7 @@ all see the same number of views. Each run is exported and evaluated on classes 
 
 Usage::
 
-    flock /tmp/designsearch-cpu.lock nice -n 5 .venv/bin/python -m training.embedder.ablation \\
+    flock /tmp/designsearch-cpu.lock nice -n 5 .venv/bin/python -m designsearch.training.embedder.ablation \\
         --minutes 5 --seed 0
 """
 

@@ -45,8 +45,8 @@ def write_model_card(
     """Render the model card.
 
     Args:
-        summary: the dict returned by :func:`training.embedder.train.train`.
-        results: the dict returned by :func:`training.embedder.evaluate.evaluate`.
+        summary: the dict returned by :func:`designsearch.training.embedder.train.train`.
+        results: the dict returned by :func:`designsearch.training.embedder.evaluate.evaluate`.
         path: output Markdown file.
         comparisons: training summaries of alternative configurations trained on the same
             cached views (their last-epoch validation metrics are tabulated with this run's).
@@ -67,7 +67,7 @@ Wheel-design embedder of designsearch: raw RGB pixels → {cfg['dim']}-d L2-norm
 | | |
 |---|---|
 | file | `{model['path']}` ({model['bytes'] / 1e6:.1f} MB) |
-| model version id | `{model['version']}` (`training.embedder.model.model_version`) |
+| model version id | `{model['version']}` (`designsearch.training.embedder.model.model_version`) |
 | sha256 | `{model['sha256']}` |
 | input | `pixels` float32 (N, 3, {_size(cfg)}, {_size(cfg)}), RGB 0..255, square resize (`designsearch.images.to_model_input`) |
 | output | `embedding` float32 (N, {cfg['dim']}), unit L2 norm |
@@ -124,7 +124,7 @@ here), so the trained numbers are slightly optimistic.
 
 {_table(results)}
 
-Reproduce: `python -m training.embedder.evaluate --model {model['path']}`.
+Reproduce: `python -m designsearch.training.embedder.evaluate --model {model['path']}`.
 """
     if comparisons:
         text += f"""

@@ -161,8 +161,8 @@ def extract_wheel_crops(
             return folder
     folder.mkdir(parents=True, exist_ok=True)
     if source == "segmenter":
-        from services.segmenter.detection import KIND_WHEEL
-        from services.segmenter.learned import LearnedWheelDetector
+        from designsearch.services.segmenter.detection import KIND_WHEEL
+        from designsearch.services.segmenter.learned import LearnedWheelDetector
 
         detector = LearnedWheelDetector(str(segmenter_path))
 

@@ -19,7 +19,7 @@ Protocols (classes 79-98 of Stanford Cars, never seen in training; leave-one-out
   rotation-invariant embedder scores the same on both rows.
 
 Metrics: Recall@1/2/4/5/8 and mAP@R (Musgrave et al., "A Metric
-Learning Reality Check", ECCV 2020), from :mod:`training.metrics`. Embeddings are computed
+Learning Reality Check", ECCV 2020), from :mod:`designsearch.training.metrics`. Embeddings are computed
 with onnxruntime from the ONNX files, i.e. exactly what the service serves.
 
 Embeddings are cached per (model file hash, item list, rotation seed) under
@@ -28,7 +28,7 @@ recomputes only the new one.
 
 Usage::
 
-    flock /tmp/designsearch-cpu.lock .venv/bin/python -m training.embedder.evaluate \
+    flock /tmp/designsearch-cpu.lock .venv/bin/python -m designsearch.training.embedder.evaluate \
         --data ../shared/data --compare previous=models/embedder/wheelembed-lite0-512.onnx \
         --model models/embedder/wheelembed-lite0-512-v2.onnx --name new
 """
@@ -46,7 +46,7 @@ import onnxruntime as ort
 
 from designsearch.images import edge_map, to_model_input
 from designsearch.settings import EMBEDDER_MODEL
-from training.metrics import map_at_r, recall_at_k
+from designsearch.training.metrics import map_at_r, recall_at_k
 
 from . import data as D
 from .augment import rotate_about_centre
@@ -66,7 +66,7 @@ def baseline_onnx(variant: str = "lite0", runs: str | Path = D.DEFAULT_RUNS) -> 
     if not path.is_file():
         import torch
 
-        from training.embedder.model import EmbeddingNet, export_onnx
+        from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 
         torch.manual_seed(0)
         export_onnx(EmbeddingNet(variant, dim=None).eval(), path, _size_for(variant))
@@ -246,7 +246,7 @@ def evaluate(
     Raises:
         FileNotFoundError: missing model, data or crop cache.
     """
-    from training.embedder.model import model_version
+    from designsearch.training.embedder.model import model_version
 
     t0 = time.time()
     model_path = Path(model_path)

@@ -1,6 +1,6 @@
 """Export the ImageNet EfficientNet-Lite0 baseline embedder to ONNX (setup step; needs torch).
 
-``python -m training.embedder.export [--out PATH]`` or ``designsearch export-embedder``.
+``python -m designsearch.training.embedder.export [--out PATH]`` or ``designsearch export-embedder``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from services.embedder.config import IMAGENET_MODEL
+from designsearch.services.embedder.config import IMAGENET_MODEL
 
 
 def export_imagenet(out: Path = IMAGENET_MODEL, variant: str = "lite0") -> str:
@@ -17,7 +17,7 @@ def export_imagenet(out: Path = IMAGENET_MODEL, variant: str = "lite0") -> str:
     Returns:
         The model version id (``sha256:`` + 16 hex digits of the file).
     """
-    from training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
+    from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
 
     return export_onnx(EmbeddingNet(variant, dim=None), out, INPUT_SIZE[variant])
 

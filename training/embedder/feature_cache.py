@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.embedder.model import EmbeddingNet
+from designsearch.training.embedder.model import EmbeddingNet
 
 from . import data as D
 from .augment import make_view, photo_augment

@@ -23,7 +23,7 @@ exactly the trained one.
 
 Usage::
 
-    flock /tmp/designsearch-cpu.lock .venv/bin/python -m training.embedder.train \
+    flock /tmp/designsearch-cpu.lock .venv/bin/python -m designsearch.training.embedder.train \
         --data ../shared/data --crop-source segmenter --epochs 30 --seed 0
 """
 
@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from designsearch.settings import EMBEDDER_MODEL
-from training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
+from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO
@@ -156,7 +156,7 @@ def validation_metrics(embed, val_items: list[D.Item], val_fmaps: np.ndarray) ->
     ``embed`` maps a float32 cached feature-map batch to unit embeddings (eval mode). ``val_fmaps`` rows are ``[photo, lines]`` per item (clean, unaugmented). Same-photo pairs are
     excluded (``groups`` = source photo).
     """
-    from training.metrics import recall_at_k
+    from designsearch.training.metrics import recall_at_k
 
     n = len(val_items)
     photo = _embed_cached(embed, val_fmaps, np.arange(n) * 2)
@@ -322,7 +322,7 @@ def train(cfg: TrainConfig) -> dict:
     check = export_check(net, cfg.output, val_items[:16], size)
     summary = {
         "config": asdict(cfg),
-        "command": "python -m training.embedder.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": "python -m designsearch.training.embedder.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "split": {
             "train_classes": f"1-{cfg.train_max_class}",
             "val_classes": f"{cfg.train_max_class + 1}-98",

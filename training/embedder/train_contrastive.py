@@ -11,7 +11,7 @@ EfficientNet-Lite0 on freshly augmented views with three signals, each switchabl
 * ``same_photo`` — the wheel crops cut from one photo are positives of each other
   (supervised-contrastive loss with the photo as label; Khosla et al., NeurIPS 2020). Sources:
   segmenter crops of Stanford Cars training classes (1-78) and ground-truth wheel boxes of the
-  Car-Parts-Segmentation training split (seeded split of :mod:`training.segmenter.dataset`).
+  Car-Parts-Segmentation training split (seeded split of :mod:`designsearch.training.segmenter.dataset`).
 * ``ce_weight`` — car-model normalised-softmax cross-entropy (Zhai & Wu, BMVC 2019), wheel
   crops and whole cars with separate proxies as in :mod:`.train`; 0 switches it off.
 
@@ -56,7 +56,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from designsearch.images import crop_box, square_box
-from training.embedder.model import EmbeddingNet, export_onnx
+from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 
 from . import data as D
 from .augment import wheel_design_view
@@ -157,13 +157,13 @@ class Pool:
 def cps_train_crops(data: str | Path) -> list[tuple[np.ndarray, str]]:
     """Wheel crops of the Car-Parts-Segmentation *training* split (ground-truth boxes, squared).
 
-    Uses the segmenter's seeded split (:func:`training.segmenter.dataset.split_samples`,
+    Uses the segmenter's seeded split (:func:`designsearch.training.segmenter.dataset.split_samples`,
     validation fraction 0.2, seed 0), so the segmenter's validation photos are never used.
 
     Returns:
         ``(rgb uint8 (h, w, 3), photo id)`` per wheel instance.
     """
-    from training.segmenter.dataset import load_samples, split_samples
+    from designsearch.training.segmenter.dataset import load_samples, split_samples
 
     train, _ = split_samples(load_samples(data), 0.2, 0)
     out = []

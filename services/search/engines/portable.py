@@ -20,7 +20,7 @@ import numpy as np
 
 from designsearch.domain import Point
 from designsearch.errors import InvalidArgument, NotFound
-from services.search.index import HnswConfig
+from designsearch.services.search.index import HnswConfig
 
 
 PORTABLE_SNAPSHOT_FORMAT = "designsearch-portable-snapshot/1"

@@ -44,9 +44,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable, DesignSearchError, InvalidArgument, NotFound
-from services.search.engines.qdrant_snapshots import SnapshotMixin
-from services.search.engines.common import canonical_id, check_limit, prepare_vector, records_to_points
-from services.search.index import HnswConfig
+from designsearch.services.search.engines.qdrant_snapshots import SnapshotMixin
+from designsearch.services.search.engines.common import canonical_id, check_limit, prepare_vector, records_to_points
+from designsearch.services.search.index import HnswConfig
 
 
 #: Payload fields that get a server-side payload index, with their schema.

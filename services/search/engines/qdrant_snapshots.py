@@ -1,5 +1,5 @@
 """Snapshots of :class:`~services.search.engines.qdrant.QdrantIndex`: native Qdrant snapshots on a
-server (downloaded/uploaded over REST), portable ``.dsnap`` files (:mod:`services.search.engines.portable`) in local mode."""
+server (downloaded/uploaded over REST), portable ``.dsnap`` files (:mod:`designsearch.services.search.engines.portable`) in local mode."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import zipfile
 from pathlib import Path
 
 from designsearch.errors import BackendUnavailable, InvalidArgument, NotFound
-from services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
-from services.search.index import HnswConfig
+from designsearch.services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
+from designsearch.services.search.index import HnswConfig
 
 
 class SnapshotMixin:

@@ -27,13 +27,13 @@ public data (NumPy/OpenCV only, seeded):
 Background photos for training come from training-split photos only (regions free of wheels).
 """
 
-from training.segmenter.synthetic.backgrounds import PhotoBackgrounds, background, remove_wheels
-from training.segmenter.synthetic.closeups import render_closeup, rim_only
-from training.segmenter.synthetic.constants import BACKGROUNDS, NEGATIVE_KINDS, SYNTHETIC_NEGATIVE_KINDS, VAL_STYLES
-from training.segmenter.synthetic.cutouts import WheelCutout, cutout_from_mask, cutouts_from_sample, wheel_face_shape
-from training.segmenter.synthetic.drawings import line_drawing, render_negative
-from training.segmenter.synthetic.mixture import DesignerMixDataset, stanford_cutouts
-from training.segmenter.synthetic.valsets import (ValItem, build_validation_sets, closeup_set, mask_box, negative_set,
+from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds, background, remove_wheels
+from designsearch.training.segmenter.synthetic.closeups import render_closeup, rim_only
+from designsearch.training.segmenter.synthetic.constants import BACKGROUNDS, NEGATIVE_KINDS, SYNTHETIC_NEGATIVE_KINDS, VAL_STYLES
+from designsearch.training.segmenter.synthetic.cutouts import WheelCutout, cutout_from_mask, cutouts_from_sample, wheel_face_shape
+from designsearch.training.segmenter.synthetic.drawings import line_drawing, render_negative
+from designsearch.training.segmenter.synthetic.mixture import DesignerMixDataset, stanford_cutouts
+from designsearch.training.segmenter.synthetic.valsets import (ValItem, build_validation_sets, closeup_set, mask_box, negative_set,
                                                   write_validation_sets)
 
 __all__ = ["BACKGROUNDS", "NEGATIVE_KINDS", "SYNTHETIC_NEGATIVE_KINDS", "VAL_STYLES", "DesignerMixDataset",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.segmenter.dataset import WheelSample
-from training.segmenter.synthetic.constants import BACKGROUNDS
+from designsearch.training.segmenter.dataset import WheelSample
+from designsearch.training.segmenter.synthetic.constants import BACKGROUNDS
 
 
 def _gradient(size: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.segmenter.synthetic.constants import BACKGROUNDS
-from training.segmenter.synthetic.backgrounds import PhotoBackgrounds, background
-from training.segmenter.synthetic.cutouts import WheelCutout, wheel_face_shape
+from designsearch.training.segmenter.synthetic.constants import BACKGROUNDS
+from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds, background
+from designsearch.training.segmenter.synthetic.cutouts import WheelCutout, wheel_face_shape
 
 
 def rim_only(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from training.segmenter.dataset import WheelSample
+from designsearch.training.segmenter.dataset import WheelSample
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.segmenter.dataset import WheelSample
-from training.segmenter.synthetic.constants import NEGATIVE_KINDS
-from training.segmenter.synthetic.backgrounds import _gradient, _noise, _texture, remove_wheels
+from designsearch.training.segmenter.dataset import WheelSample
+from designsearch.training.segmenter.synthetic.constants import NEGATIVE_KINDS
+from designsearch.training.segmenter.synthetic.backgrounds import _gradient, _noise, _texture, remove_wheels
 
 
 def _jitter(img: np.ndarray, rng: np.random.Generator, amplitude: float, smooth: float) -> np.ndarray:

@@ -7,12 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.segmenter.dataset import WheelSample
-from training.segmenter.synthetic.constants import NEGATIVE_KINDS, SYNTHETIC_NEGATIVE_KINDS
-from training.segmenter.synthetic.backgrounds import PhotoBackgrounds, remove_wheels
-from training.segmenter.synthetic.closeups import render_closeup
-from training.segmenter.synthetic.cutouts import WheelCutout, cutout_from_mask
-from training.segmenter.synthetic.drawings import line_drawing, render_negative
+from designsearch.training.segmenter.dataset import WheelSample
+from designsearch.training.segmenter.synthetic.constants import NEGATIVE_KINDS, SYNTHETIC_NEGATIVE_KINDS
+from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds, remove_wheels
+from designsearch.training.segmenter.synthetic.closeups import render_closeup
+from designsearch.training.segmenter.synthetic.cutouts import WheelCutout, cutout_from_mask
+from designsearch.training.segmenter.synthetic.drawings import line_drawing, render_negative
 
 
 def stanford_cutouts(data: str | Path, segmenter: str | Path, cache: str | Path, max_class: int = 78,
@@ -43,8 +43,8 @@ def stanford_cutouts(data: str | Path, segmenter: str | Path, cache: str | Path,
     import hashlib
     import pickle
 
-    from services.segmenter.detection import KIND_WHEEL
-    from services.segmenter.learned import LearnedWheelDetector
+    from designsearch.services.segmenter.detection import KIND_WHEEL
+    from designsearch.services.segmenter.learned import LearnedWheelDetector
 
     data, segmenter = Path(data), Path(segmenter)
     sha = hashlib.sha256(segmenter.read_bytes()).hexdigest()[:16]

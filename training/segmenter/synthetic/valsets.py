@@ -8,12 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from training.segmenter.dataset import WheelSample
-from training.segmenter.synthetic.constants import NEGATIVE_KINDS
-from training.segmenter.synthetic.backgrounds import PhotoBackgrounds
-from training.segmenter.synthetic.closeups import render_closeup
-from training.segmenter.synthetic.cutouts import cutouts_from_sample
-from training.segmenter.synthetic.drawings import line_drawing, render_negative
+from designsearch.training.segmenter.dataset import WheelSample
+from designsearch.training.segmenter.synthetic.constants import NEGATIVE_KINDS
+from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds
+from designsearch.training.segmenter.synthetic.closeups import render_closeup
+from designsearch.training.segmenter.synthetic.cutouts import cutouts_from_sample
+from designsearch.training.segmenter.synthetic.drawings import line_drawing, render_negative
 
 
 @dataclass

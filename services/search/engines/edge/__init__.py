@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.search.engines.edge.index import EdgeIndex
+from designsearch.services.search.engines.edge.index import EdgeIndex
 
 __all__ = ["EdgeIndex"]

@@ -1,4 +1,4 @@
-"""Off-process HNSW build-and-swap of the embedded engine (see :mod:`services.search.engines.edge.index`)."""
+"""Off-process HNSW build-and-swap of the embedded engine (see :mod:`designsearch.services.search.engines.edge.index`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import qdrant_edge as qe
 
 from designsearch.errors import BackendUnavailable
-from services.search.engines.common import check_limit
-from services.search.engines.edge.state import _Collection, _META, _copy_tree, _write_json_atomic
+from designsearch.services.search.engines.common import check_limit
+from designsearch.services.search.engines.edge.state import _Collection, _META, _copy_tree, _write_json_atomic
 
 
 _OPTIMIZE_CHILD = (

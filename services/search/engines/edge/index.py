@@ -41,7 +41,7 @@ Snapshots. qdrant-edge-py can *consume* server snapshots (``EdgeShard.unpack_sna
 ``update_from_snapshot``) but has no call that *creates* one, so :meth:`EdgeIndex.create_snapshot`
 writes an uncompressed tar of the flushed shard directory plus ``collection.json`` (taken under
 the write lock, hence consistent; reads continue), and :meth:`EdgeIndex.restore_snapshot` unpacks
-it into a new generation. A portable snapshot (``.dsnap``, :mod:`services.search.engines.qdrant`) is
+it into a new generation. A portable snapshot (``.dsnap``, :mod:`designsearch.services.search.engines.qdrant`) is
 accepted too, so data moves between engines.
 
 Filters map to Edge ``Filter``/``FieldCondition`` (``MatchAny``, ``RangeFloat``), evaluated by
@@ -68,11 +68,11 @@ import qdrant_edge as qe
 
 from designsearch.domain import Point
 from designsearch.errors import BackendUnavailable, DesignSearchError, InvalidArgument, NotFound
-from services.search.engines.common import canonical_id, prepare_vector
-from services.search.engines.edge.build import BuildMixin
-from services.search.engines.edge.queries import QueryMixin
-from services.search.engines.edge.snapshots import SnapshotMixin
-from services.search.engines.edge.state import (
+from designsearch.services.search.engines.common import canonical_id, prepare_vector
+from designsearch.services.search.engines.edge.build import BuildMixin
+from designsearch.services.search.engines.edge.queries import QueryMixin
+from designsearch.services.search.engines.edge.snapshots import SnapshotMixin
+from designsearch.services.search.engines.edge.state import (
     _ALIASES,
     _Collection,
     _INTEGER_FIELDS,
@@ -80,7 +80,7 @@ from services.search.engines.edge.state import (
     _META,
     _write_json_atomic,
 )
-from services.search.index import HnswConfig
+from designsearch.services.search.index import HnswConfig
 
 
 class EdgeIndex(QueryMixin, BuildMixin, SnapshotMixin):

@@ -9,14 +9,14 @@ import numpy as np
 import qdrant_edge as qe
 
 from designsearch.domain import Hit, Point, SearchFilter
-from services.search.engines.common import (
+from designsearch.services.search.engines.common import (
     canonical_id,
     check_limit,
     group_hits,
     prepare_vector,
     records_to_points,
 )
-from services.search.engines.edge.payload_filters import to_edge_filter
+from designsearch.services.search.engines.edge.payload_filters import to_edge_filter
 
 
 class QueryMixin:

@@ -18,8 +18,8 @@ import qdrant_edge as qe
 
 from designsearch.domain import Point
 from designsearch.errors import BackendUnavailable, InvalidArgument, NotFound
-from services.search.engines.edge.state import _META, _gnu_tar
-from services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
+from designsearch.services.search.engines.edge.state import _META, _gnu_tar
+from designsearch.services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
 
 
 class SnapshotMixin:

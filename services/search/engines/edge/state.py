@@ -14,7 +14,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from services.search.index import HnswConfig
+from designsearch.services.search.index import HnswConfig
 
 
 _KEYWORD_FIELDS = ("design_id", "brand", "kind")
