@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from designsearch.images import read_image, to_model_input  # noqa: E402
+from designsearch.onnx import make_session
 
 
 def _cpu_name() -> str:
@@ -62,11 +63,7 @@ def bench(model: Path, batches=(1, 8, 32), threads: int = 2, seconds: float = 5.
         JSON-able dict with ``results[batch] = {"model": crops/s, "with_preprocess": crops/s,
         "latency_ms": ms per batch (model only)}`` and the environment.
     """
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    sess = make_session(model, threads)
     size = int(sess.get_inputs()[0].shape[2])
     crops = _crops(crop_dir or Path(), max(batches) * 4, size)
     results = {}

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from prometheus_client import Counter, Histogram
 
 from designsearch.domain import VIEW_PHOTO, VIEWS
 from designsearch.errors import InvalidArgument
 from designsearch.images import decode_image, edge_map, to_model_input
 from designsearch.versioning import file_version
+from designsearch.onnx import make_session
 
 EMBEDDED_IMAGES = Counter("designsearch_embedder_images_total", "Images run through the embedding model")
 BATCH_SIZE = Histogram("designsearch_embedder_batch_size", "Images per model call", buckets=(1, 2, 4, 8, 16, 32, 64))
@@ -44,12 +44,7 @@ class OnnxEmbedder:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"embedder model not found: {path} (run `designsearch export-embedder`)")
-        available = set(ort.get_available_providers())
-        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+        self.session = make_session(path, threads, providers)
         self.providers = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from designsearch.versioning import file_version
 from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
+from designsearch.onnx import make_session
 
 
 class LearnedWheelDetector:
@@ -95,11 +95,7 @@ class LearnedWheelDetector:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"segmenter model not found: {path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = make_session(path, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         dims = inp.shape[2:]

@@ -47,6 +47,7 @@ import onnxruntime as ort
 from designsearch.images import edge_map, to_model_input
 from designsearch.settings import EMBEDDER_MODEL
 from designsearch.training.metrics import map_at_r, recall_at_k
+from designsearch.onnx import make_session
 
 from . import data as D
 from .augment import rotate_about_centre
@@ -78,10 +79,7 @@ def _size_for(variant: str) -> int:
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return make_session(path, threads)
 
 
 def rotation_angles(n: int, seed: int = ROTATION_SEED) -> np.ndarray:

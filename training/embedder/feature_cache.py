@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from designsearch.training.embedder.model import EmbeddingNet
+from designsearch.onnx import make_session
 
 from . import data as D
 from .augment import make_view, photo_augment
@@ -81,10 +82,7 @@ class CosineClassifier(nn.Module):
 
 
 def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return make_session(path, threads)
 
 
 def _export_prefix(net: EmbeddingNet, stop: int, path: Path, size: int) -> None:

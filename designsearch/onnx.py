@@ -1,0 +1,35 @@
+"""The one place an onnxruntime session is built (serving, training caches, evaluation, benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+
+
+def make_session(path: str | Path, threads: int = 2, providers: Sequence[str] | None = None) -> ort.InferenceSession:
+    """An onnxruntime session with ``threads`` intra-op threads, one inter-op thread, every graph
+    optimisation, and the first available of ``providers`` (CPU when none is available).
+
+    Args:
+        path: ONNX file.
+        threads: intra-op threads (CPU).
+        providers: execution providers in order of preference, e.g. ``["CUDAExecutionProvider",
+            "CPUExecutionProvider"]``; default CPU only. Unavailable ones are skipped.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        onnxruntime.capi.onnxruntime_pybind11_state.InvalidGraph (and other onnxruntime errors): not a valid model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}")
+    available = set(ort.get_available_providers())
+    chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=chosen)
