@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 #: Repository root (the folder holding pyproject.toml) when running from a checkout. Installed copies
 #: (the container image) locate their files through the variables below instead.
@@ -31,10 +31,34 @@ EMBEDDER_MODEL = MODEL_DIR / "embedder" / "wheelembed-lite0-512.onnx"
 IMAGENET_EMBEDDER_MODEL = VAR_DIR / "models" / "imagenet-lite0.onnx"
 
 
+#: Fields of :class:`ServiceSettings` that can be set once for every service with the shared prefix
+#: ``DESIGNSEARCH_`` (``DESIGNSEARCH_LOG_JSON=true``); a service's own prefix
+#: (``DESIGNSEARCH_GATEWAY_LOG_JSON``) wins. ``port`` is per service only.
+SHARED_FIELDS = ("host", "grace_s", "metrics_port", "max_connection_age_s", "max_connection_age_grace_s",
+                 "log_level", "log_json")
+
+
+class _SharedEnvSource(EnvSettingsSource):
+    """``DESIGNSEARCH_<FIELD>`` for the fields in :data:`SHARED_FIELDS` only."""
+
+    def __call__(self) -> dict:
+        return {k: v for k, v in super().__call__().items() if k in SHARED_FIELDS}
+
+
 class ServiceSettings(BaseSettings):
-    """Fields every gRPC service has. Subclasses set ``model_config`` with their own env prefix."""
+    """Fields every gRPC service has. Subclasses set ``model_config`` with their own env prefix
+    (``DESIGNSEARCH_<SERVICE>_``); the fields of :data:`SHARED_FIELDS` also read the shared prefix
+    ``DESIGNSEARCH_``, at lower priority."""
 
     model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Sources by priority: arguments, the service's own prefix, the shared prefix, .env, secrets."""
+        shared = _SharedEnvSource(settings_cls, env_prefix="DESIGNSEARCH_")
+        return init_settings, env_settings, shared, dotenv_settings, file_secret_settings
 
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
     port: int = Field(0, description="TCP port to listen on; 0 picks a free port.")
