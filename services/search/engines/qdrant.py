@@ -215,9 +215,8 @@ class QdrantIndex(SnapshotMixin):
     def _invalidate(self) -> None:
         self._dims_cache.clear()
 
-    def _search_params(self, ef: int) -> models.SearchParams | None:
-        if self.local:
-            return None  # local mode is brute force; params are ignored
+    def _search_params(self, ef: int) -> models.SearchParams:
+        # local mode is brute force and ignores these, as it ignores payload indexes: no branch here
         return models.SearchParams(hnsw_ef=ef, exact=self._exact)
 
     # -- collections -----------------------------------------------------------------------------
@@ -262,12 +261,11 @@ class QdrantIndex(SnapshotMixin):
             if self._exists(name):  # lost a race with another creator
                 return False
             raise
-        if not self.local:
-            for field, schema in PAYLOAD_INDEXES.items():
-                self._call(
-                    self._client.create_payload_index, name, field_name=field, field_schema=schema,
-                    wait=True, collection=name,
-                )
+        for field, schema in PAYLOAD_INDEXES.items():
+            self._call(
+                self._client.create_payload_index, name, field_name=field, field_schema=schema,
+                wait=True, collection=name,
+            )
         self._invalidate()
         return True
 
