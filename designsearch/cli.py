@@ -66,15 +66,16 @@ def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, in
         console.print("stopped")
 
 
-def _ingest(address: str, images, api_key: str | None) -> None:
+def _ingest(address: str, images, api_key: str | None, move: bool = False) -> None:
     from designsearch.client import DesignSearchClient
 
     with DesignSearchClient(address, api_key) as client, Progress(
         TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("ingest", total=len(images))
-        response = client.index(images, on_item=lambda: progress.advance(task))
-    console.print(f"added {response.added}, already indexed {response.duplicates}, failed {response.failed}")
+        response = client.index(images, on_item=lambda: progress.advance(task), move=move)
+    console.print(f"added {response.added}, already indexed {response.duplicates}, moved {response.moved}, "
+                  f"failed {response.failed}")
     for r in response.results:
         if r.error:
             console.print(f"  [red]{images[r.index].path.name}[/]: {r.error}")
@@ -85,13 +86,15 @@ def ingest(directory: Path = typer.Argument(..., help="Folder the CSV's `file` c
            labels: Path = typer.Option(..., "--labels", help="CSV: file,make|brand,model,year[,design_id,class_id]."),
            classes: str = typer.Option("", help="Only these class ids, e.g. 79-98 (demo data)."),
            gateway: str = typer.Option(DEFAULT_GATEWAY, help="Gateway address."),
-           api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
-    """Ingest labelled images (idempotent: images already indexed are skipped)."""
+           api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY"),
+           move: bool = typer.Option(False, help="Move images already catalogued under another design to the "
+                                                 "CSV's design (a correction); without it they fail with ALREADY_EXISTS.")) -> None:
+    """Ingest labelled images (idempotent: images already indexed under the same design are skipped)."""
     images = read_labels(labels, directory)
     if classes:
         lo, _, hi = classes.partition("-")
         images = [i for i in images if int(lo) <= i.class_id <= int(hi or lo)]
-    _ingest(gateway, images, api_key)
+    _ingest(gateway, images, api_key, move)
 
 
 @app.command()
@@ -130,7 +133,8 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
                 await core.close()
 
     summary = asyncio.run(run())
-    console.print(f"added {summary['added']}, already done {summary['duplicates']}, failed {summary['failed']}; "
+    console.print(f"added {summary['added']}, already done {summary['duplicates']}, moved {summary['moved']}, "
+                  f"failed {summary['failed']}; "
                   f"alias '{settings.collection_prefix}' → {summary['collection']} (was {summary['previous']})")
 
 

@@ -22,11 +22,12 @@ from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 DOMAINS = {"auto": common_pb2.DOMAIN_UNSPECIFIED, "photo": common_pb2.DOMAIN_PHOTO, "sketch": common_pb2.DOMAIN_SKETCH}
 
 
-def index_request(img: LabelledImage) -> gateway_pb2.IndexDesignsRequest:
-    """The ingestion message of one labelled image file (reads the file)."""
+def index_request(img: LabelledImage, move: bool = False) -> gateway_pb2.IndexDesignsRequest:
+    """The ingestion message of one labelled image file (reads the file); ``move``: re-label bytes
+    already catalogued under another design (else that item fails with ALREADY_EXISTS)."""
     return gateway_pb2.IndexDesignsRequest(
         design=common_pb2.DesignRecord(design_id=img.design_id, brand=img.brand, model=img.model, year=img.year),
-        image=common_pb2.Image(content=img.path.read_bytes(), source=str(img.path.name)),
+        image=common_pb2.Image(content=img.path.read_bytes(), source=str(img.path.name)), move=move,
     )
 
 
@@ -93,12 +94,13 @@ class DesignSearchClient:
         return self.stub.FindSimilar(req, timeout=self.timeout_s, metadata=self.metadata)
 
     def index(self, images: Iterable[LabelledImage], on_item: Callable[[], None] | None = None,
-              timeout_s: float = 24 * 3600) -> gateway_pb2.IndexDesignsResponse:
-        """Stream labelled images to IndexDesigns; ``on_item`` is called as each one is sent."""
+              timeout_s: float = 24 * 3600, move: bool = False) -> gateway_pb2.IndexDesignsResponse:
+        """Stream labelled images to IndexDesigns; ``on_item`` is called as each one is sent;
+        ``move`` re-labels images already catalogued under another design."""
 
         def requests() -> Iterator[gateway_pb2.IndexDesignsRequest]:
             for img in images:
-                yield index_request(img)
+                yield index_request(img, move)
                 if on_item:
                     on_item()
 

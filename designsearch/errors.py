@@ -62,6 +62,14 @@ class BackendUnavailable(DesignSearchError):
         self.retry_after_s = retry_after_s
 
 
+class AlreadyExists(DesignSearchError):
+    """The resource exists in another form (e.g. these image bytes are catalogued under another
+    design): gRPC ``ALREADY_EXISTS``."""
+
+    code_name = "ALREADY_EXISTS"
+    reason = "ALREADY_EXISTS"
+
+
 class Unauthenticated(DesignSearchError):
     """Missing or wrong API key: gRPC ``UNAUTHENTICATED``."""
 

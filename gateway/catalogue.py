@@ -129,6 +129,12 @@ class Catalogue:
             row = s.get(ImageRow, (image_id, model_version))
             return None if row is None else row.crops
 
+    def image_design(self, image_id: str, model_version: str) -> str | None:
+        """The design an image is catalogued under for this embedder version, or None."""
+        with self._session() as s:
+            row = s.get(ImageRow, (image_id, model_version))
+            return None if row is None else row.design_id
+
     def point_kind(self, point_id: str) -> str | None:
         """``kind`` of the crop row of a point (``wheel``, ``closeup``, ``whole_image``), or None."""
         with self._session() as s:

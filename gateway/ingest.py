@@ -14,7 +14,7 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Point
-from designsearch.errors import BackendUnavailable, InvalidArgument
+from designsearch.errors import AlreadyExists, BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.live import LiveIndex
@@ -36,20 +36,25 @@ class IndexItem:
     image: bytes
     source: str = ""
     attributes: dict = field(default_factory=dict)
+    move: bool = False
+
+
+#: :class:`IndexOutcome` statuses.
+OUTCOMES = ("added", "duplicate", "moved", "failed")
 
 
 @dataclass
 class IndexOutcome:
-    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``failed``; ``crops`` is the
-    number of points indexed (the crops plus the whole picture); ``failure`` is the error of a
-    failed item (its ``message`` is ``error``)."""
+    """Per-item ingestion result: status ``added`` | ``duplicate`` | ``moved`` | ``failed``;
+    ``crops`` is the number of points indexed (the crops plus the whole picture); ``failure`` is
+    the error of a failed item (its ``message`` is ``error``)."""
 
     design_id: str
     image_id: str
     status: str
     crops: int = 0
     error: str = ""
-    failure: InvalidArgument | None = None
+    failure: InvalidArgument | AlreadyExists | None = None
 
 
 def point_id(image_id: str, crop_index: int, model_version: str) -> str:
@@ -97,6 +102,8 @@ class Ingestor:
         self.max_crops = max_crops
         self.concurrency = concurrency
         self.thumbnail_px = thumbnail_px
+        # (image_id, version) → [lock, items holding or waiting for it]: same bytes one at a time
+        self._in_flight: dict[tuple[str, str], list] = {}
 
     async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
         """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
@@ -108,6 +115,12 @@ class Ingestor:
         a thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
         it was indexed before whole-picture points existed (its last point is not a whole picture):
         then it is indexed again (same ids, so nothing is duplicated) to add the whole picture.
+
+        The same bytes already catalogued under this design are a ``duplicate``; under another
+        design they fail with :class:`AlreadyExists` naming it, unless ``item.move``: then they are
+        indexed again under this design (same point ids: the payloads and catalogue rows change)
+        and the outcome is ``moved``. Items with the same bytes are processed one at a time, so an
+        image sent twice in one stream is ``added`` once and a ``duplicate`` once.
 
         Args:
             item: the catalogue record and image.
@@ -121,10 +134,29 @@ class Ingestor:
         if version is None:
             await self.live.refresh()
             version = self.live.embedder_version
+        key = (image_id, version)
+        entry = self._in_flight.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                return await self._index_item(item, image_id, version)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._in_flight[key]
+
+    async def _index_item(self, item: IndexItem, image_id: str, version: str) -> IndexOutcome:
+        status = "added"
         try:
             check_item(item)
             if await asyncio.to_thread(self._fully_indexed, image_id, version):
-                return IndexOutcome(item.design_id, image_id, "duplicate")
+                current = await asyncio.to_thread(self.catalogue.image_design, image_id, version)
+                if current == item.design_id:
+                    return IndexOutcome(item.design_id, image_id, "duplicate")
+                if not item.move:
+                    raise AlreadyExists(f"image {image_id[:12]}… is already catalogued under design {current!r}; "
+                                        "send it with move=true to move it to this design", field="design.design_id")
+                status = "moved"
             rgb = await asyncio.to_thread(decode_image, item.image)
             seg = await self.backends.segment(item.image, self.max_crops)
             regions = query_regions(seg.crops, item.image, rgb)
@@ -147,8 +179,8 @@ class Ingestor:
                       "attributes": item.attributes}
             await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
                                     (rgb.shape[1], rgb.shape[0]), crop_rows)
-            return IndexOutcome(item.design_id, image_id, "added", len(points))
-        except InvalidArgument as exc:
+            return IndexOutcome(item.design_id, image_id, status, len(points))
+        except (InvalidArgument, AlreadyExists) as exc:
             return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)
 
     async def index_stream(self, items: Iterable[IndexItem] | AsyncIterable[IndexItem], version: str | None = None,
@@ -195,7 +227,7 @@ class Ingestor:
                 2 alias refresh periods).
 
         Returns:
-            ``{"added", "duplicates", "failed", "collection", "previous"}``.
+            ``{"added", "duplicates", "moved", "failed", "collection", "previous"}``.
 
         Raises:
             BackendUnavailable: a backend is down or no embedder serves ``version``.
@@ -209,10 +241,10 @@ class Ingestor:
         await self.backends.create_collection(target, {VIEW_PHOTO: dim, VIEW_LINES: dim})
         previous = await self.backends.resolve_alias(self.live.collection_prefix)
         outcomes = await self.index_stream(items, version, on_item)
-        counts = {s: sum(o.status == s for o in outcomes) for s in ("added", "duplicate", "failed")}
+        counts = {s: sum(o.status == s for o in outcomes) for s in OUTCOMES}
         await self.backends.set_alias(self.live.collection_prefix, target)
         if drop_old and previous and previous != target:
             await asyncio.sleep(self.live.refresh_s * 2 if drain_s is None else drain_s)
             await self.backends.delete_collection(previous)
-        return {"added": counts["added"], "duplicates": counts["duplicate"], "failed": counts["failed"],
-                "collection": target, "previous": previous}
+        return {"added": counts["added"], "duplicates": counts["duplicate"], "moved": counts["moved"],
+                "failed": counts["failed"], "collection": target, "previous": previous}

@@ -12,12 +12,13 @@ _DOMAIN_IN = {common_pb2.DOMAIN_UNSPECIFIED: DOMAIN_AUTO, common_pb2.DOMAIN_PHOT
               common_pb2.DOMAIN_SKETCH: DOMAIN_SKETCH}
 _DOMAIN_OUT = {DOMAIN_PHOTO: common_pb2.DOMAIN_PHOTO, DOMAIN_SKETCH: common_pb2.DOMAIN_SKETCH}
 _STATUS = {"added": gateway_pb2.IndexItemResult.STATUS_ADDED, "duplicate": gateway_pb2.IndexItemResult.STATUS_DUPLICATE,
-           "failed": gateway_pb2.IndexItemResult.STATUS_FAILED}
+           "failed": gateway_pb2.IndexItemResult.STATUS_FAILED, "moved": gateway_pb2.IndexItemResult.STATUS_MOVED}
 
 
 def _item(req: gateway_pb2.IndexDesignsRequest) -> IndexItem:
     d = req.design
-    return IndexItem(d.design_id, d.brand, d.model, d.year, req.image.content, req.image.source, dict(d.attributes))
+    return IndexItem(d.design_id, d.brand, d.model, d.year, req.image.content, req.image.source, dict(d.attributes),
+                     move=req.move)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
@@ -53,6 +54,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             added=sum(r.status == gateway_pb2.IndexItemResult.STATUS_ADDED for r in results),
             duplicates=sum(r.status == gateway_pb2.IndexItemResult.STATUS_DUPLICATE for r in results),
             failed=sum(r.status == gateway_pb2.IndexItemResult.STATUS_FAILED for r in results),
+            moved=sum(r.status == gateway_pb2.IndexItemResult.STATUS_MOVED for r in results),
         )
 
     async def Dislike(self, request, context):  # noqa: N802

@@ -26,7 +26,7 @@ from designsearch.v1 import common_pb2 as designsearch_dot_v1_dot_common__pb2
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x65signsearch/v1/gateway.proto\x12\x0f\x64\x65signsearch.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a\x17google/rpc/status.proto\"\xac\x01\n\x12\x46indSimilarRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\t\n\x01k\x18\x02 \x01(\x05\x12)\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x18.designsearch.v1.Filters\x12\'\n\x06\x64omain\x18\x04 \x01(\x0e\x32\x17.designsearch.v1.Domain\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\"\xe0\x01\n\x05Match\x12-\n\x06\x64\x65sign\x18\x01 \x01(\x0b\x32\x1d.designsearch.v1.DesignRecord\x12\r\n\x05score\x18\x02 \x01(\x02\x12/\n\tquery_box\x18\x03 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x33\n\rcatalogue_box\x18\x05 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\x11\n\tthumbnail\x18\x06 \x01(\x0c\x12\x0e\n\x06source\x18\x07 \x01(\t\"\xcd\x02\n\x13\x46indSimilarResponse\x12\'\n\x07matches\x18\x01 \x03(\x0b\x32\x16.designsearch.v1.Match\x12*\n\x0bquery_crops\x18\x02 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\'\n\x06\x64omain\x18\x03 \x01(\x0e\x32\x17.designsearch.v1.Domain\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\x12\x18\n\x10\x65mbedder_version\x18\x05 \x01(\t\x12G\n\ntimings_ms\x18\x06 \x03(\x0b\x32\x33.designsearch.v1.FindSimilarResponse.TimingsMsEntry\x12\x10\n\x08query_id\x18\x07 \x01(\t\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"k\n\x13IndexDesignsRequest\x12-\n\x06\x64\x65sign\x18\x01 \x01(\x0b\x32\x1d.designsearch.v1.DesignRecord\x12%\n\x05image\x18\x02 \x01(\x0b\x32\x16.designsearch.v1.Image\"\xa6\x02\n\x0fIndexItemResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tdesign_id\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.designsearch.v1.IndexItemResult.Status\x12\x15\n\rcrops_indexed\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12#\n\x07\x66\x61ilure\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\"[\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATUS_ADDED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\"|\n\x14IndexDesignsResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .designsearch.v1.IndexItemResult\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\"5\n\x0e\x44islikeRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tdesign_id\x18\x02 \x01(\t\"\x11\n\x0f\x44islikeResponse\"\x11\n\x0fGetStatsRequest\"q\n\x10GetStatsResponse\x12\x0f\n\x07\x64\x65signs\x18\x01 \x01(\x03\x12\x0e\n\x06images\x18\x02 \x01(\x03\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x18\n\x10\x65mbedder_version\x18\x04 \x01(\t\x12\x12\n\ncollection\x18\x05 \x01(\t2\xe8\x02\n\x0eGatewayService\x12X\n\x0b\x46indSimilar\x12#.designsearch.v1.FindSimilarRequest\x1a$.designsearch.v1.FindSimilarResponse\x12]\n\x0cIndexDesigns\x12$.designsearch.v1.IndexDesignsRequest\x1a%.designsearch.v1.IndexDesignsResponse(\x01\x12L\n\x07\x44islike\x12\x1f.designsearch.v1.DislikeRequest\x1a .designsearch.v1.DislikeResponse\x12O\n\x08GetStats\x12 .designsearch.v1.GetStatsRequest\x1a!.designsearch.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x65signsearch/v1/gateway.proto\x12\x0f\x64\x65signsearch.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a\x17google/rpc/status.proto\"\xac\x01\n\x12\x46indSimilarRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\t\n\x01k\x18\x02 \x01(\x05\x12)\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x18.designsearch.v1.Filters\x12\'\n\x06\x64omain\x18\x04 \x01(\x0e\x32\x17.designsearch.v1.Domain\x12\x10\n\x08no_cache\x18\x05 \x01(\x08\"\xe0\x01\n\x05Match\x12-\n\x06\x64\x65sign\x18\x01 \x01(\x0b\x32\x1d.designsearch.v1.DesignRecord\x12\r\n\x05score\x18\x02 \x01(\x02\x12/\n\tquery_box\x18\x03 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\x10\n\x08image_id\x18\x04 \x01(\t\x12\x33\n\rcatalogue_box\x18\x05 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\x12\x11\n\tthumbnail\x18\x06 \x01(\x0c\x12\x0e\n\x06source\x18\x07 \x01(\t\"\xcd\x02\n\x13\x46indSimilarResponse\x12\'\n\x07matches\x18\x01 \x03(\x0b\x32\x16.designsearch.v1.Match\x12*\n\x0bquery_crops\x18\x02 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\'\n\x06\x64omain\x18\x03 \x01(\x0e\x32\x17.designsearch.v1.Domain\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\x12\x18\n\x10\x65mbedder_version\x18\x05 \x01(\t\x12G\n\ntimings_ms\x18\x06 \x03(\x0b\x32\x33.designsearch.v1.FindSimilarResponse.TimingsMsEntry\x12\x10\n\x08query_id\x18\x07 \x01(\t\x1a\x30\n\x0eTimingsMsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"y\n\x13IndexDesignsRequest\x12-\n\x06\x64\x65sign\x18\x01 \x01(\x0b\x32\x1d.designsearch.v1.DesignRecord\x12%\n\x05image\x18\x02 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\x0c\n\x04move\x18\x03 \x01(\x08\"\xb8\x02\n\x0fIndexItemResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x11\n\tdesign_id\x18\x02 \x01(\t\x12\x10\n\x08image_id\x18\x03 \x01(\t\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32\'.designsearch.v1.IndexItemResult.Status\x12\x15\n\rcrops_indexed\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12#\n\x07\x66\x61ilure\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\"m\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATUS_ADDED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x11\n\rSTATUS_FAILED\x10\x03\x12\x10\n\x0cSTATUS_MOVED\x10\x04\"\x8b\x01\n\x14IndexDesignsResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .designsearch.v1.IndexItemResult\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x12\n\nduplicates\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\x12\r\n\x05moved\x18\x05 \x01(\x05\"5\n\x0e\x44islikeRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tdesign_id\x18\x02 \x01(\t\"\x11\n\x0f\x44islikeResponse\"\x11\n\x0fGetStatsRequest\"q\n\x10GetStatsResponse\x12\x0f\n\x07\x64\x65signs\x18\x01 \x01(\x03\x12\x0e\n\x06images\x18\x02 \x01(\x03\x12\x0e\n\x06points\x18\x03 \x01(\x03\x12\x18\n\x10\x65mbedder_version\x18\x04 \x01(\t\x12\x12\n\ncollection\x18\x05 \x01(\t2\xe8\x02\n\x0eGatewayService\x12X\n\x0b\x46indSimilar\x12#.designsearch.v1.FindSimilarRequest\x1a$.designsearch.v1.FindSimilarResponse\x12]\n\x0cIndexDesigns\x12$.designsearch.v1.IndexDesignsRequest\x1a%.designsearch.v1.IndexDesignsResponse(\x01\x12L\n\x07\x44islike\x12\x1f.designsearch.v1.DislikeRequest\x1a .designsearch.v1.DislikeResponse\x12O\n\x08GetStats\x12 .designsearch.v1.GetStatsRequest\x1a!.designsearch.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,21 +44,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FINDSIMILARRESPONSE_TIMINGSMSENTRY']._serialized_start=793
   _globals['_FINDSIMILARRESPONSE_TIMINGSMSENTRY']._serialized_end=841
   _globals['_INDEXDESIGNSREQUEST']._serialized_start=843
-  _globals['_INDEXDESIGNSREQUEST']._serialized_end=950
-  _globals['_INDEXITEMRESULT']._serialized_start=953
-  _globals['_INDEXITEMRESULT']._serialized_end=1247
-  _globals['_INDEXITEMRESULT_STATUS']._serialized_start=1156
-  _globals['_INDEXITEMRESULT_STATUS']._serialized_end=1247
-  _globals['_INDEXDESIGNSRESPONSE']._serialized_start=1249
-  _globals['_INDEXDESIGNSRESPONSE']._serialized_end=1373
-  _globals['_DISLIKEREQUEST']._serialized_start=1375
-  _globals['_DISLIKEREQUEST']._serialized_end=1428
-  _globals['_DISLIKERESPONSE']._serialized_start=1430
-  _globals['_DISLIKERESPONSE']._serialized_end=1447
-  _globals['_GETSTATSREQUEST']._serialized_start=1449
-  _globals['_GETSTATSREQUEST']._serialized_end=1466
-  _globals['_GETSTATSRESPONSE']._serialized_start=1468
-  _globals['_GETSTATSRESPONSE']._serialized_end=1581
-  _globals['_GATEWAYSERVICE']._serialized_start=1584
-  _globals['_GATEWAYSERVICE']._serialized_end=1944
+  _globals['_INDEXDESIGNSREQUEST']._serialized_end=964
+  _globals['_INDEXITEMRESULT']._serialized_start=967
+  _globals['_INDEXITEMRESULT']._serialized_end=1279
+  _globals['_INDEXITEMRESULT_STATUS']._serialized_start=1170
+  _globals['_INDEXITEMRESULT_STATUS']._serialized_end=1279
+  _globals['_INDEXDESIGNSRESPONSE']._serialized_start=1282
+  _globals['_INDEXDESIGNSRESPONSE']._serialized_end=1421
+  _globals['_DISLIKEREQUEST']._serialized_start=1423
+  _globals['_DISLIKEREQUEST']._serialized_end=1476
+  _globals['_DISLIKERESPONSE']._serialized_start=1478
+  _globals['_DISLIKERESPONSE']._serialized_end=1495
+  _globals['_GETSTATSREQUEST']._serialized_start=1497
+  _globals['_GETSTATSREQUEST']._serialized_end=1514
+  _globals['_GETSTATSRESPONSE']._serialized_start=1516
+  _globals['_GETSTATSRESPONSE']._serialized_end=1629
+  _globals['_GATEWAYSERVICE']._serialized_start=1632
+  _globals['_GATEWAYSERVICE']._serialized_end=1992
 # @@protoc_insertion_point(module_scope)

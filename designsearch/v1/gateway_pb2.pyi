@@ -67,12 +67,14 @@ class FindSimilarResponse(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., query_crops: _Optional[_Iterable[_Union[_common_pb2.Crop, _Mapping]]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., cache_hit: _Optional[bool] = ..., embedder_version: _Optional[str] = ..., timings_ms: _Optional[_Mapping[str, float]] = ..., query_id: _Optional[str] = ...) -> None: ...
 
 class IndexDesignsRequest(_message.Message):
-    __slots__ = ("design", "image")
+    __slots__ = ("design", "image", "move")
     DESIGN_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MOVE_FIELD_NUMBER: _ClassVar[int]
     design: _common_pb2.DesignRecord
     image: _common_pb2.Image
-    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ...) -> None: ...
+    move: bool
+    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., move: _Optional[bool] = ...) -> None: ...
 
 class IndexItemResult(_message.Message):
     __slots__ = ("index", "design_id", "image_id", "status", "crops_indexed", "error", "failure")
@@ -82,10 +84,12 @@ class IndexItemResult(_message.Message):
         STATUS_ADDED: _ClassVar[IndexItemResult.Status]
         STATUS_DUPLICATE: _ClassVar[IndexItemResult.Status]
         STATUS_FAILED: _ClassVar[IndexItemResult.Status]
+        STATUS_MOVED: _ClassVar[IndexItemResult.Status]
     STATUS_UNSPECIFIED: IndexItemResult.Status
     STATUS_ADDED: IndexItemResult.Status
     STATUS_DUPLICATE: IndexItemResult.Status
     STATUS_FAILED: IndexItemResult.Status
+    STATUS_MOVED: IndexItemResult.Status
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DESIGN_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -103,16 +107,18 @@ class IndexItemResult(_message.Message):
     def __init__(self, index: _Optional[int] = ..., design_id: _Optional[str] = ..., image_id: _Optional[str] = ..., status: _Optional[_Union[IndexItemResult.Status, str]] = ..., crops_indexed: _Optional[int] = ..., error: _Optional[str] = ..., failure: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class IndexDesignsResponse(_message.Message):
-    __slots__ = ("results", "added", "duplicates", "failed")
+    __slots__ = ("results", "added", "duplicates", "failed", "moved")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     ADDED_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[IndexItemResult]
     added: int
     duplicates: int
     failed: int
-    def __init__(self, results: _Optional[_Iterable[_Union[IndexItemResult, _Mapping]]] = ..., added: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    moved: int
+    def __init__(self, results: _Optional[_Iterable[_Union[IndexItemResult, _Mapping]]] = ..., added: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ..., moved: _Optional[int] = ...) -> None: ...
 
 class DislikeRequest(_message.Message):
     __slots__ = ("query_id", "design_id")

@@ -105,3 +105,27 @@ def _png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
+
+
+async def test_catalogued_bytes_under_another_design_are_already_exists_not_a_silent_drop(indexed, gateway_stub):
+    from google.rpc import code_pb2
+
+    catalogue, _, _ = indexed
+    img = catalogue[0]
+    before = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+
+    async def stream():
+        yield gateway_pb2.IndexDesignsRequest(
+            design=common_pb2.DesignRecord(design_id="someone-else", brand="B", model="M", year=2000),
+            image=common_pb2.Image(content=img.path.read_bytes()))
+        yield gateway_pb2.IndexDesignsRequest(  # the same bytes under their own design: a duplicate
+            design=common_pb2.DesignRecord(design_id=img.design_id, brand=img.brand, model=img.model, year=img.year),
+            image=common_pb2.Image(content=img.path.read_bytes()))
+
+    r = await gateway_stub.IndexDesigns(stream(), timeout=60)
+    assert [x.status for x in r.results] == [gateway_pb2.IndexItemResult.STATUS_FAILED,
+                                             gateway_pb2.IndexItemResult.STATUS_DUPLICATE]
+    assert (r.added, r.duplicates, r.moved, r.failed) == (0, 1, 0, 1)
+    assert r.results[0].failure.code == code_pb2.ALREADY_EXISTS and img.design_id in r.results[0].error
+    after = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
+    assert (after.designs, after.images, after.points) == (before.designs, before.images, before.points)

@@ -188,3 +188,32 @@ async def test_bounded_map_order_read_ahead_and_failure():
 
     with pytest.raises(BackendUnavailable):
         await bounded_map(range(100), fail, concurrency=3)
+
+
+async def test_same_bytes_twice_in_one_stream_are_counted_once(core, images):
+    catalogue, _ = images
+    img = catalogue[0]
+    item = IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())
+    outcomes = await core.ingest.index_stream([item, item, item])
+    assert sorted(o.status for o in outcomes) == ["added", "duplicate", "duplicate"]
+    assert (await core.stats())["images"] == 1 and core.ingest._in_flight == {}
+
+
+async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images):
+    from designsearch.errors import AlreadyExists
+
+    catalogue, _ = images
+    a, b = catalogue[0], catalogue[-1]
+    assert a.design_id != b.design_id
+    data = a.path.read_bytes()
+    assert (await core.index_item(IndexItem(a.design_id, a.brand, a.model, a.year, data))).status == "added"
+    wrong = await core.index_item(IndexItem(b.design_id, b.brand, b.model, b.year, data))
+    assert wrong.status == "failed" and isinstance(wrong.failure, AlreadyExists) and a.design_id in wrong.error
+    assert (await core.find_similar(data, 1, SearchFilter())).matches[0].design_id == a.design_id  # nothing changed
+    moved = await core.index_item(IndexItem(b.design_id, b.brand, b.model, b.year, data, move=True))
+    assert moved.status == "moved" and moved.crops == 2
+    result = await core.find_similar(data, 3, SearchFilter(), use_cache=False)
+    assert [m.design_id for m in result.matches] == [b.design_id]  # re-labelled, not duplicated
+    assert (await core.stats())["points"] == 2
+    again = await core.index_item(IndexItem(b.design_id, b.brand, b.model, b.year, data, move=True))
+    assert again.status == "duplicate"
