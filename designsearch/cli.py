@@ -206,6 +206,26 @@ def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int
 
 
 @app.command()
+def verify(first: Path = typer.Argument(..., exists=True, dir_okay=False),
+           second: Path = typer.Argument(..., exists=True, dir_okay=False),
+           domain: str = typer.Option("auto", help="Domain of FIRST: auto | photo | sketch"),
+           gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Are FIRST and SECOND the same design? Similarity, decision and the threshold's error rates."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            r = client.verify(first.read_bytes(), second.read_bytes(), domain)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    verdict = "[green]same design[/]" if r.same_design else "[red]different designs[/]"
+    console.print(f"{verdict}: similarity {r.similarity:.3f} vs threshold {r.threshold:.3f} "
+                  f"(held-out FAR {r.false_accept_rate:.1%}, FRR {r.false_reject_rate:.1%}, EER {r.equal_error_rate:.1%}; "
+                  f"model {r.embedder_version})")
+
+
+@app.command()
 def demo(data: Path = typer.Option(None, help="Shared data folder (default ../shared/data or $DESIGNSEARCH_DATA)."),
          classes: str = typer.Option("79-98", help="Stanford Cars classes of the demo catalogue."),
          queries_per_class: int = typer.Option(2, help="Held-out query images per class (not indexed)."),

@@ -93,6 +93,17 @@ class DesignSearchClient:
                                              domain=DOMAINS[domain], no_cache=no_cache)
         return self.stub.FindSimilar(req, timeout=self.timeout_s, metadata=self.metadata)
 
+    def verify(self, first: bytes, second: bytes, domain: str = "auto") -> gateway_pb2.VerifyResponse:
+        """Are two images (encoded bytes) the same design? ``domain`` of ``first``: auto, photo or sketch.
+
+        Raises:
+            grpc.RpcError: INVALID_ARGUMENT for bad input, FAILED_PRECONDITION when the live model has no
+                calibration, UNAVAILABLE when a backend is down.
+        """
+        req = gateway_pb2.VerifyRequest(first=common_pb2.Image(content=first), second=common_pb2.Image(content=second),
+                                        domain=DOMAINS[domain])
+        return self.stub.Verify(req, timeout=self.timeout_s, metadata=self.metadata)
+
     def index(self, images: Iterable[LabelledImage], on_item: Callable[[], None] | None = None,
               timeout_s: float = 24 * 3600, move: bool = False) -> gateway_pb2.IndexDesignsResponse:
         """Stream labelled images to IndexDesigns; ``on_item`` is called as each one is sent;

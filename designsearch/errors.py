@@ -70,6 +70,14 @@ class AlreadyExists(DesignSearchError):
     reason = "ALREADY_EXISTS"
 
 
+class FailedPrecondition(DesignSearchError):
+    """The system is not in the state the request needs (e.g. no calibration for the live model):
+    gRPC ``FAILED_PRECONDITION``."""
+
+    code_name = "FAILED_PRECONDITION"
+    reason = "FAILED_PRECONDITION"
+
+
 class Unauthenticated(DesignSearchError):
     """Missing or wrong API key: gRPC ``UNAUTHENTICATED``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import VAR_DIR, ServiceSettings
+from designsearch.settings import MODEL_DIR, VAR_DIR, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -45,3 +45,6 @@ class GatewaySettings(ServiceSettings):
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
     ingest_concurrency: int = Field(4, description="Catalogue images processed at once during IndexDesigns.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
+    verify_calibration: str = Field(
+        str(MODEL_DIR / "embedder" / "verify-calibration.json"),
+        description="Verify thresholds per model version (python -m designsearch.training.verify_calibration).")

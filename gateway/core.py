@@ -18,6 +18,7 @@ from designsearch.gateway.config import GatewaySettings
 from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
+from designsearch.gateway.verify import Verifier
 from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
                            QueryResult, QueryService, crop_filter, query_regions, whole_picture_bytes)
 
@@ -47,6 +48,8 @@ class GatewayCore:
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
+        self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)
+        self.verify = self.verifier.verify
         self.find_similar = self.query.find_similar
         self.dislike = self.query.dislike
         self.index_item = self.ingest.index_item

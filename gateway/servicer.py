@@ -65,3 +65,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         s = await self.core.stats()
         return gateway_pb2.GetStatsResponse(designs=s["designs"], images=s["images"], points=s["points"],
                                             embedder_version=self.core.embedder_version, collection=self.core.collection)
+
+    async def Verify(self, request: gateway_pb2.VerifyRequest, context) -> gateway_pb2.VerifyResponse:  # noqa: N802
+        r = await self.core.verify(request.first.content, request.second.content,
+                                   _DOMAIN_IN.get(request.domain, DOMAIN_AUTO))
+        return gateway_pb2.VerifyResponse(
+            similarity=r.similarity, same_design=r.same_design, threshold=r.threshold, domain=_DOMAIN_OUT[r.domain],
+            embedder_version=r.embedder_version, false_accept_rate=r.false_accept_rate,
+            false_reject_rate=r.false_reject_rate, equal_error_rate=r.equal_error_rate)

@@ -149,3 +149,33 @@ class GetStatsResponse(_message.Message):
     embedder_version: str
     collection: str
     def __init__(self, designs: _Optional[int] = ..., images: _Optional[int] = ..., points: _Optional[int] = ..., embedder_version: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("first", "second", "domain")
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    first: _common_pb2.Image
+    second: _common_pb2.Image
+    domain: _common_pb2.Domain
+    def __init__(self, first: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., second: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("similarity", "same_design", "threshold", "domain", "embedder_version", "false_accept_rate", "false_reject_rate", "equal_error_rate")
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    SAME_DESIGN_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FALSE_ACCEPT_RATE_FIELD_NUMBER: _ClassVar[int]
+    FALSE_REJECT_RATE_FIELD_NUMBER: _ClassVar[int]
+    EQUAL_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    similarity: float
+    same_design: bool
+    threshold: float
+    domain: _common_pb2.Domain
+    embedder_version: str
+    false_accept_rate: float
+    false_reject_rate: float
+    equal_error_rate: float
+    def __init__(self, similarity: _Optional[float] = ..., same_design: _Optional[bool] = ..., threshold: _Optional[float] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., embedder_version: _Optional[str] = ..., false_accept_rate: _Optional[float] = ..., false_reject_rate: _Optional[float] = ..., equal_error_rate: _Optional[float] = ...) -> None: ...

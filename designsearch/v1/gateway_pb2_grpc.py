@@ -55,6 +55,11 @@ class GatewayServiceStub:
                 request_serializer=designsearch_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
                 _registered_method=True)
+        self.Verify = channel.unary_unary(
+                '/designsearch.v1.GatewayService/Verify',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -89,6 +94,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Verify(self, request, context):
+        """1:1 verification: are two images the same design? Similarity and a decision at the threshold
+        calibrated for the live model version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetStatsRequest.FromString,
                     response_serializer=designsearch_dot_v1_dot_gateway__pb2.GetStatsResponse.SerializeToString,
+            ),
+            'Verify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Verify,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +240,33 @@ class GatewayService:
             '/designsearch.v1.GatewayService/GetStats',
             designsearch_dot_v1_dot_gateway__pb2.GetStatsRequest.SerializeToString,
             designsearch_dot_v1_dot_gateway__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Verify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/Verify',
+            designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

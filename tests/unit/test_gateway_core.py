@@ -217,3 +217,31 @@ async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images
     assert (await core.stats())["points"] == 2
     again = await core.index_item(IndexItem(b.design_id, b.brand, b.model, b.year, data, move=True))
     assert again.status == "duplicate"
+
+
+async def test_verify_decides_at_the_calibrated_threshold(core, images, tmp_path):
+    import json
+
+    from designsearch.errors import FailedPrecondition
+
+    catalogue, _ = images
+    a, b = catalogue[0].path.read_bytes(), catalogue[-1].path.read_bytes()
+    core.verifier.path = tmp_path / "verify.json"
+    with pytest.raises(FailedPrecondition, match="no Verify calibration"):
+        await core.verify(a, b)
+    report = {"far": 0.1, "frr": 0.2, "eer": 0.15}
+    record = {"embedder_version": "sha256:someothermodel", "photo": {"threshold": 0.5, "report": report},
+              "sketch": {"threshold": 0.3, "report": report}}
+    core.verifier.path.write_text(json.dumps(record))
+    with pytest.raises(FailedPrecondition, match="calibrated for sha256:someothermodel"):
+        await core.verify(a, b)
+    record["embedder_version"] = core.embedder_version
+    core.verifier.path.write_text(json.dumps(record))
+    core.verifier._cache = None
+    same = await core.verify(a, a)
+    assert same.same_design and same.similarity == pytest.approx(1.0, abs=1e-5) and same.threshold == 0.5
+    assert (same.false_accept_rate, same.false_reject_rate, same.equal_error_rate) == (0.1, 0.2, 0.15)
+    other = await core.verify(a, b)  # the in-memory embedder gives unrelated images unrelated vectors
+    assert not other.same_design and other.similarity < 0.5
+    with pytest.raises(InvalidArgument):
+        await core.verify(b"", a)
