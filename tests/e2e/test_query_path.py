@@ -176,3 +176,23 @@ async def test_long_ingestion_stream_outlives_connection_age(stack, tmp_path, sm
         assert len(r.results) == 3 and r.failed == 0
     finally:
         await gateway.stop(0)
+
+
+async def test_verify_over_grpc(indexed, gateway_stub):
+    """Verify with the committed calibration of the shipped model: an image against itself is the same
+    design; an empty image is INVALID_ARGUMENT; the answer carries the threshold's held-out error rates."""
+    catalogue, queries, _ = indexed
+    same_img = catalogue[0].path.read_bytes()
+    r = await gateway_stub.Verify(gateway_pb2.VerifyRequest(first=common_pb2.Image(content=same_img),
+                                                            second=common_pb2.Image(content=same_img)), timeout=60)
+    assert r.same_design and r.similarity == pytest.approx(1.0, abs=1e-4) and 0 < r.threshold < 1
+    assert 0 < r.equal_error_rate < 0.5 and r.domain == common_pb2.DOMAIN_PHOTO
+    other = next(q for q in queries if q.design_id != catalogue[0].design_id)
+    r2 = await gateway_stub.Verify(gateway_pb2.VerifyRequest(first=common_pb2.Image(content=same_img),
+                                                             second=common_pb2.Image(content=other.path.read_bytes())),
+                                   timeout=60)
+    assert r2.similarity < r.similarity and r2.threshold == r.threshold
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gateway_stub.Verify(gateway_pb2.VerifyRequest(first=common_pb2.Image(content=b""),
+                                                            second=common_pb2.Image(content=same_img)), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "first" in info.value.details()
