@@ -206,6 +206,22 @@ def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int
 
 
 @app.command()
+def identify(image: Path = typer.Argument(..., exists=True, dir_okay=False), neighbours: int = typer.Option(0),
+             gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Brand, model and year of IMAGE: top-5 candidates with vote shares."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            r = client.identify(image.read_bytes(), neighbours)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    for c in r.candidates:
+        console.print(f"{c.vote_share:6.1%}  {c.brand} {c.model} {c.year}  (best {c.best_score:.3f}; {', '.join(c.design_ids[:3])})")
+
+
+@app.command()
 def verify(first: Path = typer.Argument(..., exists=True, dir_okay=False),
            second: Path = typer.Argument(..., exists=True, dir_okay=False),
            domain: str = typer.Option("auto", help="Domain of FIRST: auto | photo | sketch"),
@@ -253,18 +269,24 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
         stack.start()
     try:
         _ingest(stack.gateway_address, catalogue, None)
-        hits, rows = 0, []
+        hits, rows, top1, top5 = 0, [], 0, 0
         with DesignSearchClient(stack.gateway_address) as client:
             for q in queries:
                 r = client.find_similar(q.path.read_bytes(), k)
                 hit = any(m.design.design_id == q.design_id for m in r.matches)
                 hits += hit
+                labels = [(c.brand, c.model, c.year) for c in client.identify(q.path.read_bytes()).candidates]
+                top1 += labels[:1] == [(q.brand, q.model, q.year)]
+                top5 += (q.brand, q.model, q.year) in labels
                 console.print(_matches_table(f"{q.path.name}: {q.brand} {q.model} {q.year} — "
                                              f"{'[green]same class in top ' + str(k) + '[/]' if hit else '[red]not in top ' + str(k) + '[/]'}", r))
                 console.print(_timings(r))
                 rows.append((q, r, hit))
         rate = hits / len(queries)
         console.print(f"[bold]same-class hit rate in the top {k}: {hits}/{len(queries)} = {rate:.1%}[/]")
+        console.print(f"[bold]Identify (brand, model, year by a vote of the 20 nearest designs): top-1 "
+                      f"{top1}/{len(queries)} = {top1 / len(queries):.1%}, top-5 {top5}/{len(queries)} = "
+                      f"{top5 / len(queries):.1%}[/]")
         _write_html(html_out, rows, rate, k)
         console.print(f"results page: {html_out}")
     finally:

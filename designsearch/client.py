@@ -93,6 +93,16 @@ class DesignSearchClient:
                                              domain=DOMAINS[domain], no_cache=no_cache)
         return self.stub.FindSimilar(req, timeout=self.timeout_s, metadata=self.metadata)
 
+    def identify(self, image: bytes, neighbours: int = 0, domain: str = "auto") -> gateway_pb2.IdentifyResponse:
+        """Brand / model / year candidates of ``image`` (top 5, vote shares). ``neighbours`` 0 = default 20.
+
+        Raises:
+            grpc.RpcError: INVALID_ARGUMENT for bad input, UNAVAILABLE when a backend is down.
+        """
+        req = gateway_pb2.IdentifyRequest(image=common_pb2.Image(content=image), neighbours=neighbours,
+                                          domain=DOMAINS[domain])
+        return self.stub.Identify(req, timeout=self.timeout_s, metadata=self.metadata)
+
     def verify(self, first: bytes, second: bytes, domain: str = "auto") -> gateway_pb2.VerifyResponse:
         """Are two images (encoded bytes) the same design? ``domain`` of ``first``: auto, photo or sketch.
 

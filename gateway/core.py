@@ -18,6 +18,8 @@ from designsearch.gateway.config import GatewaySettings
 from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
+from designsearch.domain import SearchFilter
+from designsearch.gateway.identify import IdentifyResult, identify
 from designsearch.gateway.verify import Verifier
 from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
                            QueryResult, QueryService, crop_filter, query_regions, whole_picture_bytes)
@@ -65,6 +67,11 @@ class GatewayCore:
     def collection(self) -> str:
         """The live collection."""
         return self.live.collection
+
+    async def identify(self, image: bytes, flt: SearchFilter, domain: str = DOMAIN_AUTO,
+                       neighbours: int = 0) -> IdentifyResult:
+        """See :func:`designsearch.gateway.identify.identify`."""
+        return await identify(self.query, image, flt, domain, neighbours)
 
     async def start(self) -> None:
         """See :meth:`gateway.live.LiveIndex.start`."""

@@ -73,3 +73,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             similarity=r.similarity, same_design=r.same_design, threshold=r.threshold, domain=_DOMAIN_OUT[r.domain],
             embedder_version=r.embedder_version, false_accept_rate=r.false_accept_rate,
             false_reject_rate=r.false_reject_rate, equal_error_rate=r.equal_error_rate)
+
+    async def Identify(self, request: gateway_pb2.IdentifyRequest, context) -> gateway_pb2.IdentifyResponse:  # noqa: N802
+        r = await self.core.identify(request.image.content, filter_from_proto(request.filters),
+                                     _DOMAIN_IN.get(request.domain, DOMAIN_AUTO), request.neighbours)
+        return gateway_pb2.IdentifyResponse(
+            candidates=[gateway_pb2.Candidate(brand=c.brand, model=c.model, year=c.year, vote_share=c.vote_share,
+                                              best_score=c.best_score, design_ids=c.design_ids) for c in r.candidates],
+            embedder_version=r.embedder_version, query_id=r.query_id)

@@ -179,3 +179,41 @@ class VerifyResponse(_message.Message):
     false_reject_rate: float
     equal_error_rate: float
     def __init__(self, similarity: _Optional[float] = ..., same_design: _Optional[bool] = ..., threshold: _Optional[float] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., embedder_version: _Optional[str] = ..., false_accept_rate: _Optional[float] = ..., false_reject_rate: _Optional[float] = ..., equal_error_rate: _Optional[float] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("image", "filters", "domain", "neighbours")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.Image
+    filters: _common_pb2.Filters
+    domain: _common_pb2.Domain
+    neighbours: int
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ..., neighbours: _Optional[int] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("brand", "model", "year", "vote_share", "best_score", "design_ids")
+    BRAND_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    VOTE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    BEST_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_IDS_FIELD_NUMBER: _ClassVar[int]
+    brand: str
+    model: str
+    year: int
+    vote_share: float
+    best_score: float
+    design_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, brand: _Optional[str] = ..., model: _Optional[str] = ..., year: _Optional[int] = ..., vote_share: _Optional[float] = ..., best_score: _Optional[float] = ..., design_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("candidates", "embedder_version", "query_id")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    embedder_version: str
+    query_id: str
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., embedder_version: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...

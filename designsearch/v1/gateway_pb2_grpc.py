@@ -60,6 +60,11 @@ class GatewayServiceStub:
                 request_serializer=designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.Identify = channel.unary_unary(
+                '/designsearch.v1.GatewayService/Identify',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -102,6 +107,13 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Identify(self, request, context):
+        """Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +141,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.FromString,
                     response_serializer=designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.SerializeToString,
+            ),
+            'Identify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Identify,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +284,33 @@ class GatewayService:
             '/designsearch.v1.GatewayService/Verify',
             designsearch_dot_v1_dot_gateway__pb2.VerifyRequest.SerializeToString,
             designsearch_dot_v1_dot_gateway__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Identify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/Identify',
+            designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

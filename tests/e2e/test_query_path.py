@@ -196,3 +196,19 @@ async def test_verify_over_grpc(indexed, gateway_stub):
         await gateway_stub.Verify(gateway_pb2.VerifyRequest(first=common_pb2.Image(content=b""),
                                                             second=common_pb2.Image(content=same_img)), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "first" in info.value.details()
+
+
+async def test_identify_over_grpc(indexed, gateway_stub):
+    """A catalogue image is identified as its own brand/model/year; shares are a distribution."""
+    catalogue, _, _ = indexed
+    img = catalogue[0]
+    r = await gateway_stub.Identify(gateway_pb2.IdentifyRequest(image=common_pb2.Image(content=img.path.read_bytes())),
+                                    timeout=60)
+    assert (r.candidates[0].brand, r.candidates[0].model, r.candidates[0].year) == (img.brand, img.model, img.year)
+    assert img.design_id in r.candidates[0].design_ids and 1 <= len(r.candidates) <= 5
+    shares = [c.vote_share for c in r.candidates]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-6
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gateway_stub.Identify(gateway_pb2.IdentifyRequest(image=common_pb2.Image(content=img.path.read_bytes()),
+                                                                neighbours=1000), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "neighbours" in info.value.details()
