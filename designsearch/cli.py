@@ -222,6 +222,41 @@ def identify(image: Path = typer.Argument(..., exists=True, dir_okay=False), nei
 
 
 @app.command()
+def novelty(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int = typer.Option(6),
+            gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """How new IMAGE is: 1 − its best cosine similarity to the catalogue, with the nearest designs."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            r = client.novelty(image.read_bytes(), k)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    console.print(f"novelty {r.novelty:.3f} (model {r.embedder_version})")
+    for m in r.nearest:
+        console.print(f"  {m.score:.3f}  {m.design.brand} {m.design.model} {m.design.year}  [{m.design.design_id}]")
+
+
+@app.command()
+def typicality(image: Path = typer.Argument(..., exists=True, dir_okay=False),
+               brand: list[str] = typer.Option([], help="Group: these brands."), year_min: int = typer.Option(None),
+               year_max: int = typer.Option(None), gateway: str = typer.Option(DEFAULT_GATEWAY),
+               api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """How typical IMAGE is of a group (brands and/or years): cosine to the group's mean embedding."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            r = client.typicality(image.read_bytes(), brands=brand, year_min=year_min, year_max=year_max)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    console.print(f"typicality {r.typicality:.3f} ({r.compared}); group of {r.group_size} points: members "
+                  f"{r.group_mean:.3f} ± {r.group_std:.3f}, z = {r.z_score:+.2f} (model {r.embedder_version})")
+
+
+@app.command()
 def verify(first: Path = typer.Argument(..., exists=True, dir_okay=False),
            second: Path = typer.Argument(..., exists=True, dir_okay=False),
            domain: str = typer.Option("auto", help="Domain of FIRST: auto | photo | sketch"),

@@ -103,6 +103,22 @@ class DesignSearchClient:
                                           domain=DOMAINS[domain])
         return self.stub.Identify(req, timeout=self.timeout_s, metadata=self.metadata)
 
+    def novelty(self, image: bytes, k: int = 0, domain: str = "auto") -> gateway_pb2.GetNoveltyResponse:
+        """1 − best cosine of ``image`` to the catalogue, with the ``k`` nearest designs (0 = default)."""
+        req = gateway_pb2.GetNoveltyRequest(image=common_pb2.Image(content=image), k=k, domain=DOMAINS[domain])
+        return self.stub.GetNovelty(req, timeout=self.timeout_s, metadata=self.metadata)
+
+    def typicality(self, image: bytes, *, brands: Iterable[str] = (), year_min: int | None = None,
+                   year_max: int | None = None, domain: str = "auto") -> gateway_pb2.GetTypicalityResponse:
+        """Cosine of ``image`` to the mean embedding of a group (brands and/or a year range)."""
+        group = common_pb2.Filters(brands=list(brands))
+        if year_min is not None:
+            group.year_min = year_min
+        if year_max is not None:
+            group.year_max = year_max
+        req = gateway_pb2.GetTypicalityRequest(image=common_pb2.Image(content=image), group=group, domain=DOMAINS[domain])
+        return self.stub.GetTypicality(req, timeout=self.timeout_s, metadata=self.metadata)
+
     def verify(self, first: bytes, second: bytes, domain: str = "auto") -> gateway_pb2.VerifyResponse:
         """Are two images (encoded bytes) the same design? ``domain`` of ``first``: auto, photo or sketch.
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, point_to_proto,
-                                     vector_to_proto, vectors_from_proto, view_to_proto)
+                                     vector_from_proto, vector_to_proto, vectors_from_proto, view_to_proto)
 from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable
 from designsearch.rpc import call, make_channel
@@ -118,6 +118,18 @@ class GrpcBackends:
             timeout=self.timeouts["search"], backend="search",
         )
         return [hit_from_proto(h) for h in r.hits]
+
+    async def group_centroid(self, collection: str, using: str, flt: SearchFilter) -> tuple[np.ndarray, int, float, float]:
+        """Mean unit embedding of the points matching ``flt``, their count, and their cosines' mean and std."""
+        r = await call(self.search.GetGroupCentroid,
+                       search_pb2.GetGroupCentroidRequest(collection=collection, using=view_to_proto(using),
+                                                          filters=filter_to_proto(flt)),
+                       timeout=self.timeout_s_long(), backend="search")
+        return vector_from_proto(r.centroid), r.count, r.member_cosine_mean, r.member_cosine_std
+
+    def timeout_s_long(self) -> float:
+        """Deadline of calls that scan a collection (10 search deadlines)."""
+        return self.timeouts["search"] * 10
 
     async def count(self, collection: str) -> int:
         """Points in a collection."""

@@ -20,6 +20,7 @@ from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
 from designsearch.domain import SearchFilter
 from designsearch.gateway.identify import IdentifyResult, identify
+from designsearch.gateway.novelty import NoveltyResult, TypicalityResult, novelty, typicality
 from designsearch.gateway.verify import Verifier
 from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
                            QueryResult, QueryService, crop_filter, query_regions, whole_picture_bytes)
@@ -72,6 +73,14 @@ class GatewayCore:
                        neighbours: int = 0) -> IdentifyResult:
         """See :func:`designsearch.gateway.identify.identify`."""
         return await identify(self.query, image, flt, domain, neighbours)
+
+    async def novelty(self, image: bytes, k: int, flt: SearchFilter, domain: str = DOMAIN_AUTO) -> NoveltyResult:
+        """See :func:`designsearch.gateway.novelty.novelty`."""
+        return await novelty(self.query, image, k, flt, domain)
+
+    async def typicality(self, image: bytes, group: SearchFilter, domain: str = DOMAIN_AUTO) -> TypicalityResult:
+        """See :func:`designsearch.gateway.novelty.typicality`."""
+        return await typicality(self.query, self.backends, image, group, domain)
 
     async def start(self) -> None:
         """See :meth:`gateway.live.LiveIndex.start`."""

@@ -87,6 +87,11 @@ class Backends(Protocol):
         """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
         ...
 
+    async def group_centroid(self, collection: str, using: str, flt: SearchFilter) -> tuple[np.ndarray, int, float, float]:
+        """Mean unit embedding ``(D,)`` of the points matching ``flt``, their count, and the mean and
+        std of their cosines to it. Raises NotFound for an empty group."""
+        ...
+
     async def count(self, collection: str) -> int:
         """Points in a collection."""
         ...

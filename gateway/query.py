@@ -36,7 +36,7 @@ WHOLE_PICTURE_MAX_SIDE = 1024
 
 @dataclass
 class MatchResult:
-    """One matched design."""
+    """One matched design: fused ``score`` (best cosine + agreement bonus) and the plain best ``cosine``."""
 
     design_id: str
     brand: str
@@ -48,6 +48,23 @@ class MatchResult:
     catalogue_box: Box
     thumbnail: bytes
     source: str
+    cosine: float = 0.0
+
+
+@dataclass
+class EmbeddedQuery:
+    """A query embedded: its regions (crops, then the whole picture), float32 ``(len(regions), D)``
+    unit vectors, the catalogue view they are compared with, the domain searched, whether they came
+    from the cache, the query id (sha256 hex), the embedder version and its live collection."""
+
+    regions: list[QueryCrop]
+    vectors: np.ndarray
+    vector_name: str
+    domain: str
+    cache_hit: bool
+    query_id: str
+    embedder_version: str
+    collection: str
 
 
 @dataclass
@@ -197,6 +214,51 @@ class QueryService:
         timer = StageTimer()
         t0 = time.perf_counter()
         k = self.check_query(image, k, flt)
+        q = await self.embed_query(image, domain, use_cache, timer)
+        regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
+        version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
+        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
+        if disliked:
+            flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
+                               tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+        limit = max(k, self.fusion_depth)
+        crops_flt = crop_filter(flt)
+
+        async def search(region: QueryCrop, vector: np.ndarray) -> list[Hit]:
+            f = flt if region.kind == KIND_WHOLE_IMAGE else crops_flt
+            if f is None:  # the caller's kinds filter admits no crop kind
+                return []
+            return await self.backends.search_designs(collection, vector, vector_name, limit, f)
+
+        with timer.stage("search"):
+            per_query = await asyncio.gather(*[search(r, v) for r, v in zip(regions, vectors)])
+        with timer.stage("merge"):
+            fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
+            records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
+            matches = []
+            for m in fused:
+                rec = records.get(m.hit.id)
+                if rec is None:  # vector stored but catalogue row missing (crash mid-ingest): skip
+                    continue
+                matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
+                                           m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
+                                           rec.source, m.cosine))
+                if len(matches) == k:
+                    break
+        timer.ms["total"] = (time.perf_counter() - t0) * 1000
+        return QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
+
+    async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,
+                          timer: StageTimer | None = None) -> EmbeddedQuery:
+        """The query's regions and their vectors: from the cache, or segmented and embedded (then cached).
+
+        Raises:
+            InvalidArgument / InvalidImage: an empty or undecodable image.
+            BackendUnavailable: a backend is down.
+        """
+        if not image:
+            raise InvalidArgument("image is empty (0 bytes)", field="image.content")
+        timer = timer or StageTimer()
         await self.live.refresh()
         version, collection = self.live.embedder_version, self.live.collection
         query_id = hashlib.sha256(image).hexdigest()
@@ -233,36 +295,7 @@ class QueryService:
             await self.cache.set(query_cache_key(query_id, seg.version, version, domain, self.max_crops),
                                  CachedQuery([{"box": list(r.box), "kind": r.kind, "score": r.score} for r in regions],
                                              vectors, vector_name))
-        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
-        if disliked:
-            flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
-                               tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
-        limit = max(k, self.fusion_depth)
-        crops_flt = crop_filter(flt)
-
-        async def search(region: QueryCrop, vector: np.ndarray) -> list[Hit]:
-            f = flt if region.kind == KIND_WHOLE_IMAGE else crops_flt
-            if f is None:  # the caller's kinds filter admits no crop kind
-                return []
-            return await self.backends.search_designs(collection, vector, vector_name, limit, f)
-
-        with timer.stage("search"):
-            per_query = await asyncio.gather(*[search(r, v) for r, v in zip(regions, vectors)])
-        with timer.stage("merge"):
-            fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
-            records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
-            matches = []
-            for m in fused:
-                rec = records.get(m.hit.id)
-                if rec is None:  # vector stored but catalogue row missing (crash mid-ingest): skip
-                    continue
-                matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
-                                           m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
-                                           rec.source))
-                if len(matches) == k:
-                    break
-        timer.ms["total"] = (time.perf_counter() - t0) * 1000
-        return QueryResult(matches, regions, used_domain, cached is not None, version, query_id, timer.ms)
+        return EmbeddedQuery(regions, vectors, vector_name, used_domain, cached is not None, query_id, version, collection)
 
     async def dislike(self, query_id: str, design_id: str) -> None:
         """Store "not similar" feedback.

@@ -21,6 +21,13 @@ def _item(req: gateway_pb2.IndexDesignsRequest) -> IndexItem:
                      move=req.move)
 
 
+def _match(m) -> gateway_pb2.Match:
+    return gateway_pb2.Match(
+        design=common_pb2.DesignRecord(design_id=m.design_id, brand=m.brand, model=m.model, year=m.year),
+        score=m.score, query_box=_box(m.query_box), image_id=m.image_id, catalogue_box=_box(m.catalogue_box),
+        thumbnail=m.thumbnail, source=m.source)
+
+
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """``designsearch.v1.GatewayService``."""
 
@@ -31,13 +38,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         result = await self.core.find_similar(request.image.content, request.k, filter_from_proto(request.filters),
                                               _DOMAIN_IN.get(request.domain, DOMAIN_AUTO), use_cache=not request.no_cache)
         return gateway_pb2.FindSimilarResponse(
-            matches=[
-                gateway_pb2.Match(
-                    design=common_pb2.DesignRecord(design_id=m.design_id, brand=m.brand, model=m.model, year=m.year),
-                    score=m.score, query_box=_box(m.query_box), image_id=m.image_id, catalogue_box=_box(m.catalogue_box),
-                    thumbnail=m.thumbnail, source=m.source)
-                for m in result.matches
-            ],
+            matches=[_match(m) for m in result.matches],
             query_crops=[common_pb2.Crop(box=_box(c.box), score=c.score, kind=kind_to_proto(c.kind)) for c in result.crops],
             domain=_DOMAIN_OUT[result.domain], cache_hit=result.cache_hit, embedder_version=result.embedder_version,
             timings_ms=result.timings_ms, query_id=result.query_id,
@@ -81,3 +82,16 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             candidates=[gateway_pb2.Candidate(brand=c.brand, model=c.model, year=c.year, vote_share=c.vote_share,
                                               best_score=c.best_score, design_ids=c.design_ids) for c in r.candidates],
             embedder_version=r.embedder_version, query_id=r.query_id)
+
+    async def GetNovelty(self, request: gateway_pb2.GetNoveltyRequest, context) -> gateway_pb2.GetNoveltyResponse:  # noqa: N802
+        r = await self.core.novelty(request.image.content, request.k, filter_from_proto(request.filters),
+                                    _DOMAIN_IN.get(request.domain, DOMAIN_AUTO))
+        return gateway_pb2.GetNoveltyResponse(novelty=r.novelty, nearest=[_match(m) for m in r.nearest],
+                                              embedder_version=r.embedder_version, query_id=r.query_id)
+
+    async def GetTypicality(self, request: gateway_pb2.GetTypicalityRequest, context) -> gateway_pb2.GetTypicalityResponse:  # noqa: N802
+        r = await self.core.typicality(request.image.content, filter_from_proto(request.group),
+                                       _DOMAIN_IN.get(request.domain, DOMAIN_AUTO))
+        return gateway_pb2.GetTypicalityResponse(
+            typicality=r.typicality, group_size=r.group_size, group_mean=r.group_mean, group_std=r.group_std,
+            z_score=r.z_score, compared=r.compared, embedder_version=r.embedder_version, query_id=r.query_id)

@@ -217,3 +217,57 @@ class IdentifyResponse(_message.Message):
     embedder_version: str
     query_id: str
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., embedder_version: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...
+
+class GetNoveltyRequest(_message.Message):
+    __slots__ = ("image", "k", "filters", "domain")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.Image
+    k: int
+    filters: _common_pb2.Filters
+    domain: _common_pb2.Domain
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ...) -> None: ...
+
+class GetNoveltyResponse(_message.Message):
+    __slots__ = ("novelty", "nearest", "embedder_version", "query_id")
+    NOVELTY_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    novelty: float
+    nearest: _containers.RepeatedCompositeFieldContainer[Match]
+    embedder_version: str
+    query_id: str
+    def __init__(self, novelty: _Optional[float] = ..., nearest: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., embedder_version: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...
+
+class GetTypicalityRequest(_message.Message):
+    __slots__ = ("image", "group", "domain")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    image: _common_pb2.Image
+    group: _common_pb2.Filters
+    domain: _common_pb2.Domain
+    def __init__(self, image: _Optional[_Union[_common_pb2.Image, _Mapping]] = ..., group: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., domain: _Optional[_Union[_common_pb2.Domain, str]] = ...) -> None: ...
+
+class GetTypicalityResponse(_message.Message):
+    __slots__ = ("typicality", "group_size", "group_mean", "group_std", "z_score", "compared", "embedder_version", "query_id")
+    TYPICALITY_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_MEAN_FIELD_NUMBER: _ClassVar[int]
+    GROUP_STD_FIELD_NUMBER: _ClassVar[int]
+    Z_SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    typicality: float
+    group_size: int
+    group_mean: float
+    group_std: float
+    z_score: float
+    compared: str
+    embedder_version: str
+    query_id: str
+    def __init__(self, typicality: _Optional[float] = ..., group_size: _Optional[int] = ..., group_mean: _Optional[float] = ..., group_std: _Optional[float] = ..., z_score: _Optional[float] = ..., compared: _Optional[str] = ..., embedder_version: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...

@@ -65,6 +65,16 @@ class GatewayServiceStub:
                 request_serializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.SerializeToString,
                 response_deserializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.FromString,
                 _registered_method=True)
+        self.GetNovelty = channel.unary_unary(
+                '/designsearch.v1.GatewayService/GetNovelty',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.GetNoveltyRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetNoveltyResponse.FromString,
+                _registered_method=True)
+        self.GetTypicality = channel.unary_unary(
+                '/designsearch.v1.GatewayService/GetTypicality',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -114,6 +124,20 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetNovelty(self, request, context):
+        """How new a draft is: 1 - its best cosine similarity to any catalogue design, with those designs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTypicality(self, request, context):
+        """How typical a draft is of a group (brands, year range): cosine to the group's mean embedding.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +170,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.Identify,
                     request_deserializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.FromString,
                     response_serializer=designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.SerializeToString,
+            ),
+            'GetNovelty': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNovelty,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetNoveltyRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.GetNoveltyResponse.SerializeToString,
+            ),
+            'GetTypicality': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTypicality,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +345,60 @@ class GatewayService:
             '/designsearch.v1.GatewayService/Identify',
             designsearch_dot_v1_dot_gateway__pb2.IdentifyRequest.SerializeToString,
             designsearch_dot_v1_dot_gateway__pb2.IdentifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNovelty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/GetNovelty',
+            designsearch_dot_v1_dot_gateway__pb2.GetNoveltyRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.GetNoveltyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTypicality(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/GetTypicality',
+            designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ engine). Semantics shared by every engine:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -108,6 +108,10 @@ class VectorIndex(Protocol):
     ) -> list[list[Hit]]:
         """Top ``limit`` groups (distinct payload ``group_by`` values), best ``group_size`` hits each,
         groups ordered by their best score."""
+        ...
+
+    def iter_points(self, collection: str, flt: SearchFilter | None = None, batch: int = 1024) -> Iterator[Point]:
+        """Every point matching ``flt`` (all when None), vectors included, in engine order."""
         ...
 
     def create_snapshot(self, collection: str, target_dir: str) -> str:

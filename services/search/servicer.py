@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from designsearch.converters import filter_from_proto, hit_to_proto, point_from_proto, vector_from_proto, view_from_proto
+from designsearch.converters import (filter_from_proto, hit_to_proto, point_from_proto, vector_from_proto,
+                                     vector_to_proto, view_from_proto)
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
 from designsearch.services.search.core import SearchCore
 
@@ -57,6 +58,12 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             request.group_by_design,
         )
         return search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits])
+
+    async def GetGroupCentroid(self, request, context):  # noqa: N802
+        c, n, mean, std = await asyncio.to_thread(self.core.group_centroid, request.collection,
+                                                  view_from_proto(request.using, "using"), filter_from_proto(request.filters))
+        return search_pb2.GetGroupCentroidResponse(centroid=vector_to_proto(c), count=n, member_cosine_mean=mean,
+                                                   member_cosine_std=std)
 
     async def CreateSnapshot(self, request, context):  # noqa: N802
         path = await asyncio.to_thread(self.core.create_snapshot, request.collection, self.snapshot_dir)

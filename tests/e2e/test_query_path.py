@@ -212,3 +212,30 @@ async def test_identify_over_grpc(indexed, gateway_stub):
         await gateway_stub.Identify(gateway_pb2.IdentifyRequest(image=common_pb2.Image(content=img.path.read_bytes()),
                                                                 neighbours=1000), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "neighbours" in info.value.details()
+
+
+async def test_novelty_and_typicality_over_grpc(indexed, gateway_stub):
+    """A catalogue image is not novel (its own copy is indexed); a held-out one is more novel. Typicality
+    is the cosine to the group mean with the group's spread; an empty or missing group is a clear error."""
+    catalogue, queries, _ = indexed
+    img = catalogue[0]
+    own = await gateway_stub.GetNovelty(gateway_pb2.GetNoveltyRequest(image=common_pb2.Image(content=img.path.read_bytes()),
+                                                                      k=3), timeout=60)
+    assert 0 <= own.novelty < 1e-3 and own.nearest[0].design.design_id == img.design_id
+    held_out = await gateway_stub.GetNovelty(
+        gateway_pb2.GetNoveltyRequest(image=common_pb2.Image(content=queries[0].path.read_bytes())), timeout=60)
+    assert held_out.novelty > own.novelty + 0.01 and len(held_out.nearest) == len({c.design_id for c in catalogue})
+
+    t = await gateway_stub.GetTypicality(gateway_pb2.GetTypicalityRequest(
+        image=common_pb2.Image(content=img.path.read_bytes()), group=common_pb2.Filters(brands=[img.brand])), timeout=60)
+    assert t.group_size > 0 and -1 <= t.typicality <= 1 and 0 < t.group_mean <= 1 and t.compared in ("crop", "whole_image")
+    other = await gateway_stub.GetTypicality(gateway_pb2.GetTypicalityRequest(
+        image=common_pb2.Image(content=img.path.read_bytes()),
+        group=common_pb2.Filters(year_min=1990, year_max=2100)), timeout=60)
+    assert other.group_size >= t.group_size
+    for group, code in [(common_pb2.Filters(brands=["No Such Brand"]), grpc.StatusCode.NOT_FOUND),
+                        (common_pb2.Filters(), grpc.StatusCode.INVALID_ARGUMENT)]:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gateway_stub.GetTypicality(gateway_pb2.GetTypicalityRequest(
+                image=common_pb2.Image(content=img.path.read_bytes()), group=group), timeout=60)
+        assert info.value.code() == code, info.value.details()

@@ -304,3 +304,29 @@ def test_edge_survives_a_crash_without_close(tmp_path):
         assert ix.search("c", p.vectors["photo"], using="photo", limit=1)[0].id == p.id
     finally:
         ix.close()
+
+
+@pytest.mark.parametrize("kind", ["edge", "local"])
+def test_group_centroid_matches_numpy(tmp_path, points, kind):
+    """The streamed group mean (S1, S2 moments over a filtered scroll) equals the direct computation."""
+    from designsearch.errors import NotFound
+    from designsearch.services.search.core import SearchCore
+
+    ix = _open(kind, tmp_path / kind)
+    try:
+        ix.create_collection("c", DIMS)
+        subset = points[:300]
+        ix.upsert("c", subset)
+        flt = SearchFilter(year_min=2005, year_max=2012)
+        c, n, mean, std = SearchCore(ix).group_centroid("c", "photo", flt)
+        members = [p for p in subset if 2005 <= p.payload["year"] <= 2012 and "photo" in p.vectors]
+        v = np.stack([p.vectors["photo"] / np.linalg.norm(p.vectors["photo"]) for p in members]).astype(np.float64)
+        ref = v.sum(0) / np.linalg.norm(v.sum(0))
+        cos = v @ ref
+        assert n == len(members) > 10
+        assert np.allclose(c, ref, atol=1e-5) and mean == pytest.approx(cos.mean(), abs=1e-6)
+        assert std == pytest.approx(cos.std(), abs=1e-5)
+        with pytest.raises(NotFound):
+            SearchCore(ix).group_centroid("c", "photo", SearchFilter(brands=("no-such-brand",)))
+    finally:
+        ix.close()

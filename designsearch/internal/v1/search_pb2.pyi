@@ -204,3 +204,25 @@ class RestoreSnapshotRequest(_message.Message):
 class RestoreSnapshotResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetGroupCentroidRequest(_message.Message):
+    __slots__ = ("collection", "using", "filters")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    USING_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    using: _types_pb2.View
+    filters: _common_pb2.Filters
+    def __init__(self, collection: _Optional[str] = ..., using: _Optional[_Union[_types_pb2.View, str]] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ...) -> None: ...
+
+class GetGroupCentroidResponse(_message.Message):
+    __slots__ = ("centroid", "count", "member_cosine_mean", "member_cosine_std")
+    CENTROID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COSINE_MEAN_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_COSINE_STD_FIELD_NUMBER: _ClassVar[int]
+    centroid: _common_pb2.Vector
+    count: int
+    member_cosine_mean: float
+    member_cosine_std: float
+    def __init__(self, centroid: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., count: _Optional[int] = ..., member_cosine_mean: _Optional[float] = ..., member_cosine_std: _Optional[float] = ...) -> None: ...

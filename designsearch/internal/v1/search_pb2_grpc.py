@@ -75,6 +75,11 @@ class SearchServiceStub:
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
                 response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
                 _registered_method=True)
+        self.GetGroupCentroid = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/GetGroupCentroid',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidResponse.FromString,
+                _registered_method=True)
         self.CreateSnapshot = channel.unary_unary(
                 '/designsearch.internal.v1.SearchService/CreateSnapshot',
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.CreateSnapshotRequest.SerializeToString,
@@ -139,6 +144,13 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGroupCentroid(self, request, context):
+        """Mean embedding of the points matching a filter, and their cosines' mean and std around it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateSnapshot(self, request, context):
         """Snapshots live in the server's own snapshot folder and are addressed by name only.
         """
@@ -194,6 +206,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchPoints,
                     request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.FromString,
                     response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.SerializeToString,
+            ),
+            'GetGroupCentroid': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGroupCentroid,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidResponse.SerializeToString,
             ),
             'CreateSnapshot': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateSnapshot,
@@ -423,6 +440,33 @@ class SearchService:
             '/designsearch.internal.v1.SearchService/SearchPoints',
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGroupCentroid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.internal.v1.SearchService/GetGroupCentroid',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidResponse.FromString,
             options,
             channel_credentials,
             insecure,

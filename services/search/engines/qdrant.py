@@ -439,13 +439,13 @@ class QdrantIndex(SnapshotMixin):
             for g in resp.groups
         ]
 
-    def iter_points(self, collection: str, batch: int = 1024) -> Iterator[Point]:
-        """Every point of ``collection`` (scroll), vectors included."""
+    def iter_points(self, collection: str, flt: SearchFilter | None = None, batch: int = 1024) -> Iterator[Point]:
+        """Every point of ``collection`` matching ``flt`` (scroll, filter applied by Qdrant), vectors included."""
         offset = None
         while True:
             recs, offset = self._call(
-                self._client.scroll, collection, limit=batch, offset=offset, with_payload=True,
-                with_vectors=True, collection=collection,
+                self._client.scroll, collection, limit=batch, offset=offset, scroll_filter=to_qdrant_filter(flt),
+                with_payload=True, with_vectors=True, collection=collection,
             )
             for r in recs:
                 vecs = r.vector if isinstance(r.vector, dict) else {}

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from designsearch.domain import Point
+from designsearch.domain import Point, SearchFilter
 from designsearch.errors import BackendUnavailable, InvalidArgument, NotFound
+from designsearch.services.search.engines.edge.payload_filters import to_edge_filter
 from designsearch.services.search.engines.edge.state import _META, _gnu_tar
 from designsearch.services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
 
@@ -123,12 +124,13 @@ class SnapshotMixin:
         with coll.write_lock:
             return write_portable_snapshot(path, coll.dims, coll.hnsw, list(self.iter_points(collection)))
 
-    def iter_points(self, collection: str, batch: int = 1024) -> Iterator[Point]:
-        """Every point of ``collection`` (scroll), vectors included."""
+    def iter_points(self, collection: str, flt: SearchFilter | None = None, batch: int = 1024) -> Iterator[Point]:
+        """Every point of ``collection`` matching ``flt`` (scroll, filter applied by the engine), vectors included."""
         coll = self._get(collection)
         offset = None
+        edge_filter = to_edge_filter(flt)
         while True:
-            req = qe.ScrollRequest(offset=offset, limit=batch, with_payload=True, with_vector=True)
+            req = qe.ScrollRequest(offset=offset, limit=batch, filter=edge_filter, with_payload=True, with_vector=True)
             recs, offset = self._read(coll, lambda s: s.scroll(req))
             for r in recs:
                 vecs = r.vector if isinstance(r.vector, dict) else {}
