@@ -23,11 +23,11 @@ filtered HNSW).
 Engines, each in its own child process (so resident memory is its own; VmRSS/VmHWM from
 ``/proc/self/status``):
 
-* ``edge-int8`` / ``edge-f32``: :class:`services.search.engines.edge.EdgeIndex` (HNSW, Malkov &
+* ``edge-int8`` / ``edge-f32``: :class:`designsearch.services.search.engines.edge.EdgeIndex` (HNSW, Malkov &
   Yashunin 2018; int8 scalar quantisation with float32 rescoring, oversampling 2). Built by bulk
   upsert + in-process ``optimize`` in one child; a second child reopens the directory (reopen
   time = open + first query) and runs the latency and recall sweeps over ``ef``.
-* ``qdrant-local``: :class:`services.search.engines.qdrant.QdrantIndex` in memory (brute force in
+* ``qdrant-local``: :class:`designsearch.services.search.engines.qdrant.QdrantIndex` in memory (brute force in
   NumPy + Python filters). Only up to ``--local-max`` points (default 100k): its disk mode commits
   SQLite once per point (measured on a 300-point sample and extrapolated — see ``persist_s``),
   and a query costs a full scan plus per-point Python filter evaluation.

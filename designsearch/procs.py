@@ -105,8 +105,8 @@ class Stack:
         env: extra environment variables for the services.
     """
 
-    MODULES = {"segmenter": "designsearch.services.segmenter", "embedder": "designsearch.services.embedder", "search": "designsearch.services.search",
-               "gateway": "gateway"}
+    MODULES = {"segmenter": "designsearch.services.segmenter", "embedder": "designsearch.services.embedder",
+               "search": "designsearch.services.search", "gateway": "designsearch.gateway"}
 
     def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:
         self.var_dir = Path(var_dir)

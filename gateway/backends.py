@@ -21,7 +21,7 @@ from designsearch.gateway.ports import QueryCrop, Segmentation
 
 
 class GrpcBackends:
-    """:class:`gateway.ports.Backends` over gRPC: channels and stubs to the segmenter, embedder and search services.
+    """:class:`designsearch.gateway.ports.Backends` over gRPC: channels and stubs to the segmenter, embedder and search services.
 
     Several embedders may be configured during a model upgrade (old and new model side by side);
     :meth:`model_infos` learns their versions and :meth:`embed` picks one by version.

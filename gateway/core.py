@@ -1,8 +1,8 @@
 """The gateway's domain logic (no grpc), wired once from settings.
 
-:class:`GatewayCore` holds the three parts — :class:`gateway.live.LiveIndex` (what is live),
-:class:`gateway.query.QueryService` (FindSimilar, Dislike) and :class:`gateway.ingest.Ingestor`
-(IndexDesigns, reindex) — over one set of backends (:class:`gateway.ports.Backends`), one query
+:class:`GatewayCore` holds the three parts — :class:`designsearch.gateway.live.LiveIndex` (what is live),
+:class:`designsearch.gateway.query.QueryService` (FindSimilar, Dislike) and :class:`designsearch.gateway.ingest.Ingestor`
+(IndexDesigns, reindex) — over one set of backends (:class:`designsearch.gateway.ports.Backends`), one query
 cache and one catalogue. :func:`build_core` is the only place they are built from settings, for the
 gRPC server and the CLI alike.
 """
@@ -34,7 +34,7 @@ class GatewayCore:
     """The gateway's parts over shared backends, cache and catalogue.
 
     Args:
-        backends: segmenter, embedder(s) and search (:class:`gateway.ports.Backends`).
+        backends: segmenter, embedder(s) and search (:class:`designsearch.gateway.ports.Backends`).
         cache: query-vector cache.
         catalogue: design records.
         settings: the gateway settings (collection prefix, k limits, crops, fusion, ingestion,
@@ -83,7 +83,7 @@ class GatewayCore:
         return await typicality(self.query, self.backends, image, group, domain)
 
     async def start(self) -> None:
-        """See :meth:`gateway.live.LiveIndex.start`."""
+        """See :meth:`designsearch.gateway.live.LiveIndex.start`."""
         await self.live.start()
 
     async def stats(self) -> dict:

@@ -2,7 +2,7 @@
 
 Every catalogue image is indexed as its crops plus one whole-picture point; idempotent by image
 sha256 and embedder version. A reindex builds the collection of a new embedder beside the live
-one, then re-points the alias (:class:`gateway.live.LiveIndex` follows it).
+one, then re-points the alias (:class:`designsearch.gateway.live.LiveIndex` follows it).
 """
 
 from __future__ import annotations

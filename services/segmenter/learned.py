@@ -3,7 +3,7 @@
 onnxruntime and OpenCV only (no torch). The network (see
 :mod:`designsearch.training.segmenter.model`) maps raw RGB pixels ``float32 (1, 3, S, S)`` in
 [0, 255] to a wheel probability map ``float32 (1, 1, S, S)``; this module turns that map into
-:class:`~services.segmenter.detection.Detection` instances:
+:class:`~designsearch.services.segmenter.detection.Detection` instances:
 
 1. resize the image to ``S x S`` (aspect not kept, as in ``designsearch.images.to_model_input``),
    run the network;

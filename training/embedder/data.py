@@ -127,7 +127,7 @@ def extract_wheel_crops(
     Args:
         data_dir: folder holding ``stanford-cars/``.
         out_dir: cache root (e.g. ``runs/embedder/crops``).
-        source: ``"segmenter"`` (``services.segmenter.learned.LearnedWheelDetector``) or
+        source: ``"segmenter"`` (``designsearch.services.segmenter.learned.LearnedWheelDetector``) or
             ``"quarters"`` (stand-in: lower-left/right quarters of the image).
         segmenter_path: ONNX model of the learned segmenter (``source="segmenter"`` only).
         max_per_image: most crops kept per photo.

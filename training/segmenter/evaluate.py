@@ -1,7 +1,7 @@
 """Evaluate wheel detectors side by side on the validation split of Car-Parts-Segmentation.
 
 Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detection]``, see
-:class:`services.segmenter.detection.WheelDetector`):
+:class:`designsearch.services.segmenter.detection.WheelDetector`):
 
 * ``pixel_iou``: pooled wheel-mask IoU over the validation images, sum of intersections / sum of
   unions of the binary wheel masks at the photo resolution (512 x 512). The predicted mask is the
@@ -11,7 +11,7 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
   descending score order to the unmatched ground-truth box of highest IoU (the PASCAL VOC rule,
   Everingham et al., IJCV 2010), a match needing box IoU >= ``iou_threshold`` (0.5). Ground-truth
   instances are the connected components of the rasterised COCO polygons (see
-  :meth:`~training.segmenter.dataset.WheelSample.instances`).
+  :meth:`~designsearch.training.segmenter.dataset.WheelSample.instances`).
 * ``latency_ms_p50`` / ``p95``: wall time of ``detect`` per image (decoded 512 px RGB in memory),
   after ``warmup`` untimed calls, on this machine with the detector's own thread setting.
 * ``empty_images_with_detections``: validation photos without wheels where something was found.
@@ -21,7 +21,7 @@ or background is in both training and validation; :mod:`designsearch.training.se
 
 * (a) ``photos``: the Car-Parts validation photos as they are (metrics above);
 * (b) ``closeups``: every validation wheel as a synthetic close-up, a rendering on white and a line
-  drawing (:func:`~training.segmenter.synthetic.closeup_set`); besides pixel IoU and
+  drawing (:func:`~designsearch.training.segmenter.synthetic.closeup_set`); besides pixel IoU and
   instance precision/recall, ``exactly_one_whole``: the share of pictures with exactly one
   detection whose box has IoU >= 0.8 with the true wheel box, overall and per style;
 * (c) ``negatives``: pictures without any wheel (flat, gradient, noise, texture, car photos with the
@@ -339,7 +339,7 @@ def sweep_postprocessing(model: str | Path, samples: list[WheelSample], grid: di
     """Score every combination of post-processing parameters of the learned detector on ``samples``.
 
     The network runs once per image; only
-    :meth:`~services.segmenter.learned.LearnedWheelDetector.instances_from_probability` is
+    :meth:`~designsearch.services.segmenter.learned.LearnedWheelDetector.instances_from_probability` is
     repeated. Use it on the *training* split to choose thresholds, so the validation split stays
     untouched.
 

@@ -6,7 +6,7 @@ light FPN decoder (Lin et al., "Feature Pyramid Networks for Object Detection", 
 top-down path with lateral 1x1 convolutions, used here for dense prediction as in Kirillov et al.'s
 "Panoptic FPN", CVPR 2019, with U-Net-style skip fusion, Ronneberger et al., MICCAI 2015).
 
-ONNX contract (what :class:`services.segmenter.learned.LearnedWheelDetector` serves):
+ONNX contract (what :class:`designsearch.services.segmenter.learned.LearnedWheelDetector` serves):
 
     input  ``pixels``  float32 ``(N, 3, S, S)``, raw RGB in [0, 255]; the ``(x - 127) / 128``
                        scaling of EfficientNet-Lite is inside the graph

@@ -101,14 +101,14 @@ def train(
         encoder_lr_ratio: encoder / decoder learning-rate ratio.
         weight_decay: AdamW weight decay.
         val_fraction: fraction of the images held out (seeded split, see
-            :func:`~training.segmenter.dataset.split_samples`).
+            :func:`~designsearch.training.segmenter.dataset.split_samples`).
         threads: torch intra-op threads.
         limit: use only the first ``limit`` training and validation images (smoke runs).
         val_every: compute the validation IoU every this many epochs (and after the last).
         negative_p: probability of a random zoomed crop (mostly wheel-free) per training item;
             0 reproduces the first released model (see the model card).
         mix: ``"designer"`` (default): car photos mixed with synthetic close-ups, line drawings
-            and negatives (:class:`~training.segmenter.synthetic.DesignerMixDataset`);
+            and negatives (:class:`~designsearch.training.segmenter.synthetic.DesignerMixDataset`);
             ``"photos"``: car photos only (the first released model's recipe).
         epoch_items: items per epoch with ``mix="designer"``.
         stanford_segmenter: with ``mix="designer"``, the ONNX segmenter whose confident wheels of

@@ -1,8 +1,8 @@
 """Factory choosing the vector-index engine of the search service.
 
 =========================  ===================================================================
-``url`` set, ``"qdrant"``  Qdrant server over gRPC (:class:`~services.search.engines.qdrant.QdrantIndex`)
-``engine="edge"``          embedded Qdrant Edge at ``path`` (:class:`~services.search.engines.edge.EdgeIndex`)
+``url`` set, ``"qdrant"``  Qdrant server over gRPC (:class:`~designsearch.services.search.engines.qdrant.QdrantIndex`)
+``engine="edge"``          embedded Qdrant Edge at ``path`` (:class:`~designsearch.services.search.engines.edge.EdgeIndex`)
 ``engine="local"``         qdrant-client local mode at ``path`` (brute force; tests, tiny catalogues)
 =========================  ===================================================================
 """
@@ -35,7 +35,7 @@ def open_index(
         timeout: server call timeout in seconds.
 
     Returns:
-        an object implementing :class:`~services.search.index.VectorIndex`.
+        an object implementing :class:`~designsearch.services.search.index.VectorIndex`.
 
     Raises:
         InvalidArgument: unknown engine, or ``"qdrant"`` without a URL.

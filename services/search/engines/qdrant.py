@@ -1,4 +1,4 @@
-"""``QdrantIndex``: the :class:`~services.search.index.VectorIndex` over ``qdrant-client``.
+"""``QdrantIndex``: the :class:`~designsearch.services.search.index.VectorIndex` over ``qdrant-client``.
 
 One class serves three back ends, chosen at construction:
 
@@ -22,7 +22,7 @@ it over REST into ``target_dir``; ``restore_snapshot`` uploads the file back
 ``manifest.json`` (format, vector names → dims, HNSW config, point count), ``ids.json``,
 ``payloads.jsonl`` and one ``vectors/<name>.npy`` (float32 ``(N, D)``) plus
 ``vectors/<name>.mask.npy`` (bool ``(N,)``, which points have that vector) per vector name. The same
-format is used by :class:`services.search.engines.edge.EdgeIndex` as its engine-neutral export.
+format is used by :class:`designsearch.services.search.engines.edge.EdgeIndex` as its engine-neutral export.
 
 Errors: unknown collection/alias → :class:`~designsearch.errors.NotFound`; wrong vector name,
 dimension, non-finite/zero vector, non-UUID id → :class:`~designsearch.errors.InvalidArgument`
@@ -82,7 +82,7 @@ def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
 
 
 class QdrantIndex(SnapshotMixin):
-    """:class:`~services.search.index.VectorIndex` over ``qdrant-client`` (server or local mode).
+    """:class:`~designsearch.services.search.index.VectorIndex` over ``qdrant-client`` (server or local mode).
 
     Args:
         url: Qdrant server URL (``http://host:6333``; gRPC on ``grpc_port``), or ``":memory:"``.

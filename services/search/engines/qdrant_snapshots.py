@@ -1,4 +1,4 @@
-"""Snapshots of :class:`~services.search.engines.qdrant.QdrantIndex`: native Qdrant snapshots on a
+"""Snapshots of :class:`~designsearch.services.search.engines.qdrant.QdrantIndex`: native Qdrant snapshots on a
 server (downloaded/uploaded over REST), portable ``.dsnap`` files (:mod:`designsearch.services.search.engines.portable`) in local mode."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from designsearch.services.search.index import HnswConfig
 
 
 class SnapshotMixin:
-    """``create_snapshot``/``restore_snapshot`` of :class:`~services.search.engines.qdrant.QdrantIndex`."""
+    """``create_snapshot``/``restore_snapshot`` of :class:`~designsearch.services.search.engines.qdrant.QdrantIndex`."""
 
     def create_snapshot(self, collection: str, target_dir: str) -> str:
         """Snapshot ``collection`` into ``target_dir``; returns the file path.

@@ -100,7 +100,7 @@ class DesignerMixDataset:
     """Torch dataset mixing car photos with the synthetic pictures designers send.
 
     Each item is, with probability ``photo_p``, a car photo item of
-    :class:`~training.segmenter.dataset.WheelSegDataset` (whole photo, context close-up or
+    :class:`~designsearch.training.segmenter.dataset.WheelSegDataset` (whole photo, context close-up or
     zoomed negative, with its augmentation); with probability ``closeup_p`` a synthetic close-up
     (:func:`render_closeup`) of a random training cut-out, a ``line_p`` share of them turned into
     line drawings (:func:`line_drawing`); otherwise a negative (:func:`render_negative`, kinds

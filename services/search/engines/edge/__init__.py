@@ -1,4 +1,4 @@
-"""The embedded engine: Qdrant Edge (``qdrant-edge-py``) behind :class:`~services.search.index.VectorIndex`."""
+"""The embedded engine: Qdrant Edge (``qdrant-edge-py``) behind :class:`~designsearch.services.search.index.VectorIndex`."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ _OPTIMIZE_CHILD = (
 
 
 class BuildMixin:
-    """Off-process HNSW builds of :class:`~services.search.engines.edge.EdgeIndex` (copy → optimise in a child → replay → swap)."""
+    """Off-process HNSW builds of :class:`~designsearch.services.search.engines.edge.EdgeIndex` (copy → optimise in a child → replay → swap)."""
 
     def _maybe_build(self, coll: _Collection) -> None:
         if not self.auto_index or coll.build_thread is not None:

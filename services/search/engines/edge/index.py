@@ -1,4 +1,4 @@
-"""``EdgeIndex``: the :class:`~services.search.index.VectorIndex` over Qdrant Edge (``qdrant-edge-py``).
+"""``EdgeIndex``: the :class:`~designsearch.services.search.index.VectorIndex` over Qdrant Edge (``qdrant-edge-py``).
 
 Qdrant Edge is Qdrant's storage engine (segments, WAL, payload indexes, HNSW graphs of Malkov &
 Yashunin, TPAMI 2018, scalar quantisation) as an in-process library: one ``EdgeShard`` per
@@ -84,7 +84,7 @@ from designsearch.services.search.index import HnswConfig
 
 
 class EdgeIndex(QueryMixin, BuildMixin, SnapshotMixin):
-    """:class:`~services.search.index.VectorIndex` over Qdrant Edge, one directory per collection.
+    """:class:`~designsearch.services.search.index.VectorIndex` over Qdrant Edge, one directory per collection.
 
     Args:
         root: directory holding every collection (created if missing).

@@ -20,7 +20,7 @@ from designsearch.services.search.engines.edge.payload_filters import to_edge_fi
 
 
 class QueryMixin:
-    """Reads of :class:`~services.search.engines.edge.EdgeIndex`: count, retrieve, search, grouped search."""
+    """Reads of :class:`~designsearch.services.search.engines.edge.EdgeIndex`: count, retrieve, search, grouped search."""
 
     @staticmethod
     def _hit(p: Any) -> Hit:

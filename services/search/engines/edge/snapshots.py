@@ -24,7 +24,7 @@ from designsearch.services.search.engines.portable import read_portable_snapshot
 
 
 class SnapshotMixin:
-    """Snapshots of :class:`~services.search.engines.edge.EdgeIndex`: tar of the shard, portable ``.dsnap``, scroll."""
+    """Snapshots of :class:`~designsearch.services.search.engines.edge.EdgeIndex`: tar of the shard, portable ``.dsnap``, scroll."""
 
     def create_snapshot(self, collection: str, target_dir: str) -> str:
         """Tar the flushed shard directory and ``collection.json`` into ``target_dir``.

@@ -1,4 +1,4 @@
-"""Files, locks and per-collection state of the embedded engine (:class:`~services.search.engines.edge.EdgeIndex`)."""
+"""Files, locks and per-collection state of the embedded engine (:class:`~designsearch.services.search.engines.edge.EdgeIndex`)."""
 
 from __future__ import annotations
 
