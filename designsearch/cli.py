@@ -138,6 +138,30 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
                   f"alias '{settings.collection_prefix}' → {summary['collection']} (was {summary['previous']})")
 
 
+@app.command("export-feedback")
+def export_feedback(out: Path = typer.Argument(..., help="JSON Lines file to write.")) -> None:
+    """Write the designers' feedback as training pairs, one JSON object per line: the query image
+    (sha256), the design it is NOT similar to, who said so, the model version that answered, when.
+    Reads the gateway's catalogue (DESIGNSEARCH_GATEWAY_CATALOGUE_URL)."""
+    import json
+
+    from designsearch.gateway.catalogue import Catalogue
+    from designsearch.gateway.config import GatewaySettings
+
+    catalogue = Catalogue(GatewaySettings().catalogue_url)
+    try:
+        rows = catalogue.feedback()
+    finally:
+        catalogue.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for r in rows:
+            f.write(json.dumps({"query_image_sha256": r["query_id"], "negative_design_id": r["design_id"], "label": 0,
+                                "user_id": r["user_id"], "model_version": r["model_version"],
+                                "created_at": r["created_at"]}) + "\n")
+    console.print(f"{len(rows)} feedback pairs written to {out}")
+
+
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 

@@ -10,6 +10,9 @@ import structlog
 
 #: Request id of the RPC being handled (set by the server interceptor, sent on outgoing calls).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+#: Who is calling: ``key:<12 hex of sha256(API key)>`` when the service checks API keys, else
+#: ``anonymous`` (set by the server interceptor; feedback is stored and applied per caller).
+caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="anonymous")
 
 
 def _add_request_id(_, __, event_dict):

@@ -15,6 +15,7 @@ Every service's ``server.py`` calls :func:`build_server` from its ``create_serve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import time
 import uuid
@@ -28,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from designsearch import errors
-from designsearch.logs import get_logger, request_id
+from designsearch.logs import caller, get_logger, request_id
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
 
 log = get_logger("server")
@@ -90,10 +91,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         rid = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
         key_ok = not self.api_keys or metadata.get(API_KEY_KEY) in self.api_keys or method.startswith(self.open_methods)
+        key = metadata.get(API_KEY_KEY)
+        who = f"key:{hashlib.sha256(key.encode()).hexdigest()[:12]}" if self.api_keys and key_ok and key else "anonymous"
 
         def wrap(behavior):
             async def wrapped(request_or_iterator, context):
                 token = request_id.set(rid)
+                caller_token = caller.set(who)
                 start = time.perf_counter()
                 code = "OK"
                 try:
@@ -121,6 +125,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     RPC_TOTAL.labels(method, code).inc()
                     RPC_SECONDS.labels(method).observe(time.perf_counter() - start)
                     request_id.reset(token)
+                    caller.reset(caller_token)
 
             return wrapped
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, point_to_proto,
+from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, point_from_proto,
+                                     point_to_proto,
                                      vector_from_proto, vector_to_proto, vectors_from_proto, view_to_proto)
 from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable
@@ -118,6 +119,12 @@ class GrpcBackends:
             timeout=self.timeouts["search"], backend="search",
         )
         return [hit_from_proto(h) for h in r.hits]
+
+    async def get_points(self, collection: str, ids: Sequence[str]) -> list[Point]:
+        """Points by id with their vectors (unknown ids skipped)."""
+        r = await call(self.search.GetPoints, search_pb2.GetPointsRequest(collection=collection, ids=list(ids)),
+                       timeout=self.timeouts["search"], backend="search")
+        return [point_from_proto(p) for p in r.points]
 
     async def group_centroid(self, collection: str, using: str, flt: SearchFilter) -> tuple[np.ndarray, int, float, float]:
         """Mean unit embedding of the points matching ``flt``, their count, and their cosines' mean and std."""

@@ -63,12 +63,15 @@ class CropRow(Base):
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class DislikeRow(Base):
-    """Designer feedback: ``design_id`` is not similar to the query image ``query_id``."""
+class FeedbackRow(Base):
+    """Designer feedback: ``user_id`` said ``design_id`` is not similar to the query image ``query_id``
+    (answered by embedder ``model_version``)."""
 
-    __tablename__ = "dislikes"
+    __tablename__ = "feedback"
     query_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     design_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
 
 
@@ -211,15 +214,33 @@ class Catalogue:
                                             crop.kind, crop.thumbnail, design, source)
         return out
 
-    def add_dislike(self, query_id: str, design_id: str) -> None:
-        """Store feedback (idempotent)."""
+    def add_dislike(self, query_id: str, design_id: str, user_id: str = "anonymous", model_version: str = "") -> None:
+        """Store feedback (idempotent per query, design and user)."""
         with self._session() as s, s.begin():
-            s.merge(DislikeRow(query_id=query_id, design_id=design_id))
+            s.merge(FeedbackRow(query_id=query_id, design_id=design_id, user_id=user_id, model_version=model_version))
 
-    def disliked(self, query_id: str) -> list[str]:
-        """Design ids disliked for this query image."""
+    def disliked(self, query_id: str, user_id: str = "anonymous") -> list[str]:
+        """Design ids ``user_id`` disliked for this query image (oldest first)."""
         with self._session() as s:
-            return list(s.scalars(select(DislikeRow.design_id).where(DislikeRow.query_id == query_id)))
+            return list(s.scalars(select(FeedbackRow.design_id)
+                                  .where(FeedbackRow.query_id == query_id, FeedbackRow.user_id == user_id)
+                                  .order_by(FeedbackRow.created_at)))
+
+    def feedback(self) -> list[dict]:
+        """Every feedback row, oldest first: ``query_id``, ``design_id``, ``user_id``, ``model_version``, ``created_at`` (ISO)."""
+        with self._session() as s:
+            return [{"query_id": r.query_id, "design_id": r.design_id, "user_id": r.user_id,
+                     "model_version": r.model_version, "created_at": r.created_at.isoformat()}
+                    for r in s.scalars(select(FeedbackRow).order_by(FeedbackRow.created_at))]
+
+    def images_of(self, design_ids: Iterable[str], model_version: str) -> list[tuple[str, int]]:
+        """``(image_id, points)`` of every image of these designs indexed with ``model_version``."""
+        ids = list(dict.fromkeys(design_ids))
+        if not ids:
+            return []
+        with self._session() as s:
+            return [(r.image_id, r.crops) for r in s.scalars(
+                select(ImageRow).where(ImageRow.design_id.in_(ids), ImageRow.model_version == model_version))]
 
     def design_exists(self, design_id: str) -> bool:
         """True when the design is in the catalogue."""

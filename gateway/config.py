@@ -45,6 +45,8 @@ class GatewaySettings(ServiceSettings):
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
     ingest_concurrency: int = Field(4, description="Catalogue images processed at once during IndexDesigns.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
+    feedback_weight: float = Field(
+        0.25, description="Rocchio weight γ: a caller's later queries move by γ × the mean of their disliked designs' vectors.")
     verify_calibration: str = Field(
         str(MODEL_DIR / "embedder" / "verify-calibration.json"),
         description="Verify thresholds per model version (python -m designsearch.training.verify_calibration).")

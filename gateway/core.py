@@ -48,7 +48,8 @@ class GatewayCore:
         self.live = LiveIndex(backends, settings.collection_prefix, settings.alias_refresh_s)
         self.query = QueryService(backends, self.live, cache, catalogue, default_k=settings.default_k,
                                   max_k=settings.max_k, max_crops=settings.max_crops,
-                                  fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth)
+                                  fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
+                                  feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -19,10 +18,9 @@ from designsearch.images import decode_image, thumbnail
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import query_regions
+from designsearch.gateway.query import point_id, query_regions
 from designsearch.gateway.streams import bounded_map
 
-POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
 
 
 @dataclass
@@ -55,15 +53,6 @@ class IndexOutcome:
     crops: int = 0
     error: str = ""
     failure: InvalidArgument | AlreadyExists | None = None
-
-
-def point_id(image_id: str, crop_index: int, model_version: str) -> str:
-    """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
-
-    Regions are numbered as :func:`designsearch.gateway.query.query_regions` orders them: the crops 0..n-1, then
-    the whole picture n (so the whole picture is 0 when the segmenter found nothing).
-    """
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
 
 
 def check_item(item: IndexItem) -> None:

@@ -87,6 +87,10 @@ class Backends(Protocol):
         """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
         ...
 
+    async def get_points(self, collection: str, ids: Sequence[str]) -> list[Point]:
+        """Points by id with their vectors (unknown ids skipped)."""
+        ...
+
     async def group_centroid(self, collection: str, using: str, flt: SearchFilter) -> tuple[np.ndarray, int, float, float]:
         """Mean unit embedding ``(D,)`` of the points matching ``flt``, their count, and the mean and
         std of their cosines to it. Raises NotFound for an empty group."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,6 +18,7 @@ from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIE
                                  SearchFilter, check_filter)
 from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, encode_jpeg, is_sketch_like
+from designsearch.logs import caller
 from designsearch.telemetry import StageTimer
 from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
 from designsearch.gateway.catalogue import Catalogue
@@ -92,6 +94,44 @@ class QueryResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
+
+
+def point_id(image_id: str, crop_index: int, model_version: str) -> str:
+    """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
+
+    Regions are numbered as :func:`query_regions` orders them: the crops 0..n-1, then the whole
+    picture n (so the whole picture is 0 when the segmenter found nothing).
+    """
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
+
+
+def away_from(vectors: np.ndarray, crop_mask: np.ndarray, negatives: list[tuple[bool, np.ndarray]],
+              weight: float) -> np.ndarray:
+    """Move query vectors away from disliked examples (the negative term of Rocchio's relevance
+    feedback, Rocchio 1971: ``q' = normalise(q − γ · mean(negatives))``).
+
+    Args:
+        vectors: float32 ``(R, D)`` unit query vectors, one per region.
+        crop_mask: bool ``(R,)``, True for crop regions (compared with crop negatives), False for the
+            whole picture (compared with whole-picture negatives).
+        negatives: ``(is_crop, unit vector (D,))`` of the disliked designs' catalogue points.
+        weight: γ ≥ 0.
+
+    Returns:
+        float32 ``(R, D)`` unit vectors (rows without negatives of their kind are unchanged).
+    """
+    out = vectors.astype(np.float32).copy()
+    for is_crop in (True, False):
+        neg = [v for c, v in negatives if c == is_crop]
+        rows = np.where(crop_mask == is_crop)[0]
+        if not neg or not len(rows):
+            continue
+        moved = out[rows] - weight * np.mean(neg, axis=0)
+        out[rows] = moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+    return out
+
+
 def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PICTURE_MAX_SIDE) -> bytes:
     """The encoded whole picture to embed: ``image`` itself, or a JPEG (quality 92) of ``rgb``
     shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger.
@@ -157,11 +197,12 @@ class QueryService:
         max_crops: query crops searched per image (the whole picture is searched as well).
         fusion_bonus: agreement bonus of the query fusion, cosine units (:func:`fuse_max_agreement`).
         fusion_depth: a query vector votes for the designs among its first ``fusion_depth``.
+        feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
     """
 
     def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
-                 fusion_depth: int = DEFAULT_DEPTH) -> None:
+                 fusion_depth: int = DEFAULT_DEPTH, feedback_weight: float = 0.25) -> None:
         self.backends = backends
         self.live = live
         self.cache = cache
@@ -171,6 +212,7 @@ class QueryService:
         self.max_crops = max_crops
         self.fusion_bonus = fusion_bonus
         self.fusion_depth = fusion_depth
+        self.feedback_weight = feedback_weight
 
     def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
         """Validate a query before any work; returns the effective k.
@@ -217,10 +259,12 @@ class QueryService:
         q = await self.embed_query(image, domain, use_cache, timer)
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
-        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id)
-        if disliked:
+        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get())
+        if disliked:  # this caller's feedback on this query: drop those designs, move the query away from them
             flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
                                tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+            with timer.stage("feedback"):
+                vectors = await self._away_from_disliked(disliked, regions, vectors, vector_name, version, collection)
         limit = max(k, self.fusion_depth)
         crops_flt = crop_filter(flt)
 
@@ -297,8 +341,20 @@ class QueryService:
                                              vectors, vector_name))
         return EmbeddedQuery(regions, vectors, vector_name, used_domain, cached is not None, query_id, version, collection)
 
+    async def _away_from_disliked(self, disliked: list[str], regions: list[QueryCrop], vectors: np.ndarray,
+                                  view: str, version: str, collection: str, max_points: int = 2000) -> np.ndarray:
+        """:func:`away_from` the catalogue points (view ``view``) of the disliked designs."""
+        images = await asyncio.to_thread(self.catalogue.images_of, disliked, version)
+        ids = [point_id(image_id, i, version) for image_id, n in images for i in range(n)][:max_points]
+        points = await self.backends.get_points(collection, ids) if ids else []
+        negatives = [(p.payload.get("kind") != KIND_WHOLE_IMAGE, p.vectors[view]) for p in points if view in p.vectors]
+        crop_mask = np.array([r.kind != KIND_WHOLE_IMAGE for r in regions])
+        return away_from(vectors, crop_mask, negatives, self.feedback_weight)
+
     async def dislike(self, query_id: str, design_id: str) -> None:
-        """Store "not similar" feedback.
+        """Store "not similar" feedback of the current caller (``designsearch.logs.caller``) with the
+        live model version; that caller's later queries of this image drop the design and are moved
+        away from it (:func:`away_from`).
 
         Raises:
             InvalidArgument: malformed query id or unknown design.
@@ -307,4 +363,4 @@ class QueryService:
             raise InvalidArgument("query_id must be the 64-hex sha256 returned by FindSimilar", field="query_id")
         if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
             raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
-        await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id)
+        await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id, caller.get(), self.live.embedder_version)

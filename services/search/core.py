@@ -102,6 +102,17 @@ class SearchCore:
         """Point ``alias`` at ``collection`` atomically. Raises InvalidArgument / NotFound."""
         self.index.set_alias(check_collection_name(alias, "alias"), check_collection_name(collection))
 
+    def get_points(self, collection: str, ids: Sequence[str], max_ids: int = 10_000) -> list[Point]:
+        """Points by id with their vectors (unknown ids skipped).
+
+        Raises:
+            InvalidArgument: bad name, more than ``max_ids`` ids. NotFound: unknown collection.
+        """
+        check_collection_name(collection)
+        if len(ids) > max_ids:
+            raise InvalidArgument(f"{len(ids)} ids; at most {max_ids} per call", field="ids")
+        return self.index.retrieve(collection, list(ids))
+
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         """Delete points by id (unknown ids ignored). Raises InvalidArgument / NotFound."""
         self.index.delete(check_collection_name(collection), list(ids))

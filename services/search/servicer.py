@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from designsearch.converters import (filter_from_proto, hit_to_proto, point_from_proto, vector_from_proto,
-                                     vector_to_proto, view_from_proto)
+from designsearch.converters import (filter_from_proto, hit_to_proto, point_from_proto, point_to_proto,
+                                     vector_from_proto, vector_to_proto, view_from_proto)
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
 from designsearch.services.search.core import SearchCore
 
@@ -58,6 +58,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             request.group_by_design,
         )
         return search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits])
+
+    async def GetPoints(self, request, context):  # noqa: N802
+        points = await asyncio.to_thread(self.core.get_points, request.collection, list(request.ids))
+        return search_pb2.GetPointsResponse(points=[point_to_proto(p) for p in points])
 
     async def GetGroupCentroid(self, request, context):  # noqa: N802
         c, n, mean, std = await asyncio.to_thread(self.core.group_centroid, request.collection,

@@ -239,3 +239,34 @@ async def test_novelty_and_typicality_over_grpc(indexed, gateway_stub):
             await gateway_stub.GetTypicality(gateway_pb2.GetTypicalityRequest(
                 image=common_pb2.Image(content=img.path.read_bytes()), group=group), timeout=60)
         assert info.value.code() == code, info.value.details()
+
+
+async def test_feedback_is_per_caller_and_moves_the_query(indexed, stack, tmp_path, make_gateway_settings):
+    """Alice's dislike drops the design from Alice's later results of that image, not from Bob's; and
+    Alice's query is moved away from the disliked design (Rocchio), so her scores change."""
+    from designsearch.gateway.server import create_server
+    from designsearch.v1 import gateway_pb2_grpc
+
+    _, queries, _ = indexed
+    url = stack["gateway"].core.catalogue.engine.url.render_as_string(hide_password=False)
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, api_keys=["alice-key", "bob-key"],
+                                                        catalogue_url=url))
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            alice, bob = [("x-api-key", "alice-key")], [("x-api-key", "bob-key")]
+            req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[3].path.read_bytes()), k=5)
+            before = await stub.FindSimilar(req, timeout=30, metadata=alice)
+            disliked = before.matches[0].design.design_id
+            await stub.Dislike(gateway_pb2.DislikeRequest(query_id=before.query_id, design_id=disliked), timeout=10,
+                               metadata=alice)
+            after_alice = await stub.FindSimilar(req, timeout=30, metadata=alice)
+            after_bob = await stub.FindSimilar(req, timeout=30, metadata=bob)
+    finally:
+        await gateway.stop(0)
+    assert disliked not in [m.design.design_id for m in after_alice.matches]
+    assert [m.design.design_id for m in after_bob.matches] == [m.design.design_id for m in before.matches]
+    bob_scores = {m.design.design_id: m.score for m in after_bob.matches}
+    moved = [abs(m.score - bob_scores[m.design.design_id]) for m in after_alice.matches if m.design.design_id in bob_scores]
+    assert moved and max(moved) > 1e-3  # the query itself changed, not only the filter
+    assert "feedback" in after_alice.timings_ms and "feedback" not in after_bob.timings_ms

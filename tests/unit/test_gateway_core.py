@@ -245,3 +245,39 @@ async def test_verify_decides_at_the_calibrated_threshold(core, images, tmp_path
     assert not other.same_design and other.similarity < 0.5
     with pytest.raises(InvalidArgument):
         await core.verify(b"", a)
+
+
+def test_away_from_lowers_similarity_to_the_disliked_design_only_in_its_direction():
+    from designsearch.gateway.query import away_from
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(2, 32)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    neg = q[0] * 0.8 + 0.6 * rng.normal(size=32).astype(np.float32)
+    neg /= np.linalg.norm(neg)
+    out = away_from(q, np.array([True, False]), [(True, neg)], weight=0.25)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert out[0] @ neg < q[0] @ neg - 0.02  # the crop vector moves away from the disliked crop
+    assert np.allclose(out[1], q[1])  # the whole picture has no whole-picture negative: unchanged
+
+
+async def test_export_feedback_writes_one_pair_per_dislike(core, images, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from designsearch.cli import app
+
+    catalogue, _ = images
+    item = IndexItem(catalogue[0].design_id, catalogue[0].brand, catalogue[0].model, catalogue[0].year,
+                     catalogue[0].path.read_bytes())
+    await core.index_item(item)
+    qid = hashlib.sha256(catalogue[1].path.read_bytes()).hexdigest()
+    await core.dislike(qid, item.design_id)
+    await core.dislike(qid, item.design_id)  # idempotent
+    monkeypatch.setenv("DESIGNSEARCH_GATEWAY_CATALOGUE_URL", core.catalogue.engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["export-feedback", str(tmp_path / "fb.jsonl")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]
+    assert rows == [{**rows[0], "query_image_sha256": qid, "negative_design_id": item.design_id, "label": 0,
+                     "user_id": "anonymous", "model_version": core.embedder_version}]

@@ -226,3 +226,17 @@ class GetGroupCentroidResponse(_message.Message):
     member_cosine_mean: float
     member_cosine_std: float
     def __init__(self, centroid: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., count: _Optional[int] = ..., member_cosine_mean: _Optional[float] = ..., member_cosine_std: _Optional[float] = ...) -> None: ...
+
+class GetPointsRequest(_message.Message):
+    __slots__ = ("collection", "ids")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collection: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetPointsResponse(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...

@@ -75,6 +75,11 @@ class SearchServiceStub:
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
                 response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
                 _registered_method=True)
+        self.GetPoints = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/GetPoints',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsResponse.FromString,
+                _registered_method=True)
         self.GetGroupCentroid = channel.unary_unary(
                 '/designsearch.internal.v1.SearchService/GetGroupCentroid',
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetGroupCentroidRequest.SerializeToString,
@@ -144,6 +149,13 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPoints(self, request, context):
+        """Points by id, vectors included (unknown ids are left out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetGroupCentroid(self, request, context):
         """Mean embedding of the points matching a filter, and their cosines' mean and std around it.
         """
@@ -206,6 +218,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchPoints,
                     request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.FromString,
                     response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.SerializeToString,
+            ),
+            'GetPoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPoints,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsResponse.SerializeToString,
             ),
             'GetGroupCentroid': grpc.unary_unary_rpc_method_handler(
                     servicer.GetGroupCentroid,
@@ -440,6 +457,33 @@ class SearchService:
             '/designsearch.internal.v1.SearchService/SearchPoints',
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.internal.v1.SearchService/GetPoints',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsResponse.FromString,
             options,
             channel_credentials,
             insecure,
