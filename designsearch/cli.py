@@ -138,6 +138,38 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
                   f"alias '{settings.collection_prefix}' → {summary['collection']} (was {summary['previous']})")
 
 
+@app.command("designs")
+def designs(action: str = typer.Argument("list", help="list | update | delete"),
+            design_id: str = typer.Argument("", help="The design (update, delete)."),
+            brand: str = typer.Option(None), model: str = typer.Option(None), year: int = typer.Option(None),
+            gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Catalogue management: list designs (all pages), update a design's labels, delete a design."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            if action == "list":
+                token = None
+                while token != "":
+                    page = client.list_designs(brands=[brand] if brand else [], page_token=token or "")
+                    for d in page.designs:
+                        console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} "
+                                      f"({d.images} images)")
+                    token = page.next_page_token
+            elif action == "update":
+                changes = {k: v for k, v in (("brand", brand), ("model", model), ("year", year)) if v is not None}
+                r = client.update_design(design_id, **changes)
+                console.print(f"updated {r.design.design.design_id}; {r.points_updated} points re-labelled")
+            elif action == "delete":
+                r = client.delete_design(design_id)
+                console.print(f"deleted {r.images_deleted} images, {r.points_deleted} points")
+            else:
+                raise typer.BadParameter(f"unknown action {action!r}: list, update or delete")
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+
+
 @app.command("export-feedback")
 def export_feedback(out: Path = typer.Argument(..., help="JSON Lines file to write.")) -> None:
     """Write the designers' feedback as training pairs, one JSON object per line: the query image

@@ -119,6 +119,27 @@ class DesignSearchClient:
         req = gateway_pb2.GetTypicalityRequest(image=common_pb2.Image(content=image), group=group, domain=DOMAINS[domain])
         return self.stub.GetTypicality(req, timeout=self.timeout_s, metadata=self.metadata)
 
+    def list_designs(self, brands: Iterable[str] = (), page_size: int = 0,
+                     page_token: str = "") -> gateway_pb2.ListDesignsResponse:
+        """A page of catalogue designs (ordered by id); pass ``next_page_token`` back for the next one."""
+        req = gateway_pb2.ListDesignsRequest(page_size=page_size, page_token=page_token,
+                                             filters=common_pb2.Filters(brands=list(brands)))
+        return self.stub.ListDesigns(req, timeout=self.timeout_s, metadata=self.metadata)
+
+    def update_design(self, design_id: str, **changes) -> gateway_pb2.UpdateDesignResponse:
+        """Change ``brand``, ``model``, ``year`` and/or ``attributes`` of a design (index payloads follow)."""
+        from google.protobuf import field_mask_pb2
+
+        design = common_pb2.DesignRecord(design_id=design_id, **{k: v for k, v in changes.items() if k != "attributes"})
+        design.attributes.update(changes.get("attributes", {}))
+        req = gateway_pb2.UpdateDesignRequest(design=design, update_mask=field_mask_pb2.FieldMask(paths=list(changes)))
+        return self.stub.UpdateDesign(req, timeout=self.timeout_s, metadata=self.metadata)
+
+    def delete_design(self, design_id: str) -> gateway_pb2.DeleteDesignResponse:
+        """Remove a design: its points, images, thumbnails and feedback."""
+        return self.stub.DeleteDesign(gateway_pb2.DeleteDesignRequest(design_id=design_id), timeout=self.timeout_s,
+                                      metadata=self.metadata)
+
     def verify(self, first: bytes, second: bytes, domain: str = "auto") -> gateway_pb2.VerifyResponse:
         """Are two images (encoded bytes) the same design? ``domain`` of ``first``: auto, photo or sketch.
 

@@ -120,6 +120,11 @@ class GrpcBackends:
         )
         return [hit_from_proto(h) for h in r.hits]
 
+    async def delete_points(self, collection: str, ids: Sequence[str]) -> None:
+        """Delete points by id (unknown ids ignored)."""
+        await call(self.search.DeletePoints, search_pb2.DeletePointsRequest(collection=collection, ids=list(ids)),
+                   timeout=self.timeouts["search"] * 10, backend="search")
+
     async def get_points(self, collection: str, ids: Sequence[str]) -> list[Point]:
         """Points by id with their vectors (unknown ids skipped)."""
         r = await call(self.search.GetPoints, search_pb2.GetPointsRequest(collection=collection, ids=list(ids)),

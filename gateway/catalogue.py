@@ -247,6 +247,69 @@ class Catalogue:
         with self._session() as s:
             return s.get(DesignRow, design_id) is not None
 
+    # ------------------------------------------------------------ catalogue management
+    @staticmethod
+    def _summary(row: DesignRow, images: int) -> dict:
+        return {"design_id": row.design_id, "brand": row.brand, "model": row.model, "year": row.year,
+                "attributes": dict(row.attributes or {}), "images": images}
+
+    def _images_count(self, s: Session, design_ids: Sequence[str]) -> dict[str, int]:
+        rows = s.execute(select(ImageRow.design_id, func.count(func.distinct(ImageRow.image_id)))
+                         .where(ImageRow.design_id.in_(list(design_ids))).group_by(ImageRow.design_id))
+        return dict(rows.all())
+
+    def list_designs(self, brands: Sequence[str] = (), year_min: int | None = None, year_max: int | None = None,
+                     after: str = "", limit: int = 50) -> list[dict]:
+        """Designs ordered by id, those after ``after`` (keyset pagination), at most ``limit``,
+        filtered by brands and an inclusive year range; each with its image count."""
+        q = select(DesignRow).where(DesignRow.design_id > after).order_by(DesignRow.design_id).limit(limit)
+        if brands:
+            q = q.where(DesignRow.brand.in_(list(brands)))
+        if year_min is not None:
+            q = q.where(DesignRow.year >= year_min)
+        if year_max is not None:
+            q = q.where(DesignRow.year <= year_max)
+        with self._session() as s:
+            rows = list(s.scalars(q))
+            counts = self._images_count(s, [r.design_id for r in rows])
+            return [self._summary(r, counts.get(r.design_id, 0)) for r in rows]
+
+    def get_design(self, design_id: str) -> dict | None:
+        """The design with its image count, or None."""
+        with self._session() as s:
+            row = s.get(DesignRow, design_id)
+            return None if row is None else self._summary(row, self._images_count(s, [design_id]).get(design_id, 0))
+
+    def update_design(self, design_id: str, changes: dict) -> dict | None:
+        """Set ``brand``/``model``/``year``/``attributes`` of a design; returns it, or None if unknown."""
+        with self._session() as s, s.begin():
+            row = s.get(DesignRow, design_id)
+            if row is None:
+                return None
+            for key, value in changes.items():
+                setattr(row, key, value)
+            images = self._images_count(s, [design_id]).get(design_id, 0)
+            return self._summary(row, images)
+
+    def design_points(self, design_id: str) -> list[tuple[str, str, int]]:
+        """``(image_id, model_version, points)`` of every indexed image of a design, all versions."""
+        with self._session() as s:
+            return [(r.image_id, r.model_version, r.crops)
+                    for r in s.scalars(select(ImageRow).where(ImageRow.design_id == design_id))]
+
+    def delete_design(self, design_id: str) -> int:
+        """Delete a design, its image and crop rows (thumbnails) and its feedback; returns the
+        number of distinct images removed (0 when the design is unknown)."""
+        from sqlalchemy import delete
+
+        with self._session() as s, s.begin():
+            images = self._images_count(s, [design_id]).get(design_id, 0)
+            s.execute(delete(CropRow).where(CropRow.design_id == design_id))
+            s.execute(delete(ImageRow).where(ImageRow.design_id == design_id))
+            s.execute(delete(FeedbackRow).where(FeedbackRow.design_id == design_id))
+            s.execute(delete(DesignRow).where(DesignRow.design_id == design_id))
+            return images
+
     def stats(self, model_version: str) -> tuple[int, int]:
         """``(designs, images indexed with model_version)``."""
         with self._session() as s:

@@ -19,6 +19,7 @@ from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
 from designsearch.domain import SearchFilter
+from designsearch.gateway.designs import DesignService
 from designsearch.gateway.identify import IdentifyResult, identify
 from designsearch.gateway.novelty import NoveltyResult, TypicalityResult, novelty, typicality
 from designsearch.gateway.verify import Verifier
@@ -52,6 +53,7 @@ class GatewayCore:
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
+        self.designs = DesignService(backends, self.live, catalogue)
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)
         self.verify = self.verifier.verify
         self.find_similar = self.query.find_similar

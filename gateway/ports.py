@@ -87,6 +87,10 @@ class Backends(Protocol):
         """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
         ...
 
+    async def delete_points(self, collection: str, ids: Sequence[str]) -> None:
+        """Delete points by id (unknown ids ignored)."""
+        ...
+
     async def get_points(self, collection: str, ids: Sequence[str]) -> list[Point]:
         """Points by id with their vectors (unknown ids skipped)."""
         ...

@@ -21,6 +21,13 @@ def _item(req: gateway_pb2.IndexDesignsRequest) -> IndexItem:
                      move=req.move)
 
 
+def _summary(d: dict) -> gateway_pb2.DesignSummary:
+    return gateway_pb2.DesignSummary(
+        design=common_pb2.DesignRecord(design_id=d["design_id"], brand=d["brand"], model=d["model"], year=d["year"],
+                                       attributes={str(k): str(v) for k, v in d["attributes"].items()}),
+        images=d["images"])
+
+
 def _match(m) -> gateway_pb2.Match:
     return gateway_pb2.Match(
         design=common_pb2.DesignRecord(design_id=m.design_id, brand=m.brand, model=m.model, year=m.year),
@@ -95,3 +102,24 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return gateway_pb2.GetTypicalityResponse(
             typicality=r.typicality, group_size=r.group_size, group_mean=r.group_mean, group_std=r.group_std,
             z_score=r.z_score, compared=r.compared, embedder_version=r.embedder_version, query_id=r.query_id)
+
+    async def ListDesigns(self, request: gateway_pb2.ListDesignsRequest, context) -> gateway_pb2.ListDesignsResponse:  # noqa: N802
+        f = filter_from_proto(request.filters)
+        rows, token = await self.core.designs.list(f.brands, f.year_min, f.year_max, request.page_size,
+                                                   request.page_token)
+        return gateway_pb2.ListDesignsResponse(designs=[_summary(d) for d in rows], next_page_token=token)
+
+    async def GetDesign(self, request: gateway_pb2.GetDesignRequest, context) -> gateway_pb2.GetDesignResponse:  # noqa: N802
+        return gateway_pb2.GetDesignResponse(design=_summary(await self.core.designs.get(request.design_id)))
+
+    async def UpdateDesign(self, request: gateway_pb2.UpdateDesignRequest, context) -> gateway_pb2.UpdateDesignResponse:  # noqa: N802
+        d = request.design
+        paths = list(request.update_mask.paths) or ["brand", "model", "year", "attributes"]
+        values = {"brand": d.brand, "model": d.model, "year": d.year, "attributes": dict(d.attributes)}
+        changes = {p: values.get(p) for p in paths}
+        row, updated = await self.core.designs.update(d.design_id, changes)
+        return gateway_pb2.UpdateDesignResponse(design=_summary(row), points_updated=updated)
+
+    async def DeleteDesign(self, request: gateway_pb2.DeleteDesignRequest, context) -> gateway_pb2.DeleteDesignResponse:  # noqa: N802
+        images, points = await self.core.designs.delete(request.design_id)
+        return gateway_pb2.DeleteDesignResponse(images_deleted=images, points_deleted=points)

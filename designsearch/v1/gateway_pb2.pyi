@@ -1,4 +1,5 @@
 from designsearch.v1 import common_pb2 as _common_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -271,3 +272,71 @@ class GetTypicalityResponse(_message.Message):
     embedder_version: str
     query_id: str
     def __init__(self, typicality: _Optional[float] = ..., group_size: _Optional[int] = ..., group_mean: _Optional[float] = ..., group_std: _Optional[float] = ..., z_score: _Optional[float] = ..., compared: _Optional[str] = ..., embedder_version: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...
+
+class DesignSummary(_message.Message):
+    __slots__ = ("design", "images")
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    design: _common_pb2.DesignRecord
+    images: int
+    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., images: _Optional[int] = ...) -> None: ...
+
+class ListDesignsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "filters")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    filters: _common_pb2.Filters
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ...) -> None: ...
+
+class ListDesignsResponse(_message.Message):
+    __slots__ = ("designs", "next_page_token")
+    DESIGNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    designs: _containers.RepeatedCompositeFieldContainer[DesignSummary]
+    next_page_token: str
+    def __init__(self, designs: _Optional[_Iterable[_Union[DesignSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetDesignRequest(_message.Message):
+    __slots__ = ("design_id",)
+    DESIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    design_id: str
+    def __init__(self, design_id: _Optional[str] = ...) -> None: ...
+
+class GetDesignResponse(_message.Message):
+    __slots__ = ("design",)
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    design: DesignSummary
+    def __init__(self, design: _Optional[_Union[DesignSummary, _Mapping]] = ...) -> None: ...
+
+class UpdateDesignRequest(_message.Message):
+    __slots__ = ("design", "update_mask")
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    design: _common_pb2.DesignRecord
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, design: _Optional[_Union[_common_pb2.DesignRecord, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateDesignResponse(_message.Message):
+    __slots__ = ("design", "points_updated")
+    DESIGN_FIELD_NUMBER: _ClassVar[int]
+    POINTS_UPDATED_FIELD_NUMBER: _ClassVar[int]
+    design: DesignSummary
+    points_updated: int
+    def __init__(self, design: _Optional[_Union[DesignSummary, _Mapping]] = ..., points_updated: _Optional[int] = ...) -> None: ...
+
+class DeleteDesignRequest(_message.Message):
+    __slots__ = ("design_id",)
+    DESIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    design_id: str
+    def __init__(self, design_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDesignResponse(_message.Message):
+    __slots__ = ("images_deleted", "points_deleted")
+    IMAGES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    POINTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    images_deleted: int
+    points_deleted: int
+    def __init__(self, images_deleted: _Optional[int] = ..., points_deleted: _Optional[int] = ...) -> None: ...

@@ -75,6 +75,26 @@ class GatewayServiceStub:
                 request_serializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.SerializeToString,
                 response_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.FromString,
                 _registered_method=True)
+        self.ListDesigns = channel.unary_unary(
+                '/designsearch.v1.GatewayService/ListDesigns',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.ListDesignsRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.ListDesignsResponse.FromString,
+                _registered_method=True)
+        self.GetDesign = channel.unary_unary(
+                '/designsearch.v1.GatewayService/GetDesign',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.GetDesignRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetDesignResponse.FromString,
+                _registered_method=True)
+        self.UpdateDesign = channel.unary_unary(
+                '/designsearch.v1.GatewayService/UpdateDesign',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.UpdateDesignRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.UpdateDesignResponse.FromString,
+                _registered_method=True)
+        self.DeleteDesign = channel.unary_unary(
+                '/designsearch.v1.GatewayService/DeleteDesign',
+                request_serializer=designsearch_dot_v1_dot_gateway__pb2.DeleteDesignRequest.SerializeToString,
+                response_deserializer=designsearch_dot_v1_dot_gateway__pb2.DeleteDesignResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -138,6 +158,33 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDesigns(self, request, context):
+        """Catalogue management.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDesign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDesign(self, request, context):
+        """Change a design's labels; its points' payloads follow (filters and results use the new labels).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDesign(self, request, context):
+        """Remove a design: its points in every model's collection, its images, crops, thumbnails, feedback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +227,26 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetTypicality,
                     request_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.FromString,
                     response_serializer=designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.SerializeToString,
+            ),
+            'ListDesigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDesigns,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.ListDesignsRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.ListDesignsResponse.SerializeToString,
+            ),
+            'GetDesign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDesign,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.GetDesignRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.GetDesignResponse.SerializeToString,
+            ),
+            'UpdateDesign': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDesign,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.UpdateDesignRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.UpdateDesignResponse.SerializeToString,
+            ),
+            'DeleteDesign': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDesign,
+                    request_deserializer=designsearch_dot_v1_dot_gateway__pb2.DeleteDesignRequest.FromString,
+                    response_serializer=designsearch_dot_v1_dot_gateway__pb2.DeleteDesignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +466,114 @@ class GatewayService:
             '/designsearch.v1.GatewayService/GetTypicality',
             designsearch_dot_v1_dot_gateway__pb2.GetTypicalityRequest.SerializeToString,
             designsearch_dot_v1_dot_gateway__pb2.GetTypicalityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDesigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/ListDesigns',
+            designsearch_dot_v1_dot_gateway__pb2.ListDesignsRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.ListDesignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDesign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/GetDesign',
+            designsearch_dot_v1_dot_gateway__pb2.GetDesignRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.GetDesignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDesign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/UpdateDesign',
+            designsearch_dot_v1_dot_gateway__pb2.UpdateDesignRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.UpdateDesignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDesign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.v1.GatewayService/DeleteDesign',
+            designsearch_dot_v1_dot_gateway__pb2.DeleteDesignRequest.SerializeToString,
+            designsearch_dot_v1_dot_gateway__pb2.DeleteDesignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,143 @@
+"""Catalogue management (no grpc): list, get, update and delete designs, keeping the index in step.
+
+A design's labels live twice: in the catalogue (what results show) and in its points' payloads in
+every model's collection (what filters see). An update rewrites both (payloads by re-upserting the
+points with their stored vectors); a delete removes both, with the thumbnails (crop rows) and the
+feedback naming the design. The query cache holds query vectors only, never designs, so nothing in
+it goes stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from designsearch.errors import InvalidArgument, NotFound
+from designsearch.gateway.catalogue import Catalogue
+from designsearch.gateway.live import LiveIndex
+from designsearch.gateway.ports import Backends
+from designsearch.gateway.query import point_id
+
+#: Fields UpdateDesign may change.
+UPDATABLE = ("brand", "model", "year", "attributes")
+MAX_PAGE = 500
+
+
+def _token(design_id: str) -> str:
+    return base64.urlsafe_b64encode(design_id.encode()).decode()
+
+
+def _after(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode() if token else ""
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("page_token is not one this API returned", field="page_token") from None
+
+
+def check_labels(changes: dict) -> dict:
+    """Validate label changes before the database sees them.
+
+    Raises:
+        InvalidArgument: an unknown field, an empty or too long brand (128) / model (256), a year
+            outside 1886..2100, attributes that are not short strings.
+    """
+    for key in changes:
+        if key not in UPDATABLE:
+            raise InvalidArgument(f"field {key!r} cannot be updated; one of {list(UPDATABLE)}", field="update_mask")
+    if "brand" in changes and not 1 <= len(changes["brand"]) <= 128:
+        raise InvalidArgument("design.brand must be 1-128 characters", field="design.brand")
+    if "model" in changes and len(changes["model"]) > 256:
+        raise InvalidArgument("design.model is longer than 256 characters", field="design.model")
+    if "year" in changes and not 1886 <= changes["year"] <= 2100:
+        raise InvalidArgument(f"design.year {changes['year']} outside 1886..2100", field="design.year")
+    for k, v in changes.get("attributes", {}).items():
+        if len(k) > 128 or len(v) > 1024:
+            raise InvalidArgument("attribute keys ≤ 128 and values ≤ 1024 characters", field="design.attributes")
+    return changes
+
+
+class DesignService:
+    """List, get, update and delete catalogue designs.
+
+    Args:
+        backends: search (points).
+        live: collection naming per model version.
+        catalogue: design records.
+    """
+
+    def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue) -> None:
+        self.backends = backends
+        self.live = live
+        self.catalogue = catalogue
+
+    async def list(self, brands: tuple[str, ...] = (), year_min: int | None = None, year_max: int | None = None,
+                   page_size: int = 0, page_token: str = "") -> tuple[list[dict], str]:
+        """A page of designs ordered by id and the token of the next page ("" on the last).
+
+        Raises:
+            InvalidArgument: page_size outside 0..500, a page token this API did not return.
+        """
+        if not 0 <= page_size <= MAX_PAGE:
+            raise InvalidArgument(f"page_size {page_size} outside 1..{MAX_PAGE} (0 = 50)", field="page_size")
+        size = page_size or 50
+        rows = await asyncio.to_thread(self.catalogue.list_designs, brands, year_min, year_max, _after(page_token),
+                                       size + 1)
+        return rows[:size], (_token(rows[size - 1]["design_id"]) if len(rows) > size else "")
+
+    async def get(self, design_id: str) -> dict:
+        """One design with its image count. Raises NotFound."""
+        row = await asyncio.to_thread(self.catalogue.get_design, design_id)
+        if row is None:
+            raise NotFound(f"unknown design {design_id!r}", field="design_id")
+        return row
+
+    async def _points(self, design_id: str) -> dict[str, list[str]]:
+        """Collection → point ids of a design, for every model version it is indexed with."""
+        by_collection: dict[str, list[str]] = {}
+        for image_id, version, n in await asyncio.to_thread(self.catalogue.design_points, design_id):
+            by_collection.setdefault(self.live.collection_for(version), []).extend(
+                point_id(image_id, i, version) for i in range(n))
+        return by_collection
+
+    async def update(self, design_id: str, changes: dict) -> tuple[dict, int]:
+        """Change labels in the catalogue and in the payloads of the design's points.
+
+        Raises:
+            InvalidArgument: bad change (:func:`check_labels`). NotFound: unknown design.
+        """
+        check_labels(changes)
+        await self.get(design_id)
+        updated = 0
+        payload = {k: changes[k] for k in ("brand", "model", "year") if k in changes}
+        if payload:
+            for collection, ids in (await self._points(design_id)).items():
+                try:
+                    points = await self.backends.get_points(collection, ids)
+                except NotFound:  # a collection dropped after a model upgrade
+                    continue
+                for p in points:
+                    p.payload.update(payload)
+                if points:
+                    await self.backends.upsert(collection, points)
+                updated += len(points)
+        row = await asyncio.to_thread(self.catalogue.update_design, design_id, changes)
+        if row is None:
+            raise NotFound(f"unknown design {design_id!r}", field="design_id")
+        return row, updated
+
+    async def delete(self, design_id: str) -> tuple[int, int]:
+        """Remove a design's points (every collection), then its rows; returns ``(images, points)``.
+
+        Raises:
+            NotFound: unknown design.
+        """
+        await self.get(design_id)
+        deleted = 0
+        for collection, ids in (await self._points(design_id)).items():
+            try:
+                await self.backends.delete_points(collection, ids)
+            except NotFound:
+                continue
+            deleted += len(ids)
+        images = await asyncio.to_thread(self.catalogue.delete_design, design_id)
+        return images, deleted
