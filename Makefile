@@ -6,10 +6,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: install system-deps demo test protos bench up clean
 
-system-deps:  ## redis-server (tests, demo) and docker-compose (validates docker-compose.yml) from Debian (root or sudo)
-	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server docker-compose; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server docker-compose; fi; }
+system-deps:  ## redis-server (tests, demo), postgresql (catalogue tests) and docker-compose (validates docker-compose.yml) from Debian (root or sudo)
+	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server docker-compose postgresql; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server docker-compose postgresql; fi; }
 
 $(BIN)/designsearch: requirements.lock pyproject.toml
 	$(PY) -m venv $(VENV)

@@ -76,6 +76,93 @@ class RedisProcess:
                 self.proc.wait()
 
 
+def _pg_bindir() -> Path:
+    """Folder of ``initdb`` and ``postgres`` (Debian keeps them in /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise FileNotFoundError("PostgreSQL not found: install it with `apt-get install -y postgresql`")
+    return Path(initdb).parent
+
+
+class PostgresProcess:
+    """A throw-away PostgreSQL server on 127.0.0.1 (a fresh cluster with trust authentication on
+    loopback, fsync off) with one database, for tests and local runs.
+
+    Run as root, the server runs as the ``postgres`` system user (PostgreSQL refuses root), in a
+    folder of its own under the system temp dir.
+
+    Raises:
+        FileNotFoundError: PostgreSQL is not installed (``apt-get install -y postgresql``).
+        TimeoutError: it did not accept connections within 30 s.
+    """
+
+    def __init__(self, port: int | None = None, database: str = "catalogue") -> None:
+        import tempfile
+
+        bindir = _pg_bindir()
+        self.port = port or free_port()
+        self.database = database
+        self.workdir = Path(tempfile.mkdtemp(prefix="designsearch-pg-"))
+        self.user = "designsearch"
+        run_as: dict = {}
+        if os.geteuid() == 0:
+            import pwd
+
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
+            run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        data = self.workdir / "data"
+        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", self.user, "-E", "UTF8",
+                        "--no-sync"], check=True, capture_output=True, cwd=self.workdir, **run_as)
+        self.proc = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+             "-k", str(self.workdir), "-c", "fsync=off", "-c", "full_page_writes=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir, **run_as)
+        self._wait()
+
+    def url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL ``postgresql+psycopg://designsearch@127.0.0.1:<port>/<database>``."""
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
+
+    def create_database(self, name: str) -> str:
+        """Create another database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def _wait(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"postgres exited with code {self.proc.returncode}")
+            try:
+                with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
+                                     autocommit=True, connect_timeout=1) as c:
+                    c.execute(f'CREATE DATABASE "{self.database}"')
+                return
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        raise TimeoutError("postgres did not accept connections within 30 s")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT), then SIGKILL after 10 s; removes the cluster."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 def wait_serving(address: str, timeout_s: float = 120.0, service: str = "") -> None:
     """Block until the gRPC health check of ``address`` says SERVING.
 

@@ -119,7 +119,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     log.exception("rpc_internal_error", method=method)
                     await _abort(
                         context,
-                        status_for(errors.DesignSearchError(f"internal error: {type(exc).__name__}: {exc}")),
+                        # the type only: an exception's text may carry SQL, parameters or paths (the log has it)
+                        status_for(errors.DesignSearchError(f"internal error ({type(exc).__name__}); request id {rid}")),
                     )
                 finally:
                     RPC_TOTAL.labels(method, code).inc()

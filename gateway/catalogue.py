@@ -16,6 +16,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from designsearch.errors import BackendUnavailable
+from designsearch.logs import get_logger
+
+log = get_logger("catalogue")
 
 
 class Base(DeclarativeBase):
@@ -75,6 +78,29 @@ class FeedbackRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(timezone.utc))
 
 
+def migrate(engine) -> None:
+    """Bring the catalogue schema to the latest Alembic revision (``designsearch/gateway/migrations``).
+
+    A database made before migrations existed (tables, no ``alembic_version``) is stamped with the
+    revision its tables match first, then upgraded.
+
+    Raises:
+        sqlalchemy.exc.OperationalError: the database cannot be reached.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        tables = set(inspect(conn).get_table_names())
+        if "designs" in tables and "alembic_version" not in tables:
+            command.stamp(cfg, "0002" if "feedback" in tables else "0001")
+        command.upgrade(cfg, "head")
+
+
 @dataclass
 class CropRecord:
     """Crop metadata joined with its design, as the gateway merges it into matches."""
@@ -112,9 +138,10 @@ class Catalogue:
                 cur.close()
 
         try:
-            Base.metadata.create_all(self.engine)
+            migrate(self.engine)
         except OperationalError as exc:
-            raise BackendUnavailable(f"catalogue database unavailable: {exc}") from exc
+            log.error("catalogue_unavailable", error_type=type(exc).__name__, error=str(exc.orig))
+            raise BackendUnavailable("catalogue database unavailable (see the gateway log)") from exc
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _session(self) -> Session:
@@ -177,8 +204,9 @@ class Catalogue:
                 # a concurrent ingestion inserted the same design first: retry, it now exists
                 if attempt == 2:
                     raise BackendUnavailable("catalogue write kept conflicting; retry") from None
-            except SQLAlchemyError as exc:
-                raise BackendUnavailable(f"catalogue write failed: {exc}") from exc
+            except SQLAlchemyError as exc:  # the client gets no SQL and no parameters; the log has the error
+                log.error("catalogue_write_failed", error_type=type(exc).__name__, error=str(getattr(exc, "orig", exc)))
+                raise BackendUnavailable("catalogue write failed; retry (details in the gateway log)") from exc
 
     def _add_image(self, design, image_id, model_version, source, size, crops) -> None:
         with self._session() as s, s.begin():

@@ -59,12 +59,19 @@ def check_item(item: IndexItem) -> None:
     """Validate a catalogue record.
 
     Raises:
-        InvalidArgument: missing design id/brand, year outside 1886..2100, empty image.
+        InvalidArgument: missing or too long design id (128) / brand (128) / model (256) / source
+            (1024) / attributes, year outside 1886..2100, empty image (checked before the database sees them).
     """
     if not item.design_id or len(item.design_id) > 128:
         raise InvalidArgument("design.design_id must be 1-128 characters", field="design.design_id")
-    if not item.brand:
-        raise InvalidArgument("design.brand is empty", field="design.brand")
+    if not item.brand or len(item.brand) > 128:
+        raise InvalidArgument("design.brand must be 1-128 characters", field="design.brand")
+    if len(item.model) > 256:
+        raise InvalidArgument("design.model is longer than 256 characters", field="design.model")
+    if len(item.source) > 1024:
+        raise InvalidArgument("image.source is longer than 1024 characters", field="image.source")
+    if any(len(k) > 128 or len(v) > 1024 for k, v in item.attributes.items()):
+        raise InvalidArgument("attribute keys ≤ 128 and values ≤ 1024 characters", field="design.attributes")
     if not 1886 <= item.year <= 2100:
         raise InvalidArgument(f"design.year {item.year} outside 1886..2100", field="design.year")
     if not item.image:

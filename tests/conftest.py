@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from designsearch.catalogue_data import demo_split, read_labels
-from designsearch.procs import RedisProcess
+from designsearch.procs import PostgresProcess, RedisProcess
 from designsearch.settings import default_data_dir
 
 DATA = default_data_dir()
@@ -43,6 +43,25 @@ def redis_server(tmp_path_factory):
     server = RedisProcess(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on a free loopback port (Debian's ``postgresql``, started for the tests)."""
+    server = PostgresProcess()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalogue_url(request, tmp_path) -> str:
+    """A fresh, empty catalogue database: SQLite in ``tmp_path``, or a new database on the test PostgreSQL
+    server (the catalogue tests run on both)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalogue.db'}"
+    import uuid
+
+    return request.getfixturevalue("postgres_server").create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")

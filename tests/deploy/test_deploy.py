@@ -413,15 +413,13 @@ def _pins(path: Path) -> dict[str, str]:
 def test_runtime_requirements_follow_the_lock():
     runtime = _pins(DEPLOY / "requirements-runtime.txt")
     lock = _pins(REPO_ROOT / "requirements.lock")
-    extra = {"psycopg", "psycopg-binary"}  # PostgreSQL driver, production only
-    assert extra <= set(runtime)
     for name, version in runtime.items():
-        if name not in extra:
-            assert lock.get(name) == version, f"{name}=={version} differs from requirements.lock ({lock.get(name)})"
+        assert lock.get(name) == version, f"{name}=={version} differs from requirements.lock ({lock.get(name)})"
     for excluded in ("torch", "onnx", "onnxscript", "albumentations", "efficientnet-lite-pytorch", "pytest",
                      "grpcio-tools"):
         assert excluded not in runtime, excluded
-    for needed in ("grpcio", "onnxruntime", "qdrant-client", "redis", "sqlalchemy", "pydantic-settings"):
+    for needed in ("grpcio", "onnxruntime", "qdrant-client", "redis", "sqlalchemy", "pydantic-settings", "alembic",
+                   "psycopg"):
         assert needed in runtime, needed
 
 

@@ -12,12 +12,13 @@ from designsearch.client import index_requests
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 
-async def test_list_get_update_delete_designs(stack, tmp_path, small_catalogue, make_gateway_settings):
+async def test_list_get_update_delete_designs(stack, tmp_path, small_catalogue, make_gateway_settings, catalogue_url):
     from designsearch.gateway.server import create_server
 
     catalogue, _ = small_catalogue
     items = [next(i for i in catalogue if i.design_id == d) for d in dict.fromkeys(i.design_id for i in catalogue)][:4]
-    gateway = await create_server(make_gateway_settings(stack, tmp_path, collection_prefix="mgmt"))
+    prefix = f"mgmt{catalogue_url.split(':')[0][:3]}"  # a collection per catalogue backend
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, collection_prefix=prefix, catalogue_url=catalogue_url))
     try:
         async with grpc.aio.insecure_channel(gateway.address) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)

@@ -1,5 +1,5 @@
 """Unit tests of the gateway core with in-memory backends (gateway.ports.Backends), a real Redis and
-a real SQLite catalogue: cache keys follow the model versions, merge, ingestion outcomes, errors,
+a real catalogue on SQLite and on PostgreSQL (each test runs on both): cache keys follow the model versions, merge, ingestion outcomes, errors,
 stream back-pressure. Real images from ../shared/data.
 """
 
@@ -95,9 +95,9 @@ class MemoryBackends:
 
 
 @pytest.fixture
-async def core(tmp_path, make_gateway_settings):
+async def core(tmp_path, make_gateway_settings, catalogue_url):
     backends = MemoryBackends()
-    settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0)
+    settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0, catalogue_url=catalogue_url)
     core = GatewayCore(backends, QueryCache(settings.redis_url, 60), Catalogue(settings.catalogue_url), settings)
     await core.start()
     yield core
