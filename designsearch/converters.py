@@ -108,6 +108,7 @@ def filter_from_proto(f: common_pb2.Filters) -> SearchFilter:
             year_max=f.year_max if f.HasField("year_max") else None,
             kinds=tuple(kind_from_proto(k, "filters.kinds") for k in f.kinds),
             exclude_design_ids=tuple(f.exclude_design_ids),
+            design_ids=tuple(f.design_ids),
         )
     )
 
@@ -115,7 +116,7 @@ def filter_from_proto(f: common_pb2.Filters) -> SearchFilter:
 def filter_to_proto(flt: SearchFilter) -> common_pb2.Filters:
     """:class:`SearchFilter` → protobuf ``Filters``."""
     f = common_pb2.Filters(brands=flt.brands, kinds=[kind_to_proto(k) for k in flt.kinds],
-                           exclude_design_ids=flt.exclude_design_ids)
+                           exclude_design_ids=flt.exclude_design_ids, design_ids=flt.design_ids)
     if flt.year_min is not None:
         f.year_min = flt.year_min
     if flt.year_max is not None:

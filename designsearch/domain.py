@@ -67,6 +67,7 @@ class SearchFilter:
         year_min, year_max: inclusive range on ``year``; ``None`` = open.
         kinds: keep points whose ``kind`` is one of these; empty = any.
         exclude_design_ids: drop points whose ``design_id`` is one of these.
+        design_ids: keep points whose ``design_id`` is one of these; empty = any.
     """
 
     brands: tuple[str, ...] = ()
@@ -74,10 +75,12 @@ class SearchFilter:
     year_max: int | None = None
     kinds: tuple[str, ...] = ()
     exclude_design_ids: tuple[str, ...] = ()
+    design_ids: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         """True when the filter keeps every point."""
-        return not (self.brands or self.kinds or self.exclude_design_ids) and self.year_min is None and self.year_max is None
+        return (not (self.brands or self.kinds or self.exclude_design_ids or self.design_ids)
+                and self.year_min is None and self.year_max is None)
 
 
 @dataclass(frozen=True)

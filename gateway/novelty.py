@@ -2,7 +2,7 @@
 
 * Novelty = 1 − the best cosine similarity between the draft and any catalogue design (0 = a copy
   of an existing design, 1 = orthogonal to everything), with those nearest designs.
-* Typicality within a group (a brand, a year range) = cosine between the draft and the group's mean
+* Typicality within a group (brands, a year range, a set of designs) = cosine between the draft and the group's mean
   embedding, its "morph" (the car modernity/typicality reference: mean feature per body type and
   year, cosine to it), with the group's own spread (members' cosines: mean, std) and the draft's
   z-score against it, so the number can be read.
@@ -56,8 +56,8 @@ async def novelty(query: QueryService, image: bytes, k: int, flt: SearchFilter, 
 
 async def typicality(query: QueryService, backends: Backends, image: bytes, group: SearchFilter,
                      domain: str = DOMAIN_AUTO) -> TypicalityResult:
-    """Typicality of a draft within ``group`` (brands and/or year range; ``kinds`` and excluded designs
-    are set here).
+    """Typicality of a draft within ``group`` (brands, a year range and/or a set of design ids;
+    ``kinds`` and excluded designs are set here).
 
     The draft's best crop (the segmenter's first) is compared with the mean of the group's crops;
     a draft without crops, by its whole picture, with the mean of the group's whole pictures. A sketch
@@ -68,12 +68,12 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
         NotFound: no catalogue point in the group.
         BackendUnavailable: a backend is down.
     """
-    if not (group.brands or group.year_min is not None or group.year_max is not None):
-        raise InvalidArgument("a group needs brands and/or a year range", field="group")
+    if not (group.brands or group.design_ids or group.year_min is not None or group.year_max is not None):
+        raise InvalidArgument("a group needs brands, design ids and/or a year range", field="group")
     q = await query.embed_query(image, domain)
     has_crop = q.regions[0].kind != KIND_WHOLE_IMAGE
     kinds = (KIND_WHEEL, KIND_CLOSEUP) if has_crop else (KIND_WHOLE_IMAGE,)
-    flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, ())
+    flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, (), group.design_ids)
     centroid, n, mean, std = await backends.group_centroid(q.collection, q.vector_name, flt)
     t = float(q.vectors[0] @ centroid)
     z = (t - mean) / std if std > 1e-9 else 0.0

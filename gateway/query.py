@@ -6,6 +6,7 @@ with catalogue records.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -174,7 +175,7 @@ def crop_filter(flt: SearchFilter) -> SearchFilter | None:
     kinds = tuple(k for k in CROP_KINDS if not flt.kinds or k in flt.kinds)
     if not kinds:
         return None
-    return SearchFilter(flt.brands, flt.year_min, flt.year_max, kinds, flt.exclude_design_ids)
+    return dataclasses.replace(flt, kinds=kinds)
 
 
 def query_cache_key(query_id: str, segmenter_version: str, embedder_version: str, domain: str, max_crops: int) -> str:
@@ -261,8 +262,7 @@ class QueryService:
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get())
         if disliked:  # this caller's feedback on this query: drop those designs, move the query away from them
-            flt = SearchFilter(flt.brands, flt.year_min, flt.year_max, flt.kinds,
-                               tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
+            flt = dataclasses.replace(flt, exclude_design_ids=tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
             with timer.stage("feedback"):
                 vectors = await self._away_from_disliked(disliked, regions, vectors, vector_name, version, collection)
         limit = max(k, self.fusion_depth)

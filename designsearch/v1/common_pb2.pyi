@@ -83,18 +83,20 @@ class DesignRecord(_message.Message):
     def __init__(self, design_id: _Optional[str] = ..., brand: _Optional[str] = ..., model: _Optional[str] = ..., year: _Optional[int] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Filters(_message.Message):
-    __slots__ = ("brands", "year_min", "year_max", "kinds", "exclude_design_ids")
+    __slots__ = ("brands", "year_min", "year_max", "kinds", "exclude_design_ids", "design_ids")
     BRANDS_FIELD_NUMBER: _ClassVar[int]
     YEAR_MIN_FIELD_NUMBER: _ClassVar[int]
     YEAR_MAX_FIELD_NUMBER: _ClassVar[int]
     KINDS_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_DESIGN_IDS_FIELD_NUMBER: _ClassVar[int]
+    DESIGN_IDS_FIELD_NUMBER: _ClassVar[int]
     brands: _containers.RepeatedScalarFieldContainer[str]
     year_min: int
     year_max: int
     kinds: _containers.RepeatedScalarFieldContainer[CropKind]
     exclude_design_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, brands: _Optional[_Iterable[str]] = ..., year_min: _Optional[int] = ..., year_max: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[CropKind, str]]] = ..., exclude_design_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    design_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, brands: _Optional[_Iterable[str]] = ..., year_min: _Optional[int] = ..., year_max: _Optional[int] = ..., kinds: _Optional[_Iterable[_Union[CropKind, str]]] = ..., exclude_design_ids: _Optional[_Iterable[str]] = ..., design_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)

@@ -62,6 +62,7 @@ FILTERS = {
     "year_min_only": SearchFilter(year_min=2015),
     "kinds": SearchFilter(kinds=("hubcap",)),
     "exclude": SearchFilter(exclude_design_ids=("design-001-0", "design-001-1", "design-002-3")),
+    "only_designs": SearchFilter(design_ids=("design-001-0", "design-001-1", "design-002-3")),
     "combined": SearchFilter(brands=("bmw", "fiat", "opel"), year_min=2001, kinds=("wheel",)),
     "nothing": SearchFilter(brands=("no-such-brand",)),
 }

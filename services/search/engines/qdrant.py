@@ -61,7 +61,7 @@ PAYLOAD_INDEXES: dict[str, models.PayloadSchemaType] = {
 def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
     """Translate a :class:`SearchFilter` into a ``qdrant_client.models.Filter`` (None if empty).
 
-    brands/kinds → ``MatchAny`` in ``must``; year range → ``Range(gte, lte)`` (inclusive);
+    brands/kinds/design ids → ``MatchAny`` in ``must``; year range → ``Range(gte, lte)`` (inclusive);
     excluded design ids → ``MatchAny`` in ``must_not``.
     """
     if flt is None or flt.is_empty():
@@ -71,6 +71,8 @@ def to_qdrant_filter(flt: SearchFilter | None) -> models.Filter | None:
         must.append(models.FieldCondition(key="brand", match=models.MatchAny(any=list(flt.brands))))
     if flt.kinds:
         must.append(models.FieldCondition(key="kind", match=models.MatchAny(any=list(flt.kinds))))
+    if flt.design_ids:
+        must.append(models.FieldCondition(key="design_id", match=models.MatchAny(any=list(flt.design_ids))))
     if flt.year_min is not None or flt.year_max is not None:
         must.append(models.FieldCondition(key="year", range=models.Range(gte=flt.year_min, lte=flt.year_max)))
     must_not: list[models.Condition] = []

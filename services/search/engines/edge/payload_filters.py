@@ -16,6 +16,8 @@ def to_edge_filter(flt: SearchFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition(key="brand", match=qe.MatchAny(any=list(flt.brands))))
     if flt.kinds:
         must.append(qe.FieldCondition(key="kind", match=qe.MatchAny(any=list(flt.kinds))))
+    if flt.design_ids:
+        must.append(qe.FieldCondition(key="design_id", match=qe.MatchAny(any=list(flt.design_ids))))
     if flt.year_min is not None or flt.year_max is not None:
         rng = qe.RangeFloat(
             gte=None if flt.year_min is None else float(flt.year_min),
