@@ -96,8 +96,9 @@ def make_gateway_settings(redis_server):
 
 
 @pytest_asyncio.fixture(scope="session")
-async def stack(tmp_path_factory, redis_server, embedder_model):
-    """Segmenter, embedder, search (embedded engine on disk; DESIGNSEARCH_TEST_ENGINE=local for qdrant-client local mode) and gateway, in-process."""
+async def stack(tmp_path_factory, redis_server, postgres_server, embedder_model):
+    """Segmenter, embedder, search (embedded engine on disk; DESIGNSEARCH_TEST_ENGINE=local for qdrant-client
+    local mode) and gateway (catalogue on the test PostgreSQL server, the production database), in-process."""
     from designsearch.gateway.server import create_server as create_gateway
     from designsearch.services.embedder.config import EmbedderSettings
     from designsearch.services.embedder.server import create_server as create_embedder
@@ -112,7 +113,8 @@ async def stack(tmp_path_factory, redis_server, embedder_model):
     search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "edge"),
                                                 path=str(var / "index"), snapshot_dir=str(var / "snapshots")))
     backends = {"segmenter": segmenter, "embedder": embedder, "search": search}
-    gateway = await create_gateway(gateway_settings(backends, redis_server.url, var))
+    gateway = await create_gateway(gateway_settings(backends, redis_server.url, var,
+                                                    catalogue_url=postgres_server.create_database("stack")))
     services = {**backends, "gateway": gateway}
     yield services
     for s in [gateway, segmenter, embedder, search]:
