@@ -139,11 +139,11 @@ def reindex(directory: Path = typer.Argument(..., help="Folder the CSV's `file` 
 
 
 @app.command("designs")
-def designs(action: str = typer.Argument("list", help="list | update | delete"),
+def designs(action: str = typer.Argument("list", help="list | get | update | delete"),
             design_id: str = typer.Argument("", help="The design (update, delete)."),
             brand: str = typer.Option(None), model: str = typer.Option(None), year: int = typer.Option(None),
             gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
-    """Catalogue management: list designs (all pages), update a design's labels, delete a design."""
+    """Catalogue management: list designs (all pages), get one, update its labels, delete it."""
     from designsearch.client import DesignSearchClient, error_details
 
     with DesignSearchClient(gateway, api_key) as client:
@@ -156,6 +156,9 @@ def designs(action: str = typer.Argument("list", help="list | update | delete"),
                         console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} "
                                       f"({d.images} images)")
                     token = page.next_page_token
+            elif action == "get":
+                d = client.get_design(design_id).design
+                console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} ({d.images} images)")
             elif action == "update":
                 changes = {k: v for k, v in (("brand", brand), ("model", model), ("year", year)) if v is not None}
                 r = client.update_design(design_id, **changes)
@@ -164,7 +167,7 @@ def designs(action: str = typer.Argument("list", help="list | update | delete"),
                 r = client.delete_design(design_id)
                 console.print(f"deleted {r.images_deleted} images, {r.points_deleted} points")
             else:
-                raise typer.BadParameter(f"unknown action {action!r}: list, update or delete")
+                raise typer.BadParameter(f"unknown action {action!r}: list, get, update or delete")
         except grpc.RpcError as err:
             console.print(f"[red]{error_details(err)}[/]")
             raise typer.Exit(1) from None
@@ -259,6 +262,7 @@ def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int
             raise typer.Exit(1) from None
     console.print(_matches_table(f"{image.name}: {len(r.query_crops)} crop(s), cache {'hit' if r.cache_hit else 'miss'}", r))
     console.print(_timings(r))
+    console.print(f"query id (for `designsearch dislike`): {r.query_id}")
 
 
 @app.command()
@@ -275,6 +279,22 @@ def identify(image: Path = typer.Argument(..., exists=True, dir_okay=False), nei
             raise typer.Exit(1) from None
     for c in r.candidates:
         console.print(f"{c.vote_share:6.1%}  {c.brand} {c.model} {c.year}  (best {c.best_score:.3f}; {', '.join(c.design_ids[:3])})")
+
+
+@app.command()
+def dislike(query_id: str = typer.Argument(..., help="query_id of a FindSimilar answer (`query` prints it)."),
+            design_id: str = typer.Argument(...), gateway: str = typer.Option(DEFAULT_GATEWAY),
+            api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
+    """Feedback: DESIGN_ID is not similar to the query; your later queries of that image drop it."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            client.dislike(query_id, design_id)
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
+    console.print(f"noted: {design_id} is not similar to {query_id[:12]}…")
 
 
 @app.command()
@@ -297,14 +317,15 @@ def novelty(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: i
 @app.command()
 def typicality(image: Path = typer.Argument(..., exists=True, dir_okay=False),
                brand: list[str] = typer.Option([], help="Group: these brands."), year_min: int = typer.Option(None),
-               year_max: int = typer.Option(None), gateway: str = typer.Option(DEFAULT_GATEWAY),
+               year_max: int = typer.Option(None), design: list[str] = typer.Option([], help="Group: these design ids."),
+               gateway: str = typer.Option(DEFAULT_GATEWAY),
                api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
-    """How typical IMAGE is of a group (brands and/or years): cosine to the group's mean embedding."""
+    """How typical IMAGE is of a group (brands, years and/or designs): cosine to the group's mean embedding."""
     from designsearch.client import DesignSearchClient, error_details
 
     with DesignSearchClient(gateway, api_key) as client:
         try:
-            r = client.typicality(image.read_bytes(), brands=brand, year_min=year_min, year_max=year_max)
+            r = client.typicality(image.read_bytes(), brands=brand, year_min=year_min, year_max=year_max, design_ids=design)
         except grpc.RpcError as err:
             console.print(f"[red]{error_details(err)}[/]")
             raise typer.Exit(1) from None

@@ -109,9 +109,10 @@ class DesignSearchClient:
         return self.stub.GetNovelty(req, timeout=self.timeout_s, metadata=self.metadata)
 
     def typicality(self, image: bytes, *, brands: Iterable[str] = (), year_min: int | None = None,
-                   year_max: int | None = None, domain: str = "auto") -> gateway_pb2.GetTypicalityResponse:
-        """Cosine of ``image`` to the mean embedding of a group (brands and/or a year range)."""
-        group = common_pb2.Filters(brands=list(brands))
+                   year_max: int | None = None, design_ids: Iterable[str] = (),
+                   domain: str = "auto") -> gateway_pb2.GetTypicalityResponse:
+        """Cosine of ``image`` to the mean embedding of a group (brands, a year range and/or designs)."""
+        group = common_pb2.Filters(brands=list(brands), design_ids=list(design_ids))
         if year_min is not None:
             group.year_min = year_min
         if year_max is not None:
@@ -125,6 +126,11 @@ class DesignSearchClient:
         req = gateway_pb2.ListDesignsRequest(page_size=page_size, page_token=page_token,
                                              filters=common_pb2.Filters(brands=list(brands)))
         return self.stub.ListDesigns(req, timeout=self.timeout_s, metadata=self.metadata)
+
+    def get_design(self, design_id: str) -> gateway_pb2.GetDesignResponse:
+        """One design with its image count (NOT_FOUND when unknown)."""
+        return self.stub.GetDesign(gateway_pb2.GetDesignRequest(design_id=design_id), timeout=self.timeout_s,
+                                   metadata=self.metadata)
 
     def update_design(self, design_id: str, **changes) -> gateway_pb2.UpdateDesignResponse:
         """Change ``brand``, ``model``, ``year`` and/or ``attributes`` of a design (index payloads follow)."""
