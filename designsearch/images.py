@@ -14,6 +14,7 @@ Conventions:
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 import cv2
@@ -28,6 +29,23 @@ MAX_SIDE = 8192
 MAX_PIXELS = 40_000_000
 #: Largest accepted encoded image, in bytes.
 MAX_BYTES = 32 * 1024 * 1024
+#: Decoding budget of one image, bytes: the decoded source buffer (width × height × channels ×
+#: bytes per sample of its mode) plus the RGB result (width × height × 3), checked from the header
+#: before any pixel is decoded. 144 MiB admits a 24-megapixel camera photo (137 MiB).
+MAX_DECODED_BYTES = 144 * 1024 * 1024
+#: Decompression bombs: above ``BOMB_MIN_BYTES`` of decoding memory, an image may expand at most
+#: ``MAX_EXPANSION`` times its encoded size (photos and renderings expand 5-200 times; an 8000 × 5000
+#: one-bit PNG of 5 KB would expand 24,000 times into 120 MB).
+BOMB_MIN_BYTES = 16 * 1024 * 1024
+MAX_EXPANSION = 2000
+#: Decodes running at once per process; more wait (at most ``DECODE_WAIT_S``), so the memory of all
+#: decodes together is bounded by ``MAX_CONCURRENT_DECODES × MAX_DECODED_BYTES``.
+MAX_CONCURRENT_DECODES = 2
+DECODE_WAIT_S = 10.0
+_DECODES = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+#: Bytes per pixel of PIL modes (source buffer while decoding).
+_MODE_BYTES = {"1": 1 / 8, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
+               "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 
 # decode_image checks the header's size against MAX_SIDE/MAX_PIXELS itself, before any pixel is
 # decoded, and reports the size; PIL's own bomb check would refuse first with a vaguer message.
@@ -49,12 +67,47 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
         ``uint8`` array of shape ``(H, W, 3)``, RGB. EXIF orientation is applied.
 
     Raises:
-        InvalidImage: empty input, not an image, truncated/corrupt data, or too large.
+        InvalidImage: empty input, not an image, truncated/corrupt data, too large (sides, pixels,
+            decoding memory :data:`MAX_DECODED_BYTES`), or a decompression bomb (:data:`MAX_EXPANSION`).
+        BackendUnavailable: :data:`MAX_CONCURRENT_DECODES` decodes kept this process busy for
+            :data:`DECODE_WAIT_S` (retryable).
     """
     if not data:
         raise InvalidImage("image is empty (0 bytes)", field="image")
     if len(data) > MAX_BYTES:
         raise InvalidImage(f"image is {len(data)} bytes; the limit is {MAX_BYTES}", field="image")
+    if not _DECODES.acquire(timeout=DECODE_WAIT_S):
+        from designsearch.errors import BackendUnavailable
+
+        raise BackendUnavailable(f"{MAX_CONCURRENT_DECODES} images are being decoded; retry", retry_after_s=1.0)
+    try:
+        rgb = _decode(data, max_side, max_pixels)
+    finally:
+        _DECODES.release()
+    if min(rgb.shape[:2]) < 8:
+        raise InvalidImage(f"image is {rgb.shape[1]}x{rgb.shape[0]} px; at least 8 px per side needed", field="image")
+    return np.ascontiguousarray(rgb)
+
+
+def decoded_bytes(mode: str, width: int, height: int) -> int:
+    """Memory to decode an image of this PIL ``mode`` and size into RGB: the source buffer plus the
+    ``uint8`` RGB result, bytes (unknown modes count 4 bytes per pixel)."""
+    return int(width * height * (_MODE_BYTES.get(mode, 4) + 3))
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """RGB ``uint8`` of any PIL mode; 16- and 32-bit grey (``I;16*``, ``I``, ``F``) are scaled by their
+    range, not clipped (a 16-bit PNG would otherwise turn almost white)."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and a.max(initial=0) > 255) else \
+            max(float(a.max(initial=0)), 1.0) if img.mode == "F" else 255.0
+        grey = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _decode(data: bytes, max_side: int, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             img = Image.open(io.BytesIO(data))
@@ -67,20 +120,27 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
                     f"and {max_pixels} px in all",
                     field="image",
                 )
+            need = decoded_bytes(img.mode, width, height)
+            if need > MAX_DECODED_BYTES:
+                raise InvalidImage(
+                    f"image is {width}x{height} px in mode {img.mode}: decoding needs {need / 2**20:.0f} MiB; "
+                    f"the limit is {MAX_DECODED_BYTES / 2**20:.0f} MiB", field="image")
+            if need > BOMB_MIN_BYTES and need > MAX_EXPANSION * len(data):
+                raise InvalidImage(
+                    f"image of {len(data)} bytes would decode into {need / 2**20:.0f} MiB "
+                    f"({need // len(data)} times its size; at most {MAX_EXPANSION}): refused as a decompression bomb",
+                    field="image")
             img.load()  # raises OSError on truncated data
             from PIL import ImageOps
 
             img = ImageOps.exif_transpose(img)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return _to_rgb(img)
     except InvalidImage:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImage(f"not a decodable image: {exc}", field="image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}", field="image") from exc
-    if min(rgb.shape[:2]) < 8:
-        raise InvalidImage(f"image is {rgb.shape[1]}x{rgb.shape[0]} px; at least 8 px per side needed", field="image")
-    return np.ascontiguousarray(rgb)
 
 
 def read_image(path: str) -> np.ndarray:

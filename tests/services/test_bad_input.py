@@ -101,6 +101,48 @@ def test_decoder_refuses_pixel_bombs_before_decoding():
     assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
 
 
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def test_one_bit_bombs_are_refused_before_decoding_and_memory_stays_flat(gateway_stub):
+    """An 8000x5000 one-bit PNG (5 KB, 120 MB as RGB), 8 at once through FindSimilar: each is refused
+    with INVALID_ARGUMENT naming the decoding budget, and this process (which runs the gateway and the
+    segmenter) does not grow by anything like 8 x 120 MB."""
+    import asyncio
+
+    buf = io.BytesIO()
+    Image.new("1", (8000, 5000)).save(buf, format="PNG")
+    bomb = buf.getvalue()
+    assert len(bomb) < 10_000
+    before = _rss_mb()
+
+    async def one():
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await gateway_stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=bomb)),
+                                           timeout=30)
+        return info.value
+
+    errors = await asyncio.gather(*[one() for _ in range(8)])
+    assert all(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "decompression bomb" in e.details() for e in errors)
+    assert _rss_mb() - before < 60
+
+
+def test_sixteen_bit_png_decodes_to_its_grey_levels_not_white():
+    from designsearch.images import decode_image
+
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (64, 1))
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I;16")
+    rgb = decode_image(buf.getvalue())
+    assert rgb.shape == (64, 256, 3) and rgb[0, 0, 0] == 0 and rgb[0, -1, 0] == 255
+    assert abs(float(rgb.mean()) - 127.5) < 2  # a ramp, not a near-white image
+
+
 def _png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
