@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,39 +59,88 @@ def cache_key(image_sha256: str, segmenter_version: str, embedder_version: str, 
 
 
 class QueryCache:
-    """Redis-backed cache; Redis failures are logged and treated as misses (the query still works).
+    """Redis-backed cache, never in a query's way: Redis failures are logged and count as misses.
+
+    Every call has a short timeout; a circuit breaker (Nygard, "Release It!", 2007) opens after
+    ``failures_to_open`` consecutive failures, and while it is open the cache is skipped without a
+    network call; after ``open_s`` seconds one call probes Redis again (half-open) and closes the
+    breaker when it succeeds. So a frozen or dead Redis costs at most one timeout per ``open_s``.
 
     Args:
         url: ``redis://host:port/db``.
         ttl_s: entry lifetime in seconds.
+        timeout_s: socket connect/read timeout of each call, seconds.
+        failures_to_open: consecutive failures that open the breaker.
+        open_s: how long the breaker stays open before a probe, seconds.
     """
 
-    def __init__(self, url: str, ttl_s: int) -> None:
-        self.client = aioredis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.05, failures_to_open: int = 1,
+                 open_s: float = 2.0) -> None:
+        self.client = aioredis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self.ttl_s = ttl_s
+        self.failures_to_open = failures_to_open
+        self.open_s = open_s
+        self._failures = 0
+        self._opened_at: float | None = None
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open (Redis is being skipped)."""
+        return self._opened_at is None
+
+    def _skip(self) -> bool:
+        if self._opened_at is None:
+            return False
+        if time.monotonic() - self._opened_at >= self.open_s:
+            self._opened_at = time.monotonic()  # half-open: this call probes; others keep skipping
+            return False
+        return True
+
+    def _ok(self) -> None:
+        if self._opened_at is not None:
+            log.info("cache_breaker_closed")
+        self._failures, self._opened_at = 0, None
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._failures += 1
+        if self._failures >= self.failures_to_open:
+            if self._opened_at is None:
+                log.warning("cache_breaker_open", operation=what, error_type=type(exc).__name__, error=str(exc),
+                            open_s=self.open_s)
+            self._opened_at = time.monotonic()
 
     async def ping(self) -> bool:
-        """True when Redis answers."""
+        """True when Redis answers (also closes the breaker)."""
         try:
-            return bool(await self.client.ping())
-        except (RedisError, OSError):
+            ok = bool(await self.client.ping())
+        except (RedisError, OSError) as exc:
+            self._failed("ping", exc)
             return False
+        self._ok()
+        return ok
 
     async def get(self, key: str) -> CachedQuery | None:
-        """The cached entry, or None (miss or Redis down)."""
+        """The cached entry, or None (miss, Redis down, or breaker open)."""
+        if self._skip():
+            return None
         try:
             raw = await self.client.get(key)
         except (RedisError, OSError) as exc:
-            log.warning("cache_get_failed", error=str(exc))
+            self._failed("get", exc)
             return None
+        self._ok()
         return CachedQuery.loads(raw) if raw else None
 
     async def set(self, key: str, value: CachedQuery) -> None:
-        """Store an entry with the TTL (errors logged, not raised)."""
+        """Store an entry with the TTL (errors logged, not raised; skipped while the breaker is open)."""
+        if self._skip():
+            return
         try:
             await self.client.set(key, value.dumps(), ex=self.ttl_s)
         except (RedisError, OSError) as exc:
-            log.warning("cache_set_failed", error=str(exc))
+            self._failed("set", exc)
+            return
+        self._ok()
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -23,6 +23,11 @@ class GatewaySettings(ServiceSettings):
     search_address: str = Field("127.0.0.1:50053", description="Search service target.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for the query-vector cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a cached query vector set, seconds.")
+    cache_timeout_s: float = Field(0.05, description="Timeout of each Redis call, seconds (a slow cache is a miss).")
+    cache_breaker_open_s: float = Field(
+        2.0, description="After a Redis failure the cache is skipped this long, then probed again, seconds.")
+    require_cache: bool = Field(
+        False, description="Refuse to start (stay NOT_SERVING) while Redis is down; by default the gateway serves without it.")
     catalogue_url: str = Field(
         f"sqlite:///{VAR_DIR / 'catalogue.db'}", description="SQLAlchemy URL of the catalogue database."
     )

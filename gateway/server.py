@@ -37,7 +37,9 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
         try:
             await core.start()
             if not await core.cache.ping():
-                raise BackendUnavailable(f"redis at {settings.redis_url} does not answer")
+                if settings.require_cache:
+                    raise BackendUnavailable(f"redis at {settings.redis_url} does not answer")
+                log.warning("serving_without_cache", redis=settings.redis_url)
             break
         except BackendUnavailable as exc:
             if asyncio.get_running_loop().time() > deadline:

@@ -92,7 +92,7 @@ def gateway_settings(backends: dict | None, redis_url: str, var: Path, **overrid
 @pytest.fixture(scope="session")
 def make_gateway_settings(redis_server):
     """Factory fixture: ``make_gateway_settings(stack_or_None, var_dir, **overrides)``."""
-    return lambda backends, var, **overrides: gateway_settings(backends, redis_server.url, var, **overrides)
+    return lambda backends, var, **o: gateway_settings(backends, o.pop("redis_url", redis_server.url), var, **o)
 
 
 @pytest_asyncio.fixture(scope="session")

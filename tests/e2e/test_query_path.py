@@ -274,3 +274,26 @@ async def test_feedback_is_per_caller_and_moves_the_query(indexed, stack, tmp_pa
     moved = [abs(m.score - bob_scores[m.design.design_id]) for m in after_alice.matches if m.design.design_id in bob_scores]
     assert moved and max(moved) > 1e-3  # the query itself changed, not only the filter
     assert "feedback" in after_alice.timings_ms and "feedback" not in after_bob.timings_ms
+
+
+async def test_gateway_starts_and_answers_without_redis(indexed, stack, tmp_path, make_gateway_settings):
+    """Redis is a cache: with none listening the gateway still starts SERVING and answers queries."""
+    from designsearch.gateway.server import create_server
+    from designsearch.procs import free_port
+    from designsearch.v1 import gateway_pb2_grpc
+
+    _, queries, _ = indexed
+    url = stack["gateway"].core.catalogue.engine.url.render_as_string(hide_password=False)
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                                                        catalogue_url=url), ready_timeout_s=20)
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            h = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert h.status == health_pb2.HealthCheckResponse.SERVING
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[0].path.read_bytes()), k=3)
+            r1 = await stub.FindSimilar(req, timeout=30)
+            r2 = await stub.FindSimilar(req, timeout=30)
+            assert len(r1.matches) == 3 and not r1.cache_hit and not r2.cache_hit
+    finally:
+        await gateway.stop(0)

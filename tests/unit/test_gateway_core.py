@@ -281,3 +281,46 @@ async def test_export_feedback_writes_one_pair_per_dislike(core, images, tmp_pat
     rows = [json.loads(line) for line in (tmp_path / "fb.jsonl").read_text().splitlines()]
     assert rows == [{**rows[0], "query_image_sha256": qid, "negative_design_id": item.design_id, "label": 0,
                      "user_id": "anonymous", "model_version": core.embedder_version}]
+
+
+async def test_a_frozen_redis_costs_one_timeout_not_every_query(tmp_path, make_gateway_settings, images):
+    """Redis frozen (SIGSTOP): queries keep working at their normal latency (the circuit breaker skips
+    the cache after one short timeout), and the cache is used again once Redis is back."""
+    import os
+    import signal
+    import statistics
+    import time
+
+    from designsearch.procs import RedisProcess
+
+    catalogue, _ = images
+    redis = RedisProcess(tmp_path / "redis")
+    settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0, redis_url=redis.url,
+                                     catalogue_url=f"sqlite:///{tmp_path / 'c.db'}")
+    core = GatewayCore(MemoryBackends(), QueryCache(settings.redis_url, 60, timeout_s=0.05, open_s=0.5),
+                       Catalogue(settings.catalogue_url), settings)
+    try:
+        await core.start()
+        await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
+                                        for i in catalogue[:3]])
+        data = catalogue[0].path.read_bytes()
+
+        async def timed(**kw) -> float:
+            t = time.perf_counter()
+            await core.find_similar(data, 3, SearchFilter(), **kw)
+            return time.perf_counter() - t
+
+        normal = statistics.median([await timed(use_cache=False) for _ in range(5)])
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            frozen = [await timed() for _ in range(8)]
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        assert not core.cache.available or frozen[0] > 0.04  # the first query paid one timeout
+        assert statistics.median(frozen[1:]) < normal + 0.05  # then the cache is skipped
+        time.sleep(0.6)  # breaker half-open: the next call probes and finds Redis back
+        await timed()
+        assert core.cache.available and (await core.find_similar(data, 3, SearchFilter())).cache_hit
+    finally:
+        await core.close()
+        redis.stop()
