@@ -78,6 +78,21 @@ class FailedPrecondition(DesignSearchError):
     reason = "FAILED_PRECONDITION"
 
 
+class ResourceExhausted(DesignSearchError):
+    """A caller went over its rate limit: gRPC ``RESOURCE_EXHAUSTED`` with ``RetryInfo``.
+
+    Attributes:
+        retry_after_s: when the caller may try again, seconds.
+    """
+
+    code_name = "RESOURCE_EXHAUSTED"
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
 class Unauthenticated(DesignSearchError):
     """Missing or wrong API key: gRPC ``UNAUTHENTICATED``."""
 

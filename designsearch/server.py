@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import signal
 import time
 import uuid
@@ -37,6 +38,59 @@ log = get_logger("server")
 API_KEY_KEY = "x-api-key"
 
 
+def key_hash(key: str) -> str:
+    """sha256 hex of an API key; its first 12 digits are the key's id in logs and feedback."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    """Accepted API keys, kept as sha256 hashes only and compared in constant time.
+
+    Args:
+        keys: plain keys or ``sha256:<64 hex>`` hashes (so deployments can store no plain key).
+    """
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.hashes = [k.removeprefix("sha256:").lower() if k.startswith("sha256:") else key_hash(k) for k in keys if k]
+
+    def __bool__(self) -> bool:
+        return bool(self.hashes)
+
+    def check(self, key: str | None) -> str | None:
+        """The key id (``key:<12 hex>``) when ``key`` is accepted, else None; every stored hash is
+        compared (``hmac.compare_digest``), so the time taken does not tell which one came close."""
+        if not key:
+            return None
+        h = key_hash(key)
+        ok = False
+        for stored in self.hashes:
+            ok |= hmac.compare_digest(h, stored)
+        return f"key:{h[:12]}" if ok else None
+
+
+class RateLimiter:
+    """Token bucket per caller (``rate`` requests per second, bursts of ``burst``); 0 = no limit."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, max(burst, 1.0)
+        self._buckets: dict[str, tuple[float, float]] = {}  # caller → (tokens, last time)
+
+    def take(self, caller: str) -> float:
+        """0 when ``caller`` may proceed (a token is taken), else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(caller, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self._buckets[caller] = (tokens - 1, now)
+            return 0.0
+        self._buckets[caller] = (tokens, now)
+        if len(self._buckets) > 100_000:  # bounded memory under many distinct callers
+            self._buckets.clear()
+        return (1 - tokens) / self.rate
+
+
 def status_for(exc: errors.DesignSearchError) -> status_pb2.Status:
     """The ``google.rpc.Status`` (code, message, details) for a domain exception."""
     code = getattr(code_pb2, exc.code_name)
@@ -52,7 +106,7 @@ def status_for(exc: errors.DesignSearchError) -> status_pb2.Status:
             )
         )
         st.details.append(bad)
-    if isinstance(exc, errors.BackendUnavailable):
+    if isinstance(exc, (errors.BackendUnavailable, errors.ResourceExhausted)):
         retry = any_pb2.Any()
         delay = duration_pb2.Duration()
         delay.FromMilliseconds(int(exc.retry_after_s * 1000))
@@ -77,9 +131,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         open_methods: method-name prefixes that need no key (health, reflection).
     """
 
-    def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",)) -> None:
-        self.api_keys = frozenset(k for k in api_keys if k)
+    def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",),
+                 rate_limit_per_s: float = 0.0, rate_burst: float = 20.0) -> None:
+        self.api_keys = ApiKeys(api_keys)
         self.open_methods = open_methods
+        self.limiter = RateLimiter(rate_limit_per_s, rate_burst)
 
     async def intercept_service(self, continuation, handler_call_details):  # noqa: D102
         handler = await continuation(handler_call_details)
@@ -90,9 +146,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
         rid = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
-        key_ok = not self.api_keys or metadata.get(API_KEY_KEY) in self.api_keys or method.startswith(self.open_methods)
-        key = metadata.get(API_KEY_KEY)
-        who = f"key:{hashlib.sha256(key.encode()).hexdigest()[:12]}" if self.api_keys and key_ok and key else "anonymous"
+        key_id = self.api_keys.check(metadata.get(API_KEY_KEY)) if self.api_keys else None
+        key_ok = not self.api_keys or key_id is not None or method.startswith(self.open_methods)
+        who = key_id or "anonymous"
+        # (callers without a valid key share one rate-limit bucket per peer address: guessing keys is throttled too)
 
         def wrap(behavior):
             async def wrapped(request_or_iterator, context):
@@ -101,6 +158,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
+                    wait = self.limiter.take(key_id or f"peer:{context.peer()}")
+                    if wait > 0:
+                        raise errors.ResourceExhausted(f"rate limit of {self.limiter.rate:g} requests/s exceeded",
+                                                       retry_after_s=wait)
                     if not key_ok:
                         raise errors.Unauthenticated("missing or wrong API key (metadata 'x-api-key')")
                     return await behavior(request_or_iterator, context)
@@ -185,6 +246,8 @@ async def build_server(
     register: Callable[[grpc.aio.Server], list[str]],
     *,
     api_keys: Iterable[str] = (),
+    rate_limit_per_s: float = 0.0,
+    rate_burst: float = 20.0,
     max_message_mb: int = 64,
 ) -> Service:
     """Create and start a ``grpc.aio`` server with interceptors, health (NOT_SERVING) and reflection.
@@ -192,7 +255,9 @@ async def build_server(
     Args:
         settings: a :class:`designsearch.settings.ServiceSettings` (host, port, metrics_port).
         register: adds the service's servicers to the server; returns their full names.
-        api_keys: accepted API keys; empty = no authentication.
+        api_keys: accepted API keys (plain or ``sha256:<hex>``); empty = no authentication.
+        rate_limit_per_s, rate_burst: token bucket per caller (API-key id, or peer address without a
+            valid key); 0 = no limit. Over it: ``RESOURCE_EXHAUSTED`` with ``RetryInfo``.
         max_message_mb: largest request/response message in MiB (images travel in messages).
 
     Returns:
@@ -211,7 +276,8 @@ async def build_server(
         ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys)], options=options)
+    server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys, rate_limit_per_s=rate_limit_per_s,
+                                                              rate_burst=rate_burst)], options=options)
     names = register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

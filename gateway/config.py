@@ -32,7 +32,11 @@ class GatewaySettings(ServiceSettings):
         f"sqlite:///{VAR_DIR / 'catalogue.db'}", description="SQLAlchemy URL of the catalogue database."
     )
     collection_prefix: str = Field("designs", description="Collections are named <prefix>_<embedder version>.")
-    api_keys: list[str] = Field([], description="Accepted API keys (metadata 'x-api-key'); empty = no authentication.")
+    api_keys: list[str] = Field(
+        [], description="Accepted API keys (metadata 'x-api-key'), plain or as 'sha256:<hex>' hashes (only hashes are "
+                        "kept in memory); empty = no authentication.")
+    rate_limit_per_s: float = Field(0.0, description="Requests per second per API key (or per peer without one); 0 = no limit.")
+    rate_burst: float = Field(20.0, description="Burst size of the per-key rate limit, requests.")
     default_k: int = Field(6, description="Designs returned when a request leaves k at 0.")
     max_k: int = Field(100, description="Largest accepted k.")
     max_crops: int = Field(4, description="Most query crops searched per image (and the whole picture).")

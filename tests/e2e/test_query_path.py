@@ -111,7 +111,12 @@ async def test_dislike_drops_design_from_later_results(indexed, gateway_stub):
 async def test_api_key_is_required_when_configured(stack, tmp_path, small_catalogue, make_gateway_settings):
     from designsearch.gateway.server import create_server
 
-    gateway = await create_server(make_gateway_settings(stack, tmp_path, api_keys=["s3cret"]))
+    import hashlib
+
+    # the key is configured by its hash only; 3 calls may burst, then 1 per second
+    gateway = await create_server(make_gateway_settings(
+        stack, tmp_path, api_keys=["sha256:" + hashlib.sha256(b"s3cret").hexdigest()], rate_limit_per_s=1,
+        rate_burst=3))
     try:
         async with grpc.aio.insecure_channel(gateway.address) as channel:
             from designsearch.v1 import gateway_pb2_grpc
@@ -125,6 +130,18 @@ async def test_api_key_is_required_when_configured(stack, tmp_path, small_catalo
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
             r = await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
             assert r.collection.startswith("designs_")
+            # the key's bucket: one more call is fine (burst 3: one taken above), then RESOURCE_EXHAUSTED + RetryInfo
+            await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
+            await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            from google.rpc import error_details_pb2
+            from grpc_status import rpc_status
+
+            retry = error_details_pb2.RetryInfo()
+            assert any(d.Unpack(retry) for d in rpc_status.from_call(info.value).details)
+            assert 0 < retry.retry_delay.ToMilliseconds() <= 1000
             # health stays open without a key (Kubernetes probes carry none)
             h = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert h.status == health_pb2.HealthCheckResponse.SERVING
