@@ -18,11 +18,17 @@ class DesignSearchError(Exception):
 
     code_name = "INTERNAL"
     reason = "INTERNAL"
+    #: Longest message and field sent to a client, characters (an echoed request value cannot grow
+    #: the error past gRPC's header limits).
+    MAX_MESSAGE = 1000
+    MAX_FIELD = 200
 
     def __init__(self, message: str, *, field: str | None = None, reason: str | None = None) -> None:
+        if len(message) > self.MAX_MESSAGE:
+            message = message[: self.MAX_MESSAGE - 30] + f"… [{len(message)} chars]"
         super().__init__(message)
         self.message = message
-        self.field = field
+        self.field = field[: self.MAX_FIELD] if field else field
         if reason is not None:
             self.reason = reason
 

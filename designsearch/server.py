@@ -191,15 +191,62 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapped
 
+        deserialize = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                wrap(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+                wrap(_checked_unary(handler.unary_unary)), deserialize, handler.response_serializer
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                wrap(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+                wrap(_checked_stream(handler.stream_unary)), deserialize, handler.response_serializer
             )
         return handler
+
+
+class _Malformed:
+    """Stands for a request message that did not parse (so the handler can answer INVALID_ARGUMENT)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(deserializer):
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+            return _Malformed(f"{type(exc).__name__}: {exc}")
+
+    return parse
+
+
+def _malformed(request: _Malformed) -> errors.InvalidArgument:
+    return errors.InvalidArgument(f"malformed request message ({request.error[:200]})", field="request")
+
+
+def _checked_unary(behavior):
+    async def checked(request, context):
+        if isinstance(request, _Malformed):
+            raise _malformed(request)
+        return await behavior(request, context)
+
+    return checked
+
+
+def _checked_stream(behavior):
+    async def checked(request_iterator, context):
+        async def messages():
+            async for request in request_iterator:
+                if isinstance(request, _Malformed):
+                    raise _malformed(request)
+                yield request
+
+        return await behavior(messages(), context)
+
+    return checked
 
 
 class Service:

@@ -361,6 +361,8 @@ class QueryService:
         """
         if len(query_id) != 64 or any(c not in "0123456789abcdef" for c in query_id):
             raise InvalidArgument("query_id must be the 64-hex sha256 returned by FindSimilar", field="query_id")
+        if not design_id or len(design_id) > 128:
+            raise InvalidArgument("design_id must be 1-128 characters", field="design_id")
         if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
             raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
         await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id, caller.get(), self.live.embedder_version)

@@ -171,3 +171,16 @@ async def test_catalogued_bytes_under_another_design_are_already_exists_not_a_si
     assert r.results[0].failure.code == code_pb2.ALREADY_EXISTS and img.design_id in r.results[0].error
     after = await gateway_stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10)
     assert (after.designs, after.images, after.points) == (before.designs, before.images, before.points)
+
+
+async def test_malformed_messages_and_huge_echoes_get_bounded_invalid_argument(indexed, stack, gateway_stub):
+    """A request that is not a protobuf message is INVALID_ARGUMENT (not UNKNOWN/INTERNAL); an error
+    that echoes a 100,000-character value stays short."""
+    async with grpc.aio.insecure_channel(stack["gateway"].address) as channel:
+        raw = channel.unary_unary("/designsearch.v1.GatewayService/FindSimilar")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await raw(b"\xff\xff\xff\xff not protobuf", timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed" in info.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await gateway_stub.Dislike(gateway_pb2.DislikeRequest(query_id="a" * 64, design_id="x" * 100_000), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(info.value.details()) <= 1000
