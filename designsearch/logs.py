@@ -22,16 +22,30 @@ def _add_request_id(_, __, event_dict):
     return event_dict
 
 
+def _add_caller(_, __, event_dict):
+    who = caller.get()
+    if who != "anonymous":
+        event_dict.setdefault("caller", who)
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
-    """Configure structlog (and stdlib logging) once per process; writes to stderr."""
+    """Configure structlog (and stdlib logging) once per process; writes to stderr.
+
+    JSON lines carry an exception's type, message and traceback as structured fields
+    (``exception``: structlog's ``dict_tracebacks``), so ``log.exception(...)`` is searchable.
+    """
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO), format="%(message)s")
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    exceptions = [structlog.processors.dict_tracebacks] if json else []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             _add_request_id,
+            _add_caller,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
+            *exceptions,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),

@@ -25,3 +25,17 @@ def test_rate_limit_and_unavailable_carry_retry_info():
         retry = error_details_pb2.RetryInfo()
         assert st.code == code and any(d.Unpack(retry) for d in st.details)
         assert retry.retry_delay.ToMilliseconds() == int(exc.retry_after_s * 1000)
+
+
+def test_json_logs_carry_the_exception_type_message_and_traceback():
+    import json
+    import subprocess
+    import sys
+
+    code = ("from designsearch.logs import configure_logging, get_logger\n"
+            "configure_logging('INFO', True)\n"
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    get_logger('t').exception('rpc_internal_error')\n")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    line = json.loads(err.strip().splitlines()[-1])
+    exc = line["exception"][0]
+    assert (exc["exc_type"], exc["exc_value"]) == ("ZeroDivisionError", "division by zero") and exc["frames"]
