@@ -43,6 +43,13 @@ def make_channel(address: str, max_message_mb: int = 64) -> grpc.aio.Channel:
         ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
         ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
         ("grpc.enable_retries", 1),
+        # recover within ~1 s once a backend is back (the default back-off grows to 120 s)
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+        # notice a dead peer on an idle connection
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
     ]
     return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor()])
 

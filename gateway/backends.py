@@ -5,6 +5,7 @@ Every call has a deadline and maps failures to domain errors (:func:`designsearc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -148,6 +149,21 @@ class GrpcBackends:
         r = await call(self.search.CountPoints, search_pb2.CountPointsRequest(collection=collection),
                        timeout=self.timeouts["search"], backend="search")
         return r.count
+
+    async def check(self, timeout_s: float = 1.0) -> list[str]:
+        """Names of the backends that do not answer a cheap call within ``timeout_s`` (readiness)."""
+        async def probe(name, method, request):
+            try:
+                await call(method, request, timeout=timeout_s, backend=name)
+                return None
+            except BackendUnavailable:
+                return name
+
+        results = await asyncio.gather(
+            probe("segmenter", self.segmenter.GetSegmenterInfo, segmenter_pb2.GetSegmenterInfoRequest()),
+            probe("search", self.search.ListCollections, search_pb2.ListCollectionsRequest()),
+            *[probe("embedder", stub.GetModelInfo, embedder_pb2.GetModelInfoRequest()) for stub in self.embedders])
+        return sorted({r for r in results if r})
 
     async def close(self) -> None:
         """Close the channels."""

@@ -26,6 +26,8 @@ class GatewaySettings(ServiceSettings):
     cache_timeout_s: float = Field(0.05, description="Timeout of each Redis call, seconds (a slow cache is a miss).")
     cache_breaker_open_s: float = Field(
         2.0, description="After a Redis failure the cache is skipped this long, then probed again, seconds.")
+    health_interval_s: float = Field(
+        1.0, description="How often the backends are probed for readiness (NOT_SERVING while one is down), seconds.")
     require_cache: bool = Field(
         False, description="Refuse to start (stay NOT_SERVING) while Redis is down; by default the gateway serves without it.")
     catalogue_url: str = Field(

@@ -104,6 +104,10 @@ class Backends(Protocol):
         """Points in a collection."""
         ...
 
+    async def check(self) -> list[str]:
+        """Names of the backends that do not answer a cheap call now (empty = all reachable)."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

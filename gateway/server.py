@@ -49,7 +49,30 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
             log.info("waiting_for_backends", error=exc.message)
             await asyncio.sleep(0.5)
     await service.set_serving(True)
+    watcher = asyncio.create_task(_watch_backends(service, core, settings.health_interval_s))
+
+    async def stop_watching() -> None:
+        watcher.cancel()
+
+    service.on_stop.insert(0, stop_watching)
     return service
+
+
+async def _watch_backends(service: Service, core, interval_s: float) -> None:
+    """Readiness that tells the truth: NOT_SERVING while a backend does not answer, SERVING again
+    as soon as all do (checked every ``interval_s``)."""
+    serving = True
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            down = await core.backends.check(timeout_s=min(1.0, interval_s))
+        except Exception as exc:  # noqa: BLE001 - the watcher never dies
+            log.warning("backend_check_failed", error_type=type(exc).__name__)
+            continue
+        if bool(down) == serving:
+            serving = not down
+            await service.set_serving(serving)
+            log.warning("readiness", serving=serving, down=down)
 
 
 async def serve() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -314,3 +316,41 @@ async def test_gateway_starts_and_answers_without_redis(indexed, stack, tmp_path
             assert len(r1.matches) == 3 and not r1.cache_hit and not r2.cache_hit
     finally:
         await gateway.stop(0)
+
+
+async def test_readiness_follows_the_embedder(stack, tmp_path, embedder_model, make_gateway_settings):
+    """The gateway says NOT_SERVING while its embedder is down and SERVING again within 2 s of its return."""
+    import time
+
+    from designsearch.gateway.server import create_server
+    from designsearch.procs import free_port
+    from designsearch.services.embedder.config import EmbedderSettings
+    from designsearch.services.embedder.server import create_server as create_embedder
+
+    port = free_port()
+    embedder = await create_embedder(EmbedderSettings(port=port, model_path=embedder_model))
+    settings = make_gateway_settings(stack, tmp_path, embedder_address=f"127.0.0.1:{port}", health_interval_s=0.2)
+    gateway = await create_server(settings)
+
+    async def status() -> int:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            r = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            return r.status
+
+    async def wait_for(expected: int, within_s: float) -> float:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < within_s:
+            if await status() == expected:
+                return time.monotonic() - t0
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"health not {expected} within {within_s} s")
+
+    try:
+        assert await status() == health_pb2.HealthCheckResponse.SERVING
+        await embedder.stop(0)
+        await wait_for(health_pb2.HealthCheckResponse.NOT_SERVING, 5)
+        embedder = await create_embedder(EmbedderSettings(port=port, model_path=embedder_model))
+        assert await wait_for(health_pb2.HealthCheckResponse.SERVING, 5) <= 2.0
+    finally:
+        await gateway.stop(0)
+        await embedder.stop(0)
