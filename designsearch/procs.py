@@ -6,6 +6,7 @@ Used by ``designsearch up``/``demo`` and by the tests (which need a real Redis o
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -231,6 +232,10 @@ class Stack:
                 "DESIGNSEARCH_GATEWAY_REDIS_URL": self.redis.url,
                 "DESIGNSEARCH_GATEWAY_CATALOGUE_URL": f"sqlite:///{self.var_dir / 'catalogue.db'}",
             })
+            # internal calls authenticated even on one machine: a fresh token per stack, shared by all four
+            token = secrets.token_hex(16)
+            for name in ("SEGMENTER", "EMBEDDER", "SEARCH", "GATEWAY"):
+                env.setdefault(f"DESIGNSEARCH_{name}_INTERNAL_TOKEN", token)
             env.update(self.extra_env)
             for name, module in self.MODULES.items():
                 log = open(self.var_dir / "logs" / f"{name}.log", "ab")

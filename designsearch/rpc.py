@@ -9,14 +9,24 @@ from designsearch.logs import request_id
 from designsearch.telemetry import REQUEST_ID_KEY
 
 
+#: Metadata key of the internal service token.
+INTERNAL_TOKEN_KEY = "x-internal-token"
+
+
 class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):
-    """Adds the current request id (contextvar) to every outgoing call's metadata."""
+    """Adds the current request id (contextvar) and the internal service token, if any, to every
+    outgoing call's metadata."""
+
+    def __init__(self, token: str = "") -> None:
+        self.token = token
 
     def _details(self, details):
         metadata = list(details.metadata or [])
         rid = request_id.get()
         if rid != "-" and not any(k == REQUEST_ID_KEY for k, _ in metadata):
             metadata.append((REQUEST_ID_KEY, rid))
+        if self.token:
+            metadata.append((INTERNAL_TOKEN_KEY, self.token))
         return grpc.aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
@@ -28,7 +38,7 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Strea
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-def make_channel(address: str, max_message_mb: int = 64) -> grpc.aio.Channel:
+def make_channel(address: str, max_message_mb: int = 64, token: str = "") -> grpc.aio.Channel:
     """An insecure ``grpc.aio`` channel with client-side round-robin load balancing.
 
     In Kubernetes, give ``dns:///<headless-service>:<port>`` so every pod behind the headless
@@ -37,6 +47,7 @@ def make_channel(address: str, max_message_mb: int = 64) -> grpc.aio.Channel:
     Args:
         address: ``host:port`` or a gRPC target URI.
         max_message_mb: largest message in MiB.
+        token: internal service token sent with every call (``x-internal-token``); empty = none.
     """
     options = [
         ("grpc.lb_policy_name", "round_robin"),
@@ -51,7 +62,7 @@ def make_channel(address: str, max_message_mb: int = 64) -> grpc.aio.Channel:
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 5_000),
     ]
-    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor()])
+    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor(token)])
 
 
 _CODE_TO_ERROR = {

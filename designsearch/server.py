@@ -33,6 +33,9 @@ from designsearch import errors
 from designsearch.logs import caller, get_logger, request_id
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
 
+#: Metadata key of the internal service token (the same as :data:`designsearch.rpc.INTERNAL_TOKEN_KEY`).
+INTERNAL_TOKEN_KEY = "x-internal-token"
+
 log = get_logger("server")
 
 API_KEY_KEY = "x-api-key"
@@ -132,8 +135,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",),
-                 rate_limit_per_s: float = 0.0, rate_burst: float = 20.0) -> None:
+                 rate_limit_per_s: float = 0.0, rate_burst: float = 20.0, internal_token: str = "") -> None:
         self.api_keys = ApiKeys(api_keys)
+        self.internal_token = key_hash(internal_token) if internal_token else ""
         self.open_methods = open_methods
         self.limiter = RateLimiter(rate_limit_per_s, rate_burst)
 
@@ -148,6 +152,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         rid = metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:16]
         key_id = self.api_keys.check(metadata.get(API_KEY_KEY)) if self.api_keys else None
         key_ok = not self.api_keys or key_id is not None or method.startswith(self.open_methods)
+        if self.internal_token and not method.startswith(self.open_methods):
+            token = metadata.get(INTERNAL_TOKEN_KEY) or ""
+            key_ok = key_ok and hmac.compare_digest(key_hash(token), self.internal_token)
         who = key_id or "anonymous"
         # (callers without a valid key share one rate-limit bucket per peer address: guessing keys is throttled too)
 
@@ -163,7 +170,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                         raise errors.ResourceExhausted(f"rate limit of {self.limiter.rate:g} requests/s exceeded",
                                                        retry_after_s=wait)
                     if not key_ok:
-                        raise errors.Unauthenticated("missing or wrong API key (metadata 'x-api-key')")
+                        raise errors.Unauthenticated("missing or wrong credentials (metadata 'x-api-key' or, on internal "
+                                                     "services, 'x-internal-token')")
                     return await behavior(request_or_iterator, context)
                 except errors.DesignSearchError as exc:
                     code = exc.code_name
@@ -295,6 +303,7 @@ async def build_server(
     api_keys: Iterable[str] = (),
     rate_limit_per_s: float = 0.0,
     rate_burst: float = 20.0,
+    internal_token: str = "",
     max_message_mb: int = 64,
 ) -> Service:
     """Create and start a ``grpc.aio`` server with interceptors, health (NOT_SERVING) and reflection.
@@ -305,6 +314,8 @@ async def build_server(
         api_keys: accepted API keys (plain or ``sha256:<hex>``); empty = no authentication.
         rate_limit_per_s, rate_burst: token bucket per caller (API-key id, or peer address without a
             valid key); 0 = no limit. Over it: ``RESOURCE_EXHAUSTED`` with ``RetryInfo``.
+        internal_token: service token every call must carry (``x-internal-token``; health and
+            reflection excepted); empty = none. Compared as hashes in constant time.
         max_message_mb: largest request/response message in MiB (images travel in messages).
 
     Returns:
@@ -324,7 +335,8 @@ async def build_server(
         ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]
     server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys, rate_limit_per_s=rate_limit_per_s,
-                                                              rate_burst=rate_burst)], options=options)
+                                                              rate_burst=rate_burst, internal_token=internal_token)],
+                             options=options)
     names = register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

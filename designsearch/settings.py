@@ -72,3 +72,7 @@ class ServiceSettings(BaseSettings):
         86_400.0, description="Time RPCs running on an aged connection (long ingestion streams) get to finish, seconds.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")
+    internal_token: str = Field(
+        "", description="Service token of the internal API: the segmenter, embedder and search services require it "
+                        "in metadata 'x-internal-token' and the gateway sends it; the same value everywhere (a "
+                        "Kubernetes Secret); empty = internal calls are not authenticated (one machine, loopback).")

@@ -118,7 +118,7 @@ def build_core(settings: GatewaySettings, embedder_addresses: Sequence[str] | No
     embedders = list(embedder_addresses or [settings.embedder_address, *settings.upgrade_embedder_addresses])
     backends = GrpcBackends(settings.segmenter_address, embedders, settings.search_address,
                             {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
-                             "search": settings.search_timeout_s})
+                             "search": settings.search_timeout_s}, internal_token=settings.internal_token)
     cache = QueryCache(settings.redis_url, settings.cache_ttl_s, timeout_s=settings.cache_timeout_s,
                        open_s=settings.cache_breaker_open_s)
     return GatewayCore(backends, cache, Catalogue(settings.catalogue_url),

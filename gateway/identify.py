@@ -49,7 +49,7 @@ async def identify(query: QueryService, image: bytes, flt: SearchFilter, domain:
     if not 0 <= neighbours <= query.max_k:
         raise InvalidArgument(f"neighbours {neighbours} outside 1..{query.max_k} (0 = {default_neighbours})",
                               field="neighbours")
-    result = await query.find_similar(image, neighbours or default_neighbours, flt, domain)
+    result = await query.find_similar(image, neighbours or default_neighbours, flt, domain, use_feedback=False)
     labels: dict[tuple[str, str, int], Candidate] = {}
     for m in result.matches:
         c = labels.setdefault((m.brand, m.model, m.year), Candidate(m.brand, m.model, m.year, 0.0, m.score))

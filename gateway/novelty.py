@@ -49,7 +49,7 @@ async def novelty(query: QueryService, image: bytes, k: int, flt: SearchFilter, 
     Raises:
         InvalidArgument / InvalidImage: bad request. BackendUnavailable: a backend is down.
     """
-    result = await query.find_similar(image, k, flt, domain)
+    result = await query.find_similar(image, k, flt, domain, use_feedback=False)
     best = max((m.cosine for m in result.matches), default=0.0)
     return NoveltyResult(min(max(1.0 - best, 0.0), 2.0), result.matches, result.embedder_version, result.query_id)
 

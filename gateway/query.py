@@ -229,7 +229,7 @@ class QueryService:
         return k or self.default_k
 
     async def find_similar(self, image: bytes, k: int, flt: SearchFilter, domain: str = DOMAIN_AUTO,
-                           use_cache: bool = True) -> QueryResult:
+                           use_cache: bool = True, use_feedback: bool = True) -> QueryResult:
         """The ``k`` catalogue designs most similar to ``image``.
 
         The image is embedded as every crop the segmenter finds and as the whole picture (one
@@ -244,6 +244,8 @@ class QueryService:
             flt: payload filter.
             domain: ``auto`` (sketch-like images → sketch), ``photo`` or ``sketch``.
             use_cache: read the cache (it is always written).
+            use_feedback: apply the caller's dislikes of this image (drop and move away); Identify and
+                novelty, which describe the image itself, do not.
 
         Returns:
             Matches ordered by descending fused score (best cosine plus agreement bonus), one per
@@ -260,7 +262,7 @@ class QueryService:
         q = await self.embed_query(image, domain, use_cache, timer)
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
-        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get())
+        disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get()) if use_feedback else []
         if disliked:  # this caller's feedback on this query: drop those designs, move the query away from them
             flt = dataclasses.replace(flt, exclude_design_ids=tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
             with timer.stage("feedback"):

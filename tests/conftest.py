@@ -14,6 +14,8 @@ from designsearch.procs import PostgresProcess, RedisProcess
 from designsearch.settings import default_data_dir
 
 DATA = default_data_dir()
+#: The internal service token of the test stack.
+INTERNAL_TOKEN = "test-internal-token"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -85,7 +87,7 @@ def gateway_settings(backends: dict | None, redis_url: str, var: Path, **overrid
     addresses = {} if backends is None else {
         "segmenter_address": backends["segmenter"].address, "embedder_address": backends["embedder"].address,
         "search_address": backends["search"].address}
-    return GatewaySettings(**{"port": 0, **addresses, "redis_url": redis_url,
+    return GatewaySettings(**{"port": 0, **addresses, "redis_url": redis_url, "internal_token": INTERNAL_TOKEN,
                               "catalogue_url": f"sqlite:///{var / 'catalogue.db'}", "api_keys": [], **overrides})
 
 
@@ -108,10 +110,12 @@ async def stack(tmp_path_factory, redis_server, postgres_server, embedder_model)
     from designsearch.services.segmenter.server import create_server as create_segmenter
 
     var = tmp_path_factory.mktemp("var")
-    segmenter = await create_segmenter(SegmenterSettings(port=0))
-    embedder = await create_embedder(EmbedderSettings(port=0, model_path=embedder_model))
+    token = INTERNAL_TOKEN  # internal calls authenticated, as in production
+    segmenter = await create_segmenter(SegmenterSettings(port=0, internal_token=token))
+    embedder = await create_embedder(EmbedderSettings(port=0, model_path=embedder_model, internal_token=token))
     search = await create_search(SearchSettings(port=0, engine=os.environ.get("DESIGNSEARCH_TEST_ENGINE", "edge"),
-                                                path=str(var / "index"), snapshot_dir=str(var / "snapshots")))
+                                                path=str(var / "index"), snapshot_dir=str(var / "snapshots"),
+                                                internal_token=token))
     backends = {"segmenter": segmenter, "embedder": embedder, "search": search}
     gateway = await create_gateway(gateway_settings(backends, redis_server.url, var,
                                                     catalogue_url=postgres_server.create_database("stack")))

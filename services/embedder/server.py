@@ -30,7 +30,7 @@ async def create_server(settings: EmbedderSettings | None = None) -> Service:
     # (tens of ms); do it before SERVING so the first real request does not pay for it.
     size = embedder.input_size
     await asyncio.to_thread(embedder.embed, [np.full((size, size, 3), 128, dtype=np.uint8)] * 2)
-    service = await build_server(settings, register)
+    service = await build_server(settings, register, internal_token=settings.internal_token)
     batcher.start()
     service.on_stop.append(batcher.stop)
     service.embed_service = service_core  # for in-process tests and benchmarks

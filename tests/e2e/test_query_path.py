@@ -25,15 +25,41 @@ async def test_all_services_report_serving(stack):
                 assert r.status == health_pb2.HealthCheckResponse.SERVING, (name, svc)
 
 
+async def test_internal_services_refuse_calls_without_the_service_token(stack):
+    """Segmenter, embedder and search answer only callers holding the internal token (health stays open)."""
+    from designsearch.internal.v1 import (embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc, segmenter_pb2,
+                                          segmenter_pb2_grpc)
+    from tests.conftest import INTERNAL_TOKEN
+
+    calls = [("segmenter", lambda ch: segmenter_pb2_grpc.SegmenterServiceStub(ch).GetSegmenterInfo,
+              segmenter_pb2.GetSegmenterInfoRequest()),
+             ("embedder", lambda ch: embedder_pb2_grpc.EmbedderServiceStub(ch).GetModelInfo,
+              embedder_pb2.GetModelInfoRequest()),
+             ("search", lambda ch: search_pb2_grpc.SearchServiceStub(ch).ListCollections,
+              search_pb2.ListCollectionsRequest())]
+    for name, method, request in calls:
+        async with grpc.aio.insecure_channel(stack[name].address) as channel:
+            for metadata in ([], [("x-internal-token", "guess")]):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await method(channel)(request, timeout=5, metadata=metadata)
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, name
+            await method(channel)(request, timeout=5, metadata=[("x-internal-token", INTERNAL_TOKEN)])
+            h = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert h.status == health_pb2.HealthCheckResponse.SERVING
+
+
 async def test_segmenter_reports_the_version_it_segments_with(stack, small_catalogue):
     """GetSegmenterInfo (used by the gateway for its cache key) names the model that answers Segment."""
     from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
+    from tests.conftest import INTERNAL_TOKEN
 
+    token = [("x-internal-token", INTERNAL_TOKEN)]
     async with grpc.aio.insecure_channel(stack["segmenter"].address) as channel:
         stub = segmenter_pb2_grpc.SegmenterServiceStub(channel)
-        info = await stub.GetSegmenterInfo(segmenter_pb2.GetSegmenterInfoRequest(), timeout=5)
+        info = await stub.GetSegmenterInfo(segmenter_pb2.GetSegmenterInfoRequest(), timeout=5, metadata=token)
         image = small_catalogue[0][0].path.read_bytes()
-        seg = await stub.Segment(segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image)), timeout=30)
+        seg = await stub.Segment(segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image)), timeout=30,
+                                 metadata=token)
     assert info.model_version == seg.model_version and info.model_version.startswith(info.detector + ":")
     assert stack["gateway"].core.live.segmenter_version == info.model_version
 
