@@ -51,7 +51,7 @@ PEERS = ("segmenter", "embedder", "search")
 #: Services scaled by a HorizontalPodAutoscaler on CPU.
 AUTOSCALED = ("embedder", "segmenter")
 #: Keys of the designsearch-secrets Secret that deploy/README.md tells the operator to create.
-SECRET_KEYS = {"api-keys", "postgres-password", "qdrant-api-key"}
+SECRET_KEYS = {"api-keys", "postgres-password", "qdrant-api-key", "internal-token"}
 #: Wiring every deployment (Kubernetes and compose) must set, per service prefix.
 REQUIRED_SETTINGS = {
     "gateway": {"host", "port", "log_json", "metrics_port", "grace_s", "segmenter_address", "embedder_address",
@@ -437,3 +437,17 @@ def test_dockerfile():
     for source in re.findall(r"^COPY (?!--from)(\S+) ", text, re.M):
         if source != ".":
             assert f"!{source}" in ignore, source
+
+
+def test_network_policies_keep_the_internal_services_behind_the_gateway():
+    policies = {d["metadata"]["name"]: d for _, d in DOCS if d["kind"] == "NetworkPolicy"}
+    internal = policies["internal-services-from-gateway"]["spec"]
+    assert set(internal["podSelector"]["matchExpressions"][0]["values"]) == {"segmenter", "embedder", "search"}
+    grpc_rule = internal["ingress"][0]
+    assert grpc_rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    assert all("from" not in rule for rule in internal["ingress"][1:])  # open rules: metrics port only
+    assert {p["port"] for rule in internal["ingress"][1:] for p in rule["ports"]} == {9090}
+    stores = policies["stores-from-gateway"]["spec"]["ingress"][0]["from"]
+    assert stores == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    qdrant = policies["qdrant-from-search"]["spec"]["ingress"][0]["from"]
+    assert qdrant == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "search"}}}]
