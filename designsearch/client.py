@@ -11,6 +11,9 @@ Example::
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import grpc
@@ -58,11 +61,18 @@ class DesignSearchClient:
         address: ``host:port`` of the gateway.
         api_key: sent as ``x-api-key`` when set.
         timeout_s: deadline of FindSimilar calls.
+        tls_ca: PEM CA bundle to verify a TLS gateway with; None = the file named by
+            ``$DESIGNSEARCH_TLS_CA`` when set (the CLI uses that), else plaintext (loopback, tests).
     """
 
-    def __init__(self, address: str, api_key: str | None = None, timeout_s: float = 30.0) -> None:
-        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                                                ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+    def __init__(self, address: str, api_key: str | None = None, timeout_s: float = 30.0,
+                 tls_ca: bytes | None = None) -> None:
+        if tls_ca is None and os.environ.get("DESIGNSEARCH_TLS_CA"):
+            tls_ca = Path(os.environ["DESIGNSEARCH_TLS_CA"]).read_bytes()
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+        self.channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca), options=options)
+                        if tls_ca is not None else grpc.insecure_channel(address, options=options))
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata = [("x-api-key", api_key)] if api_key else []
         self.timeout_s = timeout_s

@@ -38,8 +38,8 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Strea
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-def make_channel(address: str, max_message_mb: int = 64, token: str = "") -> grpc.aio.Channel:
-    """An insecure ``grpc.aio`` channel with client-side round-robin load balancing.
+def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca: bytes | None = None) -> grpc.aio.Channel:
+    """A ``grpc.aio`` channel (TLS when ``tls_ca`` is given) with client-side round-robin load balancing.
 
     In Kubernetes, give ``dns:///<headless-service>:<port>`` so every pod behind the headless
     Service gets calls (a ClusterIP would pin the HTTP/2 connection to one pod).
@@ -48,6 +48,7 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "") -> grp
         address: ``host:port`` or a gRPC target URI.
         max_message_mb: largest message in MiB.
         token: internal service token sent with every call (``x-internal-token``); empty = none.
+        tls_ca: PEM CA bundle to verify the server with; None = a plaintext channel.
     """
     options = [
         ("grpc.lb_policy_name", "round_robin"),
@@ -62,7 +63,11 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "") -> grp
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 5_000),
     ]
-    return grpc.aio.insecure_channel(address, options=options, interceptors=[_RequestIdInterceptor(token)])
+    interceptors = [_RequestIdInterceptor(token)]
+    if tls_ca is not None:
+        return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca),
+                                       options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
 
 
 _CODE_TO_ERROR = {

@@ -341,7 +341,15 @@ async def build_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if getattr(settings, "tls_cert_file", "") and getattr(settings, "tls_key_file", ""):
+        from pathlib import Path
+
+        creds = grpc.ssl_server_credentials([(Path(settings.tls_key_file).read_bytes(),
+                                              Path(settings.tls_cert_file).read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"could not bind {settings.host}:{settings.port}")
     await server.start()

@@ -72,6 +72,11 @@ class ServiceSettings(BaseSettings):
         86_400.0, description="Time RPCs running on an aged connection (long ingestion streams) get to finish, seconds.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")
+    tls_cert_file: str = Field("", description="PEM certificate chain of this server; with tls_key_file the port "
+                                                 "serves TLS only (empty = plaintext, for loopback).")
+    tls_key_file: str = Field("", description="PEM private key of tls_cert_file.")
+    tls_ca_file: str = Field("", description="PEM CA bundle this service trusts when it calls other services over TLS "
+                                             "(the gateway's backends); empty = plaintext calls.")
     internal_token: str = Field(
         "", description="Service token of the internal API: the segmenter, embedder and search services require it "
                         "in metadata 'x-internal-token' and the gateway sends it; the same value everywhere (a "

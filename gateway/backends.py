@@ -33,11 +33,12 @@ class GrpcBackends:
         embedders: gRPC targets of the embedders (usually one).
         timeouts: deadlines in seconds for ``segment``, ``embed`` and ``search`` calls.
         internal_token: the internal services' token, sent with every call.
+        tls_ca: PEM CA bundle of the backends' TLS certificates; None = plaintext.
     """
 
     def __init__(self, segmenter: str, embedders: Sequence[str], search: str, timeouts: dict[str, float],
-                 internal_token: str = "") -> None:
-        self.channels = [make_channel(a, token=internal_token) for a in (segmenter, search, *embedders)]
+                 internal_token: str = "", tls_ca: bytes | None = None) -> None:
+        self.channels = [make_channel(a, token=internal_token, tls_ca=tls_ca) for a in (segmenter, search, *embedders)]
         self.segmenter = segmenter_pb2_grpc.SegmenterServiceStub(self.channels[0])
         self.search = search_pb2_grpc.SearchServiceStub(self.channels[1])
         self.embedders = [embedder_pb2_grpc.EmbedderServiceStub(ch) for ch in self.channels[2:]]

@@ -10,6 +10,7 @@ gRPC server and the CLI alike.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from collections.abc import Sequence
 
 from designsearch.gateway.cache import QueryCache
@@ -118,7 +119,8 @@ def build_core(settings: GatewaySettings, embedder_addresses: Sequence[str] | No
     embedders = list(embedder_addresses or [settings.embedder_address, *settings.upgrade_embedder_addresses])
     backends = GrpcBackends(settings.segmenter_address, embedders, settings.search_address,
                             {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
-                             "search": settings.search_timeout_s}, internal_token=settings.internal_token)
+                             "search": settings.search_timeout_s}, internal_token=settings.internal_token,
+                            tls_ca=Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None)
     cache = QueryCache(settings.redis_url, settings.cache_ttl_s, timeout_s=settings.cache_timeout_s,
                        open_s=settings.cache_breaker_open_s)
     return GatewayCore(backends, cache, Catalogue(settings.catalogue_url),

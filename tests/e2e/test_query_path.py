@@ -380,3 +380,37 @@ async def test_readiness_follows_the_embedder(stack, tmp_path, embedder_model, m
     finally:
         await gateway.stop(0)
         await embedder.stop(0)
+
+
+async def test_tls_round_trip(indexed, stack, tmp_path, make_gateway_settings):
+    """A gateway serving TLS from certificate files: a client trusting the CA is answered over TLS; a
+    plaintext client is not."""
+    import subprocess
+
+    from designsearch.client import DesignSearchClient
+    from designsearch.gateway.server import create_server
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    url = stack["gateway"].core.catalogue.engine.url.render_as_string(hide_password=False)
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, catalogue_url=url, tls_cert_file=str(cert),
+                                                        tls_key_file=str(key)))
+    try:
+        address = f"localhost:{gateway.port}"
+
+        def over_tls():
+            with DesignSearchClient(address, tls_ca=cert.read_bytes(), timeout_s=10) as client:
+                return client.stats()
+
+        def plaintext():
+            with DesignSearchClient(address, timeout_s=3) as client:
+                return client.stats()
+
+        stats = await asyncio.to_thread(over_tls)
+        assert stats.images > 0
+        with pytest.raises(grpc.RpcError):
+            await asyncio.to_thread(plaintext)
+    finally:
+        await gateway.stop(0)
