@@ -12,9 +12,8 @@ Example::
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
 
 import grpc
 from grpc_status import rpc_status
