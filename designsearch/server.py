@@ -156,7 +156,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             token = metadata.get(INTERNAL_TOKEN_KEY) or ""
             key_ok = key_ok and hmac.compare_digest(key_hash(token), self.internal_token)
         who = key_id or "anonymous"
-        # (callers without a valid key share one rate-limit bucket per peer address: guessing keys is throttled too)
 
         def wrap(behavior):
             async def wrapped(request_or_iterator, context):
@@ -165,7 +164,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 start = time.perf_counter()
                 code = "OK"
                 try:
-                    wait = self.limiter.take(key_id or f"peer:{context.peer()}")
+                    # callers without a valid key share one bucket per peer address (the port dropped), so
+                    # guessing keys is throttled too
+                    wait = self.limiter.take(key_id or f"peer:{(context.peer() or '').rsplit(':', 1)[0]}")
                     if wait > 0:
                         raise errors.ResourceExhausted(f"rate limit of {self.limiter.rate:g} requests/s exceeded",
                                                        retry_after_s=wait)

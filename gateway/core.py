@@ -1,8 +1,10 @@
 """The gateway's domain logic (no grpc), wired once from settings.
 
-:class:`GatewayCore` holds the three parts — :class:`designsearch.gateway.live.LiveIndex` (what is live),
-:class:`designsearch.gateway.query.QueryService` (FindSimilar, Dislike) and :class:`designsearch.gateway.ingest.Ingestor`
-(IndexDesigns, reindex) — over one set of backends (:class:`designsearch.gateway.ports.Backends`), one query
+:class:`GatewayCore` holds the parts — :class:`designsearch.gateway.live.LiveIndex` (what is live),
+:class:`designsearch.gateway.query.QueryService` (FindSimilar, Dislike), :class:`designsearch.gateway.ingest.Ingestor`
+(IndexDesigns, reindex), :class:`designsearch.gateway.verify.Verifier` (Verify),
+:class:`designsearch.gateway.designs.DesignService` (catalogue management), Identify, novelty and
+typicality — over one set of backends (:class:`designsearch.gateway.ports.Backends`), one query
 cache and one catalogue. :func:`build_core` is the only place they are built from settings, for the
 gRPC server and the CLI alike.
 """
@@ -10,22 +12,23 @@ gRPC server and the CLI alike.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
+from designsearch.domain import SearchFilter
 from designsearch.gateway.cache import QueryCache
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.config import GatewaySettings
-from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
-from designsearch.gateway.live import LiveIndex
-from designsearch.gateway.ports import Backends
-from designsearch.domain import SearchFilter
 from designsearch.gateway.designs import DesignService
 from designsearch.gateway.identify import IdentifyResult, identify
+from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
+from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.novelty import NoveltyResult, TypicalityResult, novelty, typicality
+from designsearch.gateway.ports import Backends
+from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE,
+                                        MatchResult, QueryResult, QueryService, crop_filter, query_regions,
+                                        whole_picture_bytes)
 from designsearch.gateway.verify import Verifier
-from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE, MatchResult,
-                           QueryResult, QueryService, crop_filter, query_regions, whole_picture_bytes)
 
 __all__ = ["CROP_KINDS", "DOMAIN_AUTO", "DOMAIN_PHOTO", "DOMAIN_SKETCH", "WHOLE_PICTURE_MAX_SIDE", "GatewayCore",
            "IndexItem", "IndexOutcome", "MatchResult", "QueryResult", "build_core", "check_item", "crop_filter",
