@@ -41,7 +41,8 @@ def export_embedder(out: Path = typer.Option(None, help="ONNX file to write (def
 @app.command()
 def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, index, catalogue and logs."),
        gateway_port: int = typer.Option(50050, help="Gateway port.")) -> None:
-    """Start Redis and the four services locally; wait until all are SERVING; stop them on Ctrl-C."""
+    """Start Redis and the four services locally; wait until all are SERVING; restart any that crashes
+    (with back-off, reported); stop them on Ctrl-C or SIGTERM."""
     from designsearch.procs import Stack
 
     stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053})
@@ -56,7 +57,8 @@ def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, in
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        while not stopping and all(p.poll() is None for p in stack.procs.values()):
+        while not stopping:  # supervise: a crashed service is restarted with back-off, and we say so
+            stack.supervise(on_event=lambda text: console.print(f"[yellow]{text}[/]"))
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

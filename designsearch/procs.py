@@ -237,15 +237,42 @@ class Stack:
             for name in ("SEGMENTER", "EMBEDDER", "SEARCH", "GATEWAY"):
                 env.setdefault(f"DESIGNSEARCH_{name}_INTERNAL_TOKEN", token)
             env.update(self.extra_env)
-            for name, module in self.MODULES.items():
-                log = open(self.var_dir / "logs" / f"{name}.log", "ab")
-                self.procs[name] = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log,
-                                                    stderr=subprocess.STDOUT)
+            self._env = env
+            for name in self.MODULES:
+                self._spawn(name)
             for name in self.MODULES:
                 self._wait(name, timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self, name: str) -> None:
+        with open(self.var_dir / "logs" / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", self.MODULES[name]], env=self._env, stdout=log,
+                                                stderr=subprocess.STDOUT)
+
+    def supervise(self, on_event=print, max_backoff_s: float = 30.0, healthy_s: float = 60.0) -> None:
+        """Restart services that exited, with exponential back-off (1 s, 2 s, ... ``max_backoff_s``;
+        reset once a service has run ``healthy_s``), reporting each event through ``on_event(str)``.
+        Call it periodically (``designsearch up`` does, twice a second); it never blocks longer than
+        one back-off step of a single service."""
+        now = time.monotonic()
+        state = self.__dict__.setdefault("_restarts", {})  # name → (backoff_s, next start time, started at)
+        for name, proc in list(self.procs.items()):
+            backoff, due, started = state.get(name, (1.0, 0.0, now))
+            if proc.poll() is None:
+                if now - started > healthy_s and backoff > 1.0:
+                    state[name] = (1.0, 0.0, started)
+                continue
+            if due == 0.0:
+                on_event(f"{name} exited with code {proc.returncode}; restarting in {backoff:.0f} s "
+                         f"(log: {self.var_dir / 'logs' / (name + '.log')})")
+                state[name] = (backoff, now + backoff, started)
+                continue
+            if now >= due:
+                self._spawn(name)
+                on_event(f"{name} restarted (pid {self.procs[name].pid})")
+                state[name] = (min(backoff * 2, max_backoff_s), 0.0, time.monotonic())
 
     def _wait(self, name: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -20,6 +20,24 @@ def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue,
             top = client.find_similar(catalogue[0].path.read_bytes(), 3)
             assert top.matches[0].design.design_id == catalogue[0].design_id
             assert top.matches[0].score >= 0.99
+        # supervision: kill -9 the embedder; `up`'s loop restarts it (reported) and queries work again
+        import signal
+        import time
+
+        from designsearch.procs import wait_serving
+
+        events: list[str] = []
+        old_pid = stack.procs["embedder"].pid
+        stack.procs["embedder"].send_signal(signal.SIGKILL)
+        stack.procs["embedder"].wait(10)
+        deadline = time.monotonic() + 10
+        while stack.procs["embedder"].pid == old_pid and time.monotonic() < deadline:
+            stack.supervise(on_event=events.append)
+            time.sleep(0.2)
+        assert any("embedder exited with code -9" in e for e in events) and any("embedder restarted" in e for e in events)
+        wait_serving(f"127.0.0.1:{stack.ports['embedder']}", timeout_s=60)
+        with DesignSearchClient(stack.gateway_address) as client:
+            assert client.find_similar(catalogue[1].path.read_bytes(), 3, no_cache=True).matches
     finally:
         stack.stop()
     codes = {name: proc.returncode for name, proc in stack.procs.items()}
