@@ -119,12 +119,16 @@ class Catalogue:
 
     Args:
         url: SQLAlchemy URL; ``sqlite:///path`` creates the folder and enables WAL.
+        busy_timeout_ms: how long a SQLite write waits for a lock before it fails, ms.
+        write_attempts: tries of :meth:`add_image` when the database is busy or a concurrent
+            ingestion conflicts (exponential back-off from 0.1 s between them).
 
     Raises:
         BackendUnavailable: the database cannot be reached at construction.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = 5000, write_attempts: int = 4) -> None:
+        self.write_attempts = write_attempts
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, pool_pre_ping=True)
@@ -134,7 +138,7 @@ class Catalogue:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA busy_timeout=5000")
+                cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
                 cur.close()
 
         try:
@@ -194,19 +198,28 @@ class Catalogue:
             crops: ``point_id``, ``box`` (x1, y1, x2, y2), ``kind``, ``thumbnail`` (JPEG bytes).
 
         Raises:
-            BackendUnavailable: database error.
+            BackendUnavailable: the database stayed busy for every attempt, or another database error.
         """
-        for attempt in range(3):
+        import time
+
+        for attempt in range(self.write_attempts):
+            last = attempt == self.write_attempts - 1
             try:
                 self._add_image(design, image_id, model_version, source, size, crops)
                 return
             except IntegrityError:
                 # a concurrent ingestion inserted the same design first: retry, it now exists
-                if attempt == 2:
+                if last:
                     raise BackendUnavailable("catalogue write kept conflicting; retry") from None
+            except OperationalError as exc:  # busy (locked database, lock timeout, serialization failure)
+                log.warning("catalogue_busy", attempt=attempt + 1, error_type=type(exc).__name__,
+                            error=str(getattr(exc, "orig", exc)))
+                if last:
+                    raise BackendUnavailable("catalogue is busy; retry (details in the gateway log)") from exc
             except SQLAlchemyError as exc:  # the client gets no SQL and no parameters; the log has the error
                 log.error("catalogue_write_failed", error_type=type(exc).__name__, error=str(getattr(exc, "orig", exc)))
                 raise BackendUnavailable("catalogue write failed; retry (details in the gateway log)") from exc
+            time.sleep(0.1 * 2 ** attempt)
 
     def _add_image(self, design, image_id, model_version, source, size, crops) -> None:
         with self._session() as s, s.begin():

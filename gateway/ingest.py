@@ -52,7 +52,7 @@ class IndexOutcome:
     status: str
     crops: int = 0
     error: str = ""
-    failure: InvalidArgument | AlreadyExists | None = None
+    failure: InvalidArgument | AlreadyExists | BackendUnavailable | None = None
 
 
 def check_item(item: IndexItem) -> None:
@@ -122,9 +122,13 @@ class Ingestor:
             item: the catalogue record and image.
             version: embedder version (and so collection) to index into; None = the live one.
 
+        A catalogue write that stays busy fails this item alone (``failed``, UNAVAILABLE in its
+        status), after its points are removed again (compensation), so the stream goes on and the
+        index and the catalogue agree.
+
         Raises:
-            BackendUnavailable: a backend is down (the stream should stop; nothing half-written
-                is recorded as indexed).
+            BackendUnavailable: a backend (segmenter, embedder, search) is down (the stream should
+                stop; nothing half-written is recorded as indexed).
         """
         image_id = hashlib.sha256(item.image).hexdigest() if item.image else ""
         if version is None:
@@ -142,7 +146,7 @@ class Ingestor:
                 del self._in_flight[key]
 
     async def _index_item(self, item: IndexItem, image_id: str, version: str) -> IndexOutcome:
-        status = "added"
+        status, current = "added", None
         try:
             check_item(item)
             if await asyncio.to_thread(self._fully_indexed, image_id, version):
@@ -170,11 +174,25 @@ class Ingestor:
                     await asyncio.to_thread(decode_image, region.jpeg)
                 crop_rows.append({"point_id": pid, "box": region.box, "kind": region.kind,
                                   "thumbnail": thumbnail(region_rgb, self.thumbnail_px)})
-            await self.backends.upsert(self.live.collection_for(version), points)
+            collection = self.live.collection_for(version)
+            await self.backends.upsert(collection, points)
             design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
                       "attributes": item.attributes}
-            await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
-                                    (rgb.shape[1], rgb.shape[0]), crop_rows)
+            try:
+                await asyncio.to_thread(self.catalogue.add_image, design, image_id, version, item.source,
+                                        (rgb.shape[1], rgb.shape[0]), crop_rows)
+            except BackendUnavailable as exc:
+                # compensation, so index and catalogue never disagree: new points go again; a moved
+                # image's points get back the labels its catalogue rows still hold
+                if status == "added":
+                    await self.backends.delete_points(collection, [p.id for p in points])
+                else:
+                    old = await asyncio.to_thread(self.catalogue.get_design, current)
+                    if old is not None:
+                        for p in points:
+                            p.payload.update({k: old[k] for k in ("design_id", "brand", "model", "year")})
+                        await self.backends.upsert(collection, points)
+                return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)
             return IndexOutcome(item.design_id, image_id, status, len(points))
         except (InvalidArgument, AlreadyExists) as exc:
             return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)

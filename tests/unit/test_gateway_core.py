@@ -90,6 +90,17 @@ class MemoryBackends:
     async def count(self, collection):
         return len(self.collections[self.aliases.get(collection, collection)])
 
+    async def delete_points(self, collection, ids):
+        for i in ids:
+            self.collections[self.aliases.get(collection, collection)].pop(i, None)
+
+    async def get_points(self, collection, ids):
+        stored = self.collections[self.aliases.get(collection, collection)]
+        return [stored[i] for i in ids if i in stored]
+
+    async def check(self):
+        return []
+
     async def close(self):
         pass
 
@@ -324,3 +335,48 @@ async def test_a_frozen_redis_costs_one_timeout_not_every_query(tmp_path, make_g
     finally:
         await core.close()
         redis.stop()
+
+
+async def test_a_busy_catalogue_fails_one_item_and_leaves_no_orphan_points(tmp_path, make_gateway_settings, images):
+    """A write lock held by another process: a short one is waited out (retry with back-off); a long
+    one fails that item alone with UNAVAILABLE, its points are removed again, and the stream goes on."""
+    import sqlite3
+    import threading
+
+    catalogue, _ = images
+    db = tmp_path / "busy.db"
+    settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0, catalogue_url=f"sqlite:///{db}")
+    backends = MemoryBackends()
+    core = GatewayCore(backends, QueryCache(settings.redis_url, 60), Catalogue(settings.catalogue_url, busy_timeout_ms=50,
+                                                                             write_attempts=3), settings)
+    items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:3]]
+
+    def hold_lock(seconds: float, locked: threading.Event) -> None:
+        conn = sqlite3.connect(db, timeout=10)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        time.sleep(seconds)
+        conn.rollback()
+        conn.close()
+
+    import time
+
+    try:
+        await core.start()
+        for seconds, expected in ((0.15, "added"), (3.0, "failed")):
+            locked = threading.Event()
+            holder = threading.Thread(target=hold_lock, args=(seconds, locked))
+            holder.start()
+            locked.wait(5)
+            item = items[0] if expected == "added" else items[1]
+            outcome = await core.index_item(item)
+            holder.join()
+            assert outcome.status == expected, outcome
+        assert isinstance(outcome.failure, BackendUnavailable)
+        stored = {p.payload["image_id"] for p in backends.collections[core.collection].values()}
+        assert hashlib.sha256(items[1].image).hexdigest() not in stored  # no orphan points
+        assert (await core.index_item(items[1])).status == "added"  # the retry after the lock is gone works
+        assert (await core.index_item(items[2])).status == "added"
+        assert (await core.stats())["images"] == 3
+    finally:
+        await core.close()
