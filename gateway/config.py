@@ -56,6 +56,9 @@ class GatewaySettings(ServiceSettings):
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
     ingest_concurrency: int = Field(4, description="Catalogue images processed at once during IndexDesigns.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
+    max_stream_items: int = Field(100_000, description="Most items one IndexDesigns stream may carry.")
+    max_message_mb: int = Field(
+        40, description="Largest request message, MiB (an image is at most 32 MiB): bigger ones are refused by gRPC.")
     feedback_weight: float = Field(
         0.25, description="Rocchio weight γ: a caller's later queries move by γ × the mean of their disliked designs' vectors.")
     verify_calibration: str = Field(

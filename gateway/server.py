@@ -23,14 +23,15 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
     """
     settings = settings or GatewaySettings()
     core = build_core(settings)  # in the event loop: gRPC aio channels bind to it
-    servicer = GatewayServicer(core)
+    servicer = GatewayServicer(core, settings.max_stream_items)
 
     def register(server) -> list[str]:
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         return [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name]
 
     service = await build_server(settings, register, api_keys=settings.api_keys,
-                                 rate_limit_per_s=settings.rate_limit_per_s, rate_burst=settings.rate_burst)
+                                 rate_limit_per_s=settings.rate_limit_per_s, rate_burst=settings.rate_burst,
+                                 max_message_mb=settings.max_message_mb)
     service.core = core
     service.on_stop.append(core.close)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s

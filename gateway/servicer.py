@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from designsearch.converters import box_to_proto as _box
 from designsearch.converters import filter_from_proto, kind_to_proto
+from designsearch.errors import InvalidArgument
 from designsearch.server import status_for
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from designsearch.gateway.core import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, GatewayCore, IndexItem
@@ -38,8 +39,9 @@ def _match(m) -> gateway_pb2.Match:
 class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
     """``designsearch.v1.GatewayService``."""
 
-    def __init__(self, core: GatewayCore) -> None:
+    def __init__(self, core: GatewayCore, max_stream_items: int = 100_000) -> None:
         self.core = core
+        self.max_stream_items = max_stream_items
 
     async def FindSimilar(self, request: gateway_pb2.FindSimilarRequest, context) -> gateway_pb2.FindSimilarResponse:  # noqa: N802
         result = await self.core.find_similar(request.image.content, request.k, filter_from_proto(request.filters),
@@ -52,7 +54,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         )
 
     async def IndexDesigns(self, request_iterator, context) -> gateway_pb2.IndexDesignsResponse:  # noqa: N802
-        outcomes = await self.core.index_stream(_item(req) async for req in request_iterator)
+        limit = self.max_stream_items
+
+        async def items():
+            n = 0
+            async for req in request_iterator:
+                n += 1
+                if n > limit:  # checked as the items arrive, before the extra ones cost any work
+                    raise InvalidArgument(f"more than {limit} items in one IndexDesigns stream; split it",
+                                          field="stream")
+                yield _item(req)
+
+        outcomes = await self.core.index_stream(items())
         results = [gateway_pb2.IndexItemResult(index=i, design_id=o.design_id, image_id=o.image_id, status=_STATUS[o.status],
                                                crops_indexed=o.crops, error=o.error,
                                                failure=status_for(o.failure) if o.failure else None)

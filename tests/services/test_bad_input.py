@@ -184,3 +184,33 @@ async def test_malformed_messages_and_huge_echoes_get_bounded_invalid_argument(i
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await gateway_stub.Dislike(gateway_pb2.DislikeRequest(query_id="a" * 64, design_id="x" * 100_000), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(info.value.details()) <= 1000
+
+
+async def test_stream_length_and_message_size_limits(indexed, stack, tmp_path, make_gateway_settings):
+    """An IndexDesigns stream longer than max_stream_items is refused as it arrives; a request larger
+    than max_message_mb never reaches a handler."""
+    from designsearch.gateway.server import create_server
+    from designsearch.v1 import gateway_pb2_grpc
+
+    url = stack["gateway"].core.catalogue.engine.url.render_as_string(hide_password=False)
+    gateway = await create_server(make_gateway_settings(stack, tmp_path, catalogue_url=url, max_stream_items=2,
+                                                        max_message_mb=1))
+    try:
+        async with grpc.aio.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+
+            async def stream():
+                for i in range(5):
+                    yield gateway_pb2.IndexDesignsRequest(
+                        design=common_pb2.DesignRecord(design_id=f"d{i}", brand="", model="M", year=2000),
+                        image=common_pb2.Image(content=b"x"))
+
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.IndexDesigns(stream(), timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "more than 2 items" in info.value.details()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.FindSimilar(gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=b"\0" * 2_000_000)),
+                                       timeout=30)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await gateway.stop(0)
