@@ -82,6 +82,7 @@ class QueryCache:
         self.open_s = open_s
         self._failures = 0
         self._opened_at: float | None = None
+        self._bump_pending = False
 
     @property
     def available(self) -> bool:
@@ -137,6 +138,62 @@ class QueryCache:
             return
         try:
             await self.client.set(key, value.dumps(), ex=self.ttl_s)
+        except (RedisError, OSError) as exc:
+            self._failed("set", exc)
+            return
+        self._ok()
+
+    # -- answer cache: whole FindSimilar answers, valid for one catalogue version -----------------
+    VERSION_KEY = "ds:catalogue_version"
+
+    async def catalogue_version(self) -> int | None:
+        """The shared catalogue version (bumped on every catalogue change), or None when answers
+        must not be cached now (Redis skipped, or a bump could not be stored and is still pending)."""
+        if self._skip():
+            return None
+        try:
+            if self._bump_pending:
+                await self.client.incr(self.VERSION_KEY)
+                self._bump_pending = False
+            raw = await self.client.get(self.VERSION_KEY)
+        except (RedisError, OSError) as exc:
+            self._failed("version", exc)
+            return None
+        self._ok()
+        return int(raw or 0)
+
+    async def bump_catalogue_version(self) -> None:
+        """Invalidate every cached answer (INCR of the version). If Redis cannot be reached the bump
+        stays pending and no answer is served from the cache until it is stored."""
+        self._bump_pending = True
+        if self._skip():
+            return
+        try:
+            await self.client.incr(self.VERSION_KEY)
+            self._bump_pending = False
+        except (RedisError, OSError) as exc:
+            self._failed("bump", exc)
+            return
+        self._ok()
+
+    async def get_raw(self, key: str) -> bytes | None:
+        """A stored value, or None (miss, Redis down, breaker open)."""
+        if self._skip():
+            return None
+        try:
+            raw = await self.client.get(key)
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            return None
+        self._ok()
+        return raw
+
+    async def set_raw(self, key: str, value: bytes, ttl_s: int) -> None:
+        """Store a value with a TTL (errors logged, not raised)."""
+        if self._skip():
+            return
+        try:
+            await self.client.set(key, value, ex=ttl_s)
         except (RedisError, OSError) as exc:
             self._failed("set", exc)
             return

@@ -56,8 +56,9 @@ class GatewayCore:
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
-                               concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px)
-        self.designs = DesignService(backends, self.live, catalogue)
+                               concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
+                               on_change=cache.bump_catalogue_version)
+        self.designs = DesignService(backends, self.live, catalogue, on_change=cache.bump_catalogue_version)
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)
         self.verify = self.verifier.verify
         self.find_similar = self.query.find_similar

@@ -63,12 +63,14 @@ class DesignService:
         backends: search (points).
         live: collection naming per model version.
         catalogue: design records.
+        on_change: coroutine function awaited after an update or delete.
     """
 
-    def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue) -> None:
+    def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue, on_change=None) -> None:
         self.backends = backends
         self.live = live
         self.catalogue = catalogue
+        self.on_change = on_change  # awaited after every change (invalidates cached answers)
 
     async def list(self, brands: tuple[str, ...] = (), year_min: int | None = None, year_max: int | None = None,
                    page_size: int = 0, page_token: str = "") -> tuple[list[dict], str]:
@@ -121,6 +123,8 @@ class DesignService:
                     await self.backends.upsert(collection, points)
                 updated += len(points)
         row = await asyncio.to_thread(self.catalogue.update_design, design_id, changes)
+        if self.on_change is not None:
+            await self.on_change()
         if row is None:
             raise NotFound(f"unknown design {design_id!r}", field="design_id")
         return row, updated
@@ -140,4 +144,6 @@ class DesignService:
                 continue
             deleted += len(ids)
         images = await asyncio.to_thread(self.catalogue.delete_design, design_id)
+        if self.on_change is not None:
+            await self.on_change()
         return images, deleted

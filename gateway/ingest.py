@@ -88,16 +88,19 @@ class Ingestor:
         max_crops: crops indexed per image (the whole picture is indexed as well).
         concurrency: images processed at once.
         thumbnail_px: stored thumbnail size.
+        on_change: coroutine function awaited after each image added or moved (the gateway bumps the
+            catalogue version of its answer cache).
     """
 
     def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue, *, max_crops: int = 4,
-                 concurrency: int = 4, thumbnail_px: int = 128) -> None:
+                 concurrency: int = 4, thumbnail_px: int = 128, on_change=None) -> None:
         self.backends = backends
         self.live = live
         self.catalogue = catalogue
         self.max_crops = max_crops
         self.concurrency = concurrency
         self.thumbnail_px = thumbnail_px
+        self.on_change = on_change  # awaited after every catalogue change (invalidates cached answers)
         # (image_id, version) → [lock, items holding or waiting for it]: same bytes one at a time
         self._in_flight: dict[tuple[str, str], list] = {}
 
@@ -193,6 +196,8 @@ class Ingestor:
                             p.payload.update({k: old[k] for k in ("design_id", "brand", "model", "year")})
                         await self.backends.upsert(collection, points)
                 return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)
+            if self.on_change is not None:
+                await self.on_change()
             return IndexOutcome(item.design_id, image_id, status, len(points))
         except (InvalidArgument, AlreadyExists) as exc:
             return IndexOutcome(item.design_id, image_id, "failed", error=exc.message, failure=exc)

@@ -6,8 +6,10 @@ with catalogue records.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -178,6 +180,24 @@ def crop_filter(flt: SearchFilter) -> SearchFilter | None:
     return dataclasses.replace(flt, kinds=kinds)
 
 
+def answer_dumps(r: QueryResult) -> bytes:
+    """JSON of a whole answer (thumbnails base64; query regions without their pixels)."""
+    return json.dumps({
+        "matches": [{**dataclasses.asdict(m), "thumbnail": base64.b64encode(m.thumbnail).decode()} for m in r.matches],
+        "crops": [{"box": list(c.box), "kind": c.kind, "score": c.score} for c in r.crops],
+        "domain": r.domain, "embedder_version": r.embedder_version, "query_id": r.query_id,
+    }).encode()
+
+
+def answer_loads(raw: bytes) -> QueryResult:
+    """Inverse of :func:`answer_dumps` (``cache_hit`` and timings are set by the caller)."""
+    d = json.loads(raw)
+    matches = [MatchResult(**{**m, "query_box": tuple(m["query_box"]), "catalogue_box": tuple(m["catalogue_box"]),
+                              "thumbnail": base64.b64decode(m["thumbnail"])}) for m in d["matches"]]
+    crops = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in d["crops"]]
+    return QueryResult(matches, crops, d["domain"], True, d["embedder_version"], d["query_id"])
+
+
 def query_cache_key(query_id: str, segmenter_version: str, embedder_version: str, domain: str, max_crops: int) -> str:
     """Cache key of a query's vectors: image hash, both model versions and every option that
     changes the vectors (domain, crops searched, whole-picture size)."""
@@ -199,11 +219,13 @@ class QueryService:
         fusion_bonus: agreement bonus of the query fusion, cosine units (:func:`fuse_max_agreement`).
         fusion_depth: a query vector votes for the designs among its first ``fusion_depth``.
         feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
+        answer_ttl_s: lifetime of a cached whole answer, seconds (any catalogue change invalidates
+            all of them at once through the catalogue version).
     """
 
     def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
-                 fusion_depth: int = DEFAULT_DEPTH, feedback_weight: float = 0.25) -> None:
+                 fusion_depth: int = DEFAULT_DEPTH, feedback_weight: float = 0.25, answer_ttl_s: int = 600) -> None:
         self.backends = backends
         self.live = live
         self.cache = cache
@@ -214,6 +236,7 @@ class QueryService:
         self.fusion_bonus = fusion_bonus
         self.fusion_depth = fusion_depth
         self.feedback_weight = feedback_weight
+        self.answer_ttl_s = answer_ttl_s
 
     def check_query(self, image: bytes, k: int, flt: SearchFilter) -> int:
         """Validate a query before any work; returns the effective k.
@@ -259,6 +282,18 @@ class QueryService:
         timer = StageTimer()
         t0 = time.perf_counter()
         k = self.check_query(image, k, flt)
+        answer_key, raw = None, None
+        if use_cache:  # a whole answer, valid for this catalogue version, model versions and options
+            with timer.stage("answer_cache"):
+                await self.live.refresh()
+                catalogue_version = await self.cache.catalogue_version()
+                if catalogue_version is not None:
+                    answer_key = self._answer_key(image, k, flt, domain, use_feedback, catalogue_version)
+                    raw = await self.cache.get_raw(answer_key)
+            if raw is not None:
+                answer = answer_loads(raw)
+                answer.timings_ms = {**timer.ms, "total": (time.perf_counter() - t0) * 1000}
+                return answer
         q = await self.embed_query(image, domain, use_cache, timer)
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
@@ -292,7 +327,20 @@ class QueryService:
                 if len(matches) == k:
                     break
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
-        return QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
+        result = QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
+        if answer_key is not None:
+            await self.cache.set_raw(answer_key, answer_dumps(result), self.answer_ttl_s)
+        return result
+
+    def _answer_key(self, image: bytes, k: int, flt: SearchFilter, domain: str, use_feedback: bool,
+                    catalogue_version: int) -> str:
+        """Key of a whole answer: everything it depends on, the caller (feedback is per caller) and the
+        catalogue version (any catalogue change invalidates every answer)."""
+        material = json.dumps([hashlib.sha256(image).hexdigest(), self.live.segmenter_version, self.live.embedder_version,
+                               self.live.collection, domain, k, dataclasses.astuple(flt), caller.get(), use_feedback,
+                               self.fusion_bonus, self.fusion_depth, self.feedback_weight, self.max_crops,
+                               WHOLE_PICTURE_MAX_SIDE, catalogue_version], default=str)
+        return "ds:ans:" + hashlib.sha256(material.encode()).hexdigest()
 
     async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,
                           timer: StageTimer | None = None) -> EmbeddedQuery:
@@ -368,3 +416,4 @@ class QueryService:
         if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
             raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
         await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id, caller.get(), self.live.embedder_version)
+        await self.cache.bump_catalogue_version()

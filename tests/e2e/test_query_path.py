@@ -106,7 +106,7 @@ async def test_second_identical_query_is_served_from_cache(indexed, gateway_stub
     assert second.cache_hit and not first.cache_hit
     assert _embedded_images() == before, "the embedder ran again on a cached query"
     assert [m.design.design_id for m in second.matches] == [m.design.design_id for m in first.matches]
-    assert "segment" not in second.timings_ms and "cache" in second.timings_ms
+    assert "segment" not in second.timings_ms and "answer_cache" in second.timings_ms
 
 
 async def test_filters_restrict_results(indexed, gateway_stub):

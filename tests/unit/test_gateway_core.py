@@ -380,3 +380,24 @@ async def test_a_busy_catalogue_fails_one_item_and_leaves_no_orphan_points(tmp_p
         assert (await core.stats())["images"] == 3
     finally:
         await core.close()
+
+
+async def test_whole_answers_are_cached_until_the_catalogue_changes(core, images):
+    """A repeated query is answered from the answer cache (same matches); adding an image, a dislike
+    or a design update invalidates every cached answer at once."""
+    catalogue, _ = images
+    items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:6]]
+    await core.ingest.index_stream(items[:4])
+    probe = items[5].image  # not indexed yet
+    first = await core.find_similar(probe, 3, SearchFilter())
+    again = await core.find_similar(probe, 3, SearchFilter())
+    assert again.cache_hit and [m.design_id for m in again.matches] == [m.design_id for m in first.matches]
+    assert [m.thumbnail for m in again.matches] == [m.thumbnail for m in first.matches]
+    assert "answer_cache" in again.timings_ms and "search" not in again.timings_ms
+    await core.index_item(items[5])  # the catalogue changes: its own image is now the best match
+    after = await core.find_similar(probe, 3, SearchFilter())
+    assert after.matches[0].design_id == items[5].design_id and after.matches[0].cosine == pytest.approx(1.0, abs=1e-5)
+    other_k = await core.find_similar(probe, 2, SearchFilter())  # k is part of the key
+    assert len(other_k.matches) <= 2
+    await core.dislike(after.query_id, items[5].design_id)
+    assert items[5].design_id not in [m.design_id for m in (await core.find_similar(probe, 3, SearchFilter())).matches]
