@@ -373,29 +373,17 @@ class QueryService:
             if domain == DOMAIN_AUTO:
                 used_domain = DOMAIN_SKETCH if is_sketch_like(rgb) else DOMAIN_PHOTO
             vector_name = VIEW_LINES if used_domain == DOMAIN_SKETCH else VIEW_PHOTO
-            # The whole picture does not depend on the segmenter: it is embedded while the segmenter
-            # runs, then the crops are. A sketch is a line drawing already: it is embedded as drawn
-            # ("photo" view) and compared with the catalogue's "lines" vectors.
-            whole = query_regions([], image, rgb)[0]
-
-            async def segment():
-                with timer.stage("segment"):
-                    return await self.backends.segment(image, self.max_crops)
-
-            async def embed(crops: list[QueryCrop], stage: str):
-                if not crops:
-                    return [], version
-                with timer.stage(stage):
-                    return await self.backends.embed([c.jpeg for c in crops], [VIEW_PHOTO], version)
-
-            seg, (whole_vec, answered_whole) = await asyncio.gather(segment(), embed([whole], "embed_whole"))
-            crop_vecs, answered = await embed(seg.crops, "embed")
-            for got in (answered_whole, answered):
-                if got != version:
-                    raise BackendUnavailable(f"embedder now serves {got}, gateway expects {version}; "
-                                             "restart the gateway after a model change", retry_after_s=5)
-            regions = [*seg.crops, whole]
-            vectors = np.stack([e[VIEW_PHOTO] for e in [*crop_vecs, *whole_vec]])
+            with timer.stage("segment"):
+                seg = await self.backends.segment(image, self.max_crops)
+            regions = query_regions(seg.crops, image, rgb)
+            # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
+            # with the catalogue's "lines" vectors (embeddings of Canny line drawings of the photos).
+            with timer.stage("embed"):
+                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO], version)
+            if answered != version:
+                raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
+                                         "restart the gateway after a model change", retry_after_s=5)
+            vectors = np.stack([e[VIEW_PHOTO] for e in embedded])
             # Stored under the version that actually cut the crops (during a segmenter roll-out the
             # answering pod may be newer than the version last read by the live index).
             await self.cache.set(query_cache_key(query_id, seg.version, version, domain, self.max_crops),
