@@ -175,7 +175,7 @@ def main() -> dict:
         from designsearch.gateway.catalogue import Catalogue
 
         cat = Catalogue(f"sqlite:///{args.var / 'catalogue.db'}")
-        expected_points = sum(n for _, _, n in [r for d in cat.list_designs(limit=10_000) for r in cat.design_points(d["design_id"])])
+        expected_points = sum(n for _, _, n in cat.design_points([d["design_id"] for d in cat.list_designs(limit=10_000)]))
         cat.close()
         with DesignSearchClient(stack.gateway_address) as c:
             final = c.stats()

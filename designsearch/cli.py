@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import html
 import base64
 import os
@@ -36,6 +39,20 @@ def export_embedder(out: Path = typer.Option(None, help="ONNX file to write (def
         console.print(f"{out} exists")
         return
     console.print(f"wrote {out} ({export_imagenet(out)})")
+
+
+@contextmanager
+def _client(gateway: str, api_key: str | None) -> Iterator:
+    """A client of the gateway for one command: a gRPC error inside the block is printed (code,
+    message, reason) and the command exits with status 1."""
+    from designsearch.client import DesignSearchClient, error_details
+
+    with DesignSearchClient(gateway, api_key) as client:
+        try:
+            yield client
+        except grpc.RpcError as err:
+            console.print(f"[red]{error_details(err)}[/]")
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -146,33 +163,27 @@ def designs(action: str = typer.Argument("list", help="list | get | update | del
             brand: str = typer.Option(None), model: str = typer.Option(None), year: int = typer.Option(None),
             gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """Catalogue management: list designs (all pages), get one, update its labels, delete it."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            if action == "list":
-                token = None
-                while token != "":
-                    page = client.list_designs(brands=[brand] if brand else [], page_token=token or "")
-                    for d in page.designs:
-                        console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} "
-                                      f"({d.images} images)")
-                    token = page.next_page_token
-            elif action == "get":
-                d = client.get_design(design_id).design
-                console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} ({d.images} images)")
-            elif action == "update":
-                changes = {k: v for k, v in (("brand", brand), ("model", model), ("year", year)) if v is not None}
-                r = client.update_design(design_id, **changes)
-                console.print(f"updated {r.design.design.design_id}; {r.points_updated} points re-labelled")
-            elif action == "delete":
-                r = client.delete_design(design_id)
-                console.print(f"deleted {r.images_deleted} images, {r.points_deleted} points")
-            else:
-                raise typer.BadParameter(f"unknown action {action!r}: list, get, update or delete")
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        if action == "list":
+            token = None
+            while token != "":
+                page = client.list_designs(brands=[brand] if brand else [], page_token=token or "")
+                for d in page.designs:
+                    console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} "
+                                  f"({d.images} images)")
+                token = page.next_page_token
+        elif action == "get":
+            d = client.get_design(design_id).design
+            console.print(f"{d.design.design_id}: {d.design.brand} {d.design.model} {d.design.year} ({d.images} images)")
+        elif action == "update":
+            changes = {k: v for k, v in (("brand", brand), ("model", model), ("year", year)) if v is not None}
+            r = client.update_design(design_id, **changes)
+            console.print(f"updated {r.design.design.design_id}; {r.points_updated} points re-labelled")
+        elif action == "delete":
+            r = client.delete_design(design_id)
+            console.print(f"deleted {r.images_deleted} images, {r.points_deleted} points")
+        else:
+            raise typer.BadParameter(f"unknown action {action!r}: list, get, update or delete")
 
 
 @app.command("export-feedback")
@@ -254,14 +265,8 @@ def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int
           year_max: int = typer.Option(None), domain: str = typer.Option("auto", help="auto | photo | sketch"),
           gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """Print the designs most similar to IMAGE, with per-stage timings."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            r = client.find_similar(image.read_bytes(), k, brands=brand, year_min=year_min, year_max=year_max, domain=domain)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        r = client.find_similar(image.read_bytes(), k, brands=brand, year_min=year_min, year_max=year_max, domain=domain)
     console.print(_matches_table(f"{image.name}: {len(r.query_crops)} crop(s), cache {'hit' if r.cache_hit else 'miss'}", r))
     console.print(_timings(r))
     console.print(f"query id (for `designsearch dislike`): {r.query_id}")
@@ -271,14 +276,8 @@ def query(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int
 def identify(image: Path = typer.Argument(..., exists=True, dir_okay=False), neighbours: int = typer.Option(0),
              gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """Brand, model and year of IMAGE: top-5 candidates with vote shares."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            r = client.identify(image.read_bytes(), neighbours)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        r = client.identify(image.read_bytes(), neighbours)
     for c in r.candidates:
         console.print(f"{c.vote_share:6.1%}  {c.brand} {c.model} {c.year}  (best {c.best_score:.3f}; {', '.join(c.design_ids[:3])})")
 
@@ -288,14 +287,8 @@ def dislike(query_id: str = typer.Argument(..., help="query_id of a FindSimilar 
             design_id: str = typer.Argument(...), gateway: str = typer.Option(DEFAULT_GATEWAY),
             api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """Feedback: DESIGN_ID is not similar to the query; your later queries of that image drop it."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            client.dislike(query_id, design_id)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        client.dislike(query_id, design_id)
     console.print(f"noted: {design_id} is not similar to {query_id[:12]}…")
 
 
@@ -303,14 +296,8 @@ def dislike(query_id: str = typer.Argument(..., help="query_id of a FindSimilar 
 def novelty(image: Path = typer.Argument(..., exists=True, dir_okay=False), k: int = typer.Option(6),
             gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """How new IMAGE is: 1 − its best cosine similarity to the catalogue, with the nearest designs."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            r = client.novelty(image.read_bytes(), k)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        r = client.novelty(image.read_bytes(), k)
     console.print(f"novelty {r.novelty:.3f} (model {r.embedder_version})")
     for m in r.nearest:
         console.print(f"  {m.score:.3f}  {m.design.brand} {m.design.model} {m.design.year}  [{m.design.design_id}]")
@@ -323,14 +310,8 @@ def typicality(image: Path = typer.Argument(..., exists=True, dir_okay=False),
                gateway: str = typer.Option(DEFAULT_GATEWAY),
                api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """How typical IMAGE is of a group (brands, years and/or designs): cosine to the group's mean embedding."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            r = client.typicality(image.read_bytes(), brands=brand, year_min=year_min, year_max=year_max, design_ids=design)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        r = client.typicality(image.read_bytes(), brands=brand, year_min=year_min, year_max=year_max, design_ids=design)
     console.print(f"typicality {r.typicality:.3f} ({r.compared}); group of {r.group_size} points: members "
                   f"{r.group_mean:.3f} ± {r.group_std:.3f}, z = {r.z_score:+.2f} (model {r.embedder_version})")
 
@@ -341,14 +322,8 @@ def verify(first: Path = typer.Argument(..., exists=True, dir_okay=False),
            domain: str = typer.Option("auto", help="Domain of FIRST: auto | photo | sketch"),
            gateway: str = typer.Option(DEFAULT_GATEWAY), api_key: str = typer.Option(None, envvar="DESIGNSEARCH_API_KEY")) -> None:
     """Are FIRST and SECOND the same design? Similarity, decision and the threshold's error rates."""
-    from designsearch.client import DesignSearchClient, error_details
-
-    with DesignSearchClient(gateway, api_key) as client:
-        try:
-            r = client.verify(first.read_bytes(), second.read_bytes(), domain)
-        except grpc.RpcError as err:
-            console.print(f"[red]{error_details(err)}[/]")
-            raise typer.Exit(1) from None
+    with _client(gateway, api_key) as client:
+        r = client.verify(first.read_bytes(), second.read_bytes(), domain)
     verdict = "[green]same design[/]" if r.same_design else "[red]different designs[/]"
     console.print(f"{verdict}: similarity {r.similarity:.3f} vs threshold {r.threshold:.3f} "
                   f"(held-out FAR {r.false_accept_rate:.1%}, FRR {r.false_reject_rate:.1%}, EER {r.equal_error_rate:.1%}; "

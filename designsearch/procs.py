@@ -202,6 +202,7 @@ class Stack:
         self.extra_env = env or {}
         self.redis: RedisProcess | None = None
         self.procs: dict[str, subprocess.Popen] = {}
+        self._restarts: dict[str, tuple[float, float, float]] = {}  # name → (back-off s, restart due, started at)
 
     @property
     def gateway_address(self) -> str:
@@ -257,7 +258,7 @@ class Stack:
         Call it periodically (``designsearch up`` does, twice a second); it never blocks longer than
         one back-off step of a single service."""
         now = time.monotonic()
-        state = self.__dict__.setdefault("_restarts", {})  # name → (backoff_s, next start time, started at)
+        state = self._restarts
         for name, proc in list(self.procs.items()):
             backoff, due, started = state.get(name, (1.0, 0.0, now))
             if proc.poll() is None:

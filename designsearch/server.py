@@ -31,10 +31,8 @@ from prometheus_client import start_http_server
 
 from designsearch import errors
 from designsearch.logs import caller, get_logger, request_id
+from designsearch.rpc import INTERNAL_TOKEN_KEY
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
-
-#: Metadata key of the internal service token (the same as :data:`designsearch.rpc.INTERNAL_TOKEN_KEY`).
-INTERNAL_TOKEN_KEY = "x-internal-token"
 
 log = get_logger("server")
 

@@ -140,12 +140,8 @@ class GrpcBackends:
         r = await call(self.search.GetGroupCentroid,
                        search_pb2.GetGroupCentroidRequest(collection=collection, using=view_to_proto(using),
                                                           filters=filter_to_proto(flt)),
-                       timeout=self.timeout_s_long(), backend="search")
+                       timeout=self.timeouts["search"] * 10, backend="search")
         return vector_from_proto(r.centroid), r.count, r.member_cosine_mean, r.member_cosine_std
-
-    def timeout_s_long(self) -> float:
-        """Deadline of calls that scan a collection (10 search deadlines)."""
-        return self.timeouts["search"] * 10
 
     async def count(self, collection: str) -> int:
         """Points in a collection."""

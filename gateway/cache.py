@@ -122,26 +122,12 @@ class QueryCache:
 
     async def get(self, key: str) -> CachedQuery | None:
         """The cached entry, or None (miss, Redis down, or breaker open)."""
-        if self._skip():
-            return None
-        try:
-            raw = await self.client.get(key)
-        except (RedisError, OSError) as exc:
-            self._failed("get", exc)
-            return None
-        self._ok()
+        raw = await self.get_raw(key)
         return CachedQuery.loads(raw) if raw else None
 
     async def set(self, key: str, value: CachedQuery) -> None:
         """Store an entry with the TTL (errors logged, not raised; skipped while the breaker is open)."""
-        if self._skip():
-            return
-        try:
-            await self.client.set(key, value.dumps(), ex=self.ttl_s)
-        except (RedisError, OSError) as exc:
-            self._failed("set", exc)
-            return
-        self._ok()
+        await self.set_raw(key, value.dumps(), self.ttl_s)
 
     # -- answer cache: whole FindSimilar answers, valid for one catalogue version -----------------
     VERSION_KEY = "ds:catalogue_version"

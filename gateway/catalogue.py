@@ -274,15 +274,6 @@ class Catalogue:
                      "model_version": r.model_version, "created_at": r.created_at.isoformat()}
                     for r in s.scalars(select(FeedbackRow).order_by(FeedbackRow.created_at))]
 
-    def images_of(self, design_ids: Iterable[str], model_version: str) -> list[tuple[str, int]]:
-        """``(image_id, points)`` of every image of these designs indexed with ``model_version``."""
-        ids = list(dict.fromkeys(design_ids))
-        if not ids:
-            return []
-        with self._session() as s:
-            return [(r.image_id, r.crops) for r in s.scalars(
-                select(ImageRow).where(ImageRow.design_id.in_(ids), ImageRow.model_version == model_version))]
-
     def design_exists(self, design_id: str) -> bool:
         """True when the design is in the catalogue."""
         with self._session() as s:
@@ -332,11 +323,17 @@ class Catalogue:
             images = self._images_count(s, [design_id]).get(design_id, 0)
             return self._summary(row, images)
 
-    def design_points(self, design_id: str) -> list[tuple[str, str, int]]:
-        """``(image_id, model_version, points)`` of every indexed image of a design, all versions."""
+    def design_points(self, design_ids: Iterable[str], model_version: str | None = None) -> list[tuple[str, str, int]]:
+        """``(image_id, model_version, points)`` of every indexed image of these designs, for one
+        embedder version or all."""
+        ids = list(dict.fromkeys(design_ids))
+        if not ids:
+            return []
+        q = select(ImageRow).where(ImageRow.design_id.in_(ids))
+        if model_version is not None:
+            q = q.where(ImageRow.model_version == model_version)
         with self._session() as s:
-            return [(r.image_id, r.model_version, r.crops)
-                    for r in s.scalars(select(ImageRow).where(ImageRow.design_id == design_id))]
+            return [(r.image_id, r.model_version, r.crops) for r in s.scalars(q)]
 
     def delete_design(self, design_id: str) -> int:
         """Delete a design, its image and crop rows (thumbnails) and its feedback; returns the

@@ -96,7 +96,7 @@ class DesignService:
     async def _points(self, design_id: str) -> dict[str, list[str]]:
         """Collection → point ids of a design, for every model version it is indexed with."""
         by_collection: dict[str, list[str]] = {}
-        for image_id, version, n in await asyncio.to_thread(self.catalogue.design_points, design_id):
+        for image_id, version, n in await asyncio.to_thread(self.catalogue.design_points, [design_id]):
             by_collection.setdefault(self.live.collection_for(version), []).extend(
                 point_id(image_id, i, version) for i in range(n))
         return by_collection

@@ -282,19 +282,20 @@ class QueryService:
         timer = StageTimer()
         t0 = time.perf_counter()
         k = self.check_query(image, k, flt)
+        query_id = hashlib.sha256(image).hexdigest()  # once: the answer key and the vector cache key use it
         answer_key, raw = None, None
         if use_cache:  # a whole answer, valid for this catalogue version, model versions and options
             with timer.stage("answer_cache"):
                 await self.live.refresh()
                 catalogue_version = await self.cache.catalogue_version()
                 if catalogue_version is not None:
-                    answer_key = self._answer_key(image, k, flt, domain, use_feedback, catalogue_version)
+                    answer_key = self._answer_key(query_id, k, flt, domain, use_feedback, catalogue_version)
                     raw = await self.cache.get_raw(answer_key)
             if raw is not None:
                 answer = answer_loads(raw)
                 answer.timings_ms = {**timer.ms, "total": (time.perf_counter() - t0) * 1000}
                 return answer
-        q = await self.embed_query(image, domain, use_cache, timer)
+        q = await self.embed_query(image, domain, use_cache, timer, query_id)
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get()) if use_feedback else []
@@ -332,19 +333,20 @@ class QueryService:
             await self.cache.set_raw(answer_key, answer_dumps(result), self.answer_ttl_s)
         return result
 
-    def _answer_key(self, image: bytes, k: int, flt: SearchFilter, domain: str, use_feedback: bool,
+    def _answer_key(self, query_id: str, k: int, flt: SearchFilter, domain: str, use_feedback: bool,
                     catalogue_version: int) -> str:
         """Key of a whole answer: everything it depends on, the caller (feedback is per caller) and the
         catalogue version (any catalogue change invalidates every answer)."""
-        material = json.dumps([hashlib.sha256(image).hexdigest(), self.live.segmenter_version, self.live.embedder_version,
+        material = json.dumps([query_id, self.live.segmenter_version, self.live.embedder_version,
                                self.live.collection, domain, k, dataclasses.astuple(flt), caller.get(), use_feedback,
                                self.fusion_bonus, self.fusion_depth, self.feedback_weight, self.max_crops,
                                WHOLE_PICTURE_MAX_SIDE, catalogue_version], default=str)
         return "ds:ans:" + hashlib.sha256(material.encode()).hexdigest()
 
     async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,
-                          timer: StageTimer | None = None) -> EmbeddedQuery:
+                          timer: StageTimer | None = None, query_id: str | None = None) -> EmbeddedQuery:
         """The query's regions and their vectors: from the cache, or segmented and embedded (then cached).
+        ``query_id`` is the image's sha256 hex when the caller has it already.
 
         Raises:
             InvalidArgument / InvalidImage: an empty or undecodable image.
@@ -355,7 +357,7 @@ class QueryService:
         timer = timer or StageTimer()
         await self.live.refresh()
         version, collection = self.live.embedder_version, self.live.collection
-        query_id = hashlib.sha256(image).hexdigest()
+        query_id = query_id or hashlib.sha256(image).hexdigest()
         cached = None
         with timer.stage("cache"):
             if use_cache:
@@ -394,8 +396,8 @@ class QueryService:
     async def _away_from_disliked(self, disliked: list[str], regions: list[QueryCrop], vectors: np.ndarray,
                                   view: str, version: str, collection: str, max_points: int = 2000) -> np.ndarray:
         """:func:`away_from` the catalogue points (view ``view``) of the disliked designs."""
-        images = await asyncio.to_thread(self.catalogue.images_of, disliked, version)
-        ids = [point_id(image_id, i, version) for image_id, n in images for i in range(n)][:max_points]
+        images = await asyncio.to_thread(self.catalogue.design_points, disliked, version)
+        ids = [point_id(image_id, i, version) for image_id, _, n in images for i in range(n)][:max_points]
         points = await self.backends.get_points(collection, ids) if ids else []
         negatives = [(p.payload.get("kind") != KIND_WHOLE_IMAGE, p.vectors[view]) for p in points if view in p.vectors]
         crop_mask = np.array([r.kind != KIND_WHOLE_IMAGE for r in regions])
