@@ -100,8 +100,11 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     range, not clipped (a 16-bit PNG would otherwise turn almost white)."""
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or (img.mode == "I" and a.max(initial=0) > 255) else \
-            max(float(a.max(initial=0)), 1.0) if img.mode == "F" else 255.0
+        peak = float(a.max(initial=0))
+        if img.mode == "F":  # float images have no fixed range: their own maximum is white
+            top = max(peak, 1.0)
+        else:  # 16-bit, or 32-bit integer holding 8- or 16-bit values
+            top = 255.0 if img.mode == "I" and peak <= 255 else 65535.0
         grey = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)

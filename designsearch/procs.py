@@ -129,10 +129,15 @@ class PostgresProcess:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
 
     def create_database(self, name: str) -> str:
-        """Create another database; returns its SQLAlchemy URL."""
+        """Create another database; returns its SQLAlchemy URL.
+
+        Raises:
+            psycopg.OperationalError: the server does not accept connections (yet).
+        """
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True) as c:
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True,
+                             connect_timeout=1) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -144,9 +149,7 @@ class PostgresProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited with code {self.proc.returncode}")
             try:
-                with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
-                                     autocommit=True, connect_timeout=1) as c:
-                    c.execute(f'CREATE DATABASE "{self.database}"')
+                self.create_database(self.database)
                 return
             except psycopg.OperationalError:
                 time.sleep(0.1)
