@@ -57,15 +57,39 @@ def _client(gateway: str, api_key: str | None) -> Iterator:
 
 @app.command()
 def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, index, catalogue and logs."),
-       gateway_port: int = typer.Option(50050, help="Gateway port.")) -> None:
-    """Start Redis and the four services locally; wait until all are SERVING; restart any that crashes
-    (with back-off, reported); stop them on Ctrl-C or SIGTERM."""
+       gateway_port: int = typer.Option(50050, help="Gateway port."),
+       web_port: int = typer.Option(8080, help="Port of the web page (0 = no web page).")) -> None:
+    """Start Redis, the four services and the web page locally; wait until all are SERVING; restart any
+    that crashes (with back-off, reported); stop them on Ctrl-C or SIGTERM."""
     from designsearch.procs import Stack
 
-    stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053})
-    with console.status("starting redis, segmenter, embedder, search, gateway ..."):
+    stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053,
+                                  "web": web_port}, web=web_port != 0)
+    with console.status("starting redis, segmenter, embedder, search, gateway, web page ..."):
         stack.start()
     console.print(f"[green]all services SERVING[/]: gateway on {stack.gateway_address}, logs in {var_dir / 'logs'}; Ctrl-C stops")
+    _serve_until_stopped(stack)
+
+
+@app.command()
+def web(gateway: str = typer.Option(DEFAULT_GATEWAY, help="Gateway address."),
+        host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 to share it on the network)."),
+        port: int = typer.Option(8080, help="HTTP port."),
+        api_key: str = typer.Option("", envvar="DESIGNSEARCH_API_KEY",
+                                    help="Key sent to the gateway for browsers that give none.")) -> None:
+    """Serve the designer's web page (search, Verify, Identify, Novelty, dislike, verification record)
+    for a running gateway; Ctrl-C stops."""
+    from designsearch.web.app import serve
+    from designsearch.web.config import WebSettings
+
+    console.print(f"web page on http://{host}:{port}/ (gateway {gateway})")
+    serve(WebSettings(host=host, port=port, gateway_address=gateway, api_key=api_key))
+
+
+def _serve_until_stopped(stack) -> None:
+    """Supervise ``stack`` (restart crashed services, reported) until Ctrl-C or SIGTERM, then stop it."""
+    if "web" in stack.ports:
+        console.print(f"[green]web page[/]: {stack.web_url}")
     stopping = False
 
     def _stop(*_):
@@ -338,12 +362,17 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
          html_out: Path = typer.Option(VAR_DIR / "demo" / "results.html", "--html", help="HTML page of the results."),
          k: int = typer.Option(6),
          fresh: bool = typer.Option(True, help="Start from an empty --var-dir (a reproducible run; --no-fresh "
-                                                "reuses what an earlier demo indexed).")) -> None:
-    """Start everything, ingest the demo catalogue, query held-out images, print results and the hit rate."""
+                                                "reuses what an earlier demo indexed)."),
+         serve: bool = typer.Option(None, help="Keep the stack and the web page running after the demo until Ctrl-C "
+                                               "(default: when run from a terminal).")) -> None:
+    """Start everything (with the web page), ingest the demo catalogue, query held-out images, print results and
+    the hit rate; then, from a terminal, keep serving the web page on the demo catalogue until Ctrl-C."""
     import shutil
 
     from designsearch.client import DesignSearchClient
-    from designsearch.procs import Stack
+    import sys
+
+    from designsearch.procs import Stack, free_port
 
     data = data or default_data_dir()
     lo, _, hi = classes.partition("-")
@@ -353,9 +382,10 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
                   f"{len(queries)} held-out queries (Stanford Cars classes {classes})")
     if fresh and var_dir.exists():
         shutil.rmtree(var_dir)
-    stack = Stack(var_dir)
-    with console.status("starting redis, segmenter, embedder, search, gateway ..."):
+    stack = Stack(var_dir, ports={"web": 8080 if _port_is_free(8080) else free_port()}, web=True)
+    with console.status("starting redis, segmenter, embedder, search, gateway, web page ..."):
         stack.start()
+    serving = False
     try:
         _ingest(stack.gateway_address, catalogue, None)
         hits, rows, top1, top5 = 0, [], 0, 0
@@ -378,9 +408,25 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
                       f"{top5 / len(queries):.1%}[/]")
         _write_html(html_out, rows, rate, k)
         console.print(f"results page: {html_out}")
+        serving = sys.stdin.isatty() if serve is None else serve
     finally:
-        with console.status("stopping ..."):
-            stack.stop()
+        if not serving:
+            with console.status("stopping ..."):
+                stack.stop()
+    if serving:
+        console.print("the stack keeps running on the demo catalogue; Ctrl-C stops")
+        _serve_until_stopped(stack)
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def _write_html(path: Path, rows, rate: float, k: int) -> None:

@@ -1,4 +1,4 @@
-"""Local processes: a real ``redis-server`` and the four services, started and stopped cleanly.
+"""Local processes: a real ``redis-server``, the four services and the web page, started and stopped cleanly.
 
 Used by ``designsearch up``/``demo`` and by the tests (which need a real Redis on loopback).
 """
@@ -17,6 +17,28 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers HTTP 200.
+
+    Raises:
+        TimeoutError: no 200 within ``timeout_s``.
+    """
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=max(0.1, deadline - time.monotonic())) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout_s} s")
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -188,20 +210,24 @@ def wait_serving(address: str, timeout_s: float = 120.0, service: str = "") -> N
 
 
 class Stack:
-    """Redis plus the four services as child processes (``python -m ...``) on local ports.
+    """Redis plus the four services (and, with ``web``, the web page) as child processes
+    (``python -m ...``) on local ports.
 
     Args:
         var_dir: folder for Redis data, the index, the catalogue and logs.
-        ports: ``{"gateway", "segmenter", "embedder", "search"}`` → port; missing = free port.
+        ports: ``{"gateway", "segmenter", "embedder", "search", "web"}`` → port; missing = free port.
         env: extra environment variables for the services.
+        web: also run the web page (``designsearch.web``), started once the gateway is SERVING.
     """
 
     MODULES = {"segmenter": "designsearch.services.segmenter", "embedder": "designsearch.services.embedder",
                "search": "designsearch.services.search", "gateway": "designsearch.gateway"}
 
-    def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None,
+                 web: bool = False) -> None:
         self.var_dir = Path(var_dir)
-        self.ports = {name: (ports or {}).get(name) or free_port() for name in self.MODULES}
+        self.modules = {**self.MODULES, **({"web": "designsearch.web"} if web else {})}
+        self.ports = {name: (ports or {}).get(name) or free_port() for name in self.modules}
         self.extra_env = env or {}
         self.redis: RedisProcess | None = None
         self.procs: dict[str, subprocess.Popen] = {}
@@ -211,6 +237,11 @@ class Stack:
     def gateway_address(self) -> str:
         """``127.0.0.1:<gateway port>``."""
         return f"127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def web_url(self) -> str:
+        """``http://127.0.0.1:<web port>/`` (only with ``web=True``)."""
+        return f"http://127.0.0.1:{self.ports['web']}/"
 
     def start(self, timeout_s: float = 180.0) -> None:
         """Start Redis and the services, wait until every one is SERVING.
@@ -235,6 +266,8 @@ class Stack:
                 "DESIGNSEARCH_GATEWAY_SEARCH_ADDRESS": f"127.0.0.1:{p['search']}",
                 "DESIGNSEARCH_GATEWAY_REDIS_URL": self.redis.url,
                 "DESIGNSEARCH_GATEWAY_CATALOGUE_URL": f"sqlite:///{self.var_dir / 'catalogue.db'}",
+                "DESIGNSEARCH_WEB_PORT": str(p.get("web", 0)),
+                "DESIGNSEARCH_WEB_GATEWAY_ADDRESS": f"127.0.0.1:{p['gateway']}",
             })
             # internal calls authenticated even on one machine: a fresh token per stack, shared by all four
             token = secrets.token_hex(16)
@@ -242,9 +275,9 @@ class Stack:
                 env.setdefault(f"DESIGNSEARCH_{name}_INTERNAL_TOKEN", token)
             env.update(self.extra_env)
             self._env = env
-            for name in self.MODULES:
+            for name in self.modules:
                 self._spawn(name)
-            for name in self.MODULES:
+            for name in self.modules:
                 self._wait(name, timeout_s)
         except BaseException:
             self.stop()
@@ -252,7 +285,7 @@ class Stack:
 
     def _spawn(self, name: str) -> None:
         with open(self.var_dir / "logs" / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", self.MODULES[name]], env=self._env, stdout=log,
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", self.modules[name]], env=self._env, stdout=log,
                                                 stderr=subprocess.STDOUT)
 
     def supervise(self, on_event=print, max_backoff_s: float = 30.0, healthy_s: float = 60.0) -> None:
@@ -285,7 +318,10 @@ class Stack:
                 tail = (self.var_dir / "logs" / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with code {self.procs[name].returncode}:\n{tail}")
             try:
-                wait_serving(f"127.0.0.1:{self.ports[name]}", timeout_s=1.0)
+                if name == "web":
+                    _wait_http(self.web_url + "healthz", timeout_s=1.0)
+                else:
+                    wait_serving(f"127.0.0.1:{self.ports[name]}", timeout_s=1.0)
                 return
             except TimeoutError:
                 if time.monotonic() > deadline:
@@ -293,7 +329,7 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM every service (gateway first), wait for graceful exit, then stop Redis."""
-        for name in ["gateway", "segmenter", "embedder", "search"]:
+        for name in ["web", "gateway", "segmenter", "embedder", "search"]:
             proc = self.procs.get(name)
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

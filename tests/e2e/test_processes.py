@@ -11,7 +11,7 @@ from designsearch.procs import Stack
 @pytest.mark.slow
 def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue, embedder_model):
     catalogue, queries = small_catalogue
-    stack = Stack(tmp_path / "var", env={"DESIGNSEARCH_SEARCH_ENGINE": "edge"})
+    stack = Stack(tmp_path / "var", env={"DESIGNSEARCH_SEARCH_ENGINE": "edge"}, web=True)
     stack.start(timeout_s=120)
     try:
         with DesignSearchClient(stack.gateway_address) as client:
@@ -20,6 +20,12 @@ def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue,
             top = client.find_similar(catalogue[0].path.read_bytes(), 3)
             assert top.matches[0].design.design_id == catalogue[0].design_id
             assert top.matches[0].score >= 0.99
+        # the web page runs beside them and reads the catalogue through the gateway
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(stack.web_url + "api/stats", timeout=10) as r:
+            assert json.load(r)["designs"] == len({i.design_id for i in catalogue[:3]})
         # supervision: kill -9 the embedder; `up`'s loop restarts it (reported) and queries work again
         import signal
         import time
@@ -41,7 +47,7 @@ def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue,
     finally:
         stack.stop()
     codes = {name: proc.returncode for name, proc in stack.procs.items()}
-    assert codes == {name: 0 for name in Stack.MODULES}, codes
+    assert codes == {name: 0 for name in [*Stack.MODULES, "web"]}, codes
     # the log says each service stopped after SIGTERM
     for name in Stack.MODULES:
         assert "stopped" in (tmp_path / "var" / "logs" / f"{name}.log").read_text(), name

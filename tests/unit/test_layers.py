@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = ("designsearch/v1/", "designsearch/internal/v1/")
 #: The installed names of the layers above the shared package (their source is at the top of the checkout).
-ABOVE = ("designsearch.services", "designsearch.gateway", "designsearch.training")
+ABOVE = ("designsearch.services", "designsearch.gateway", "designsearch.training", "designsearch.web")
 
 
 def _sources(*folders: str) -> list[Path]:
@@ -32,13 +32,13 @@ def test_the_shared_package_imports_nothing_above_it():
     for path in _sources("designsearch"):
         if path.name in composition_root:
             continue
-        above = {n for n in _imports(path) if n.split(".")[0] in ("services", "gateway", "training")
+        above = {n for n in _imports(path) if n.split(".")[0] in ("services", "gateway", "training", "web")
                  or n.startswith(ABOVE)}
         assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"
 
 
 def test_serving_code_imports_no_torch():
-    for path in _sources("designsearch", "services", "gateway"):
+    for path in _sources("designsearch", "services", "gateway", "web"):
         torch = {n for n in _imports(path) if n.split(".")[0] in ("torch", "efficientnet_lite_pytorch", "albumentations")}
         assert not torch, f"{path.relative_to(ROOT)} imports {sorted(torch)}"
 
@@ -54,8 +54,17 @@ def test_the_gateway_core_imports_no_grpc_and_no_service():
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_the_web_page_uses_only_the_public_api():
+    """No second data path: the page server reaches designs only through the gateway's public gRPC API."""
+    for path in _sources("web"):
+        bad = {n for n in _imports(path) if n.split(".")[0] in ("services", "gateway", "training", "redis", "sqlalchemy",
+                                                                   "qdrant_client", "qdrant_edge", "onnxruntime")
+               or n.startswith(("designsearch.services", "designsearch.gateway", "designsearch.internal"))}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
 def test_no_source_file_over_500_lines():
-    for path in _sources("designsearch", "services", "gateway", "training", "benchmarks", "scripts", "tests"):
+    for path in _sources("designsearch", "services", "gateway", "training", "web", "benchmarks", "scripts", "tests"):
         n = len(path.read_text().splitlines())
         assert n <= 500, f"{path.relative_to(ROOT)} has {n} lines"
 
@@ -68,7 +77,7 @@ def test_one_installed_package_lists_every_package_folder():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed, dirs = set(cfg["packages"]), cfg["package-dir"]
     found = set()
-    for top in ("designsearch", "services", "gateway", "training"):
+    for top in ("designsearch", "services", "gateway", "training", "web"):
         for init in (ROOT / top).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT).as_posix()
             for name, folder in dirs.items():
@@ -76,4 +85,4 @@ def test_one_installed_package_lists_every_package_folder():
                     rel = name.replace(".", "/") + rel[len(folder):]
             found.add(rel.replace("/", "."))
     assert found == listed
-    assert not any(name.split(".")[0] in ("services", "gateway", "training") for name in listed)
+    assert not any(name.split(".")[0] in ("services", "gateway", "training", "web") for name in listed)
