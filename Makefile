@@ -4,13 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install system-deps demo test protos clients node-client bench up web clean
+.PHONY: install system-deps demo test protos clients node-client cpp-client bench up web clean
 
-SYSTEM_PACKAGES := redis-server docker-compose postgresql chromium
+SYSTEM_PACKAGES := redis-server docker-compose postgresql chromium \
+  g++ cmake pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 
-system-deps:  ## Debian packages (root or sudo): redis-server (tests, demo), postgresql (catalogue tests), docker-compose (validates docker-compose.yml), chromium (browser tests), nodejs/npm (Node client) when absent
+system-deps:  ## Debian packages (root or sudo): redis-server (tests, demo), postgresql (catalogue tests), docker-compose (validates docker-compose.yml), chromium (browser tests), the C++ gRPC toolchain (C++ client), nodejs/npm (Node client) when absent
 	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null && command -v chromium >/dev/null \
-	  && command -v npm >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  && command -v npm >/dev/null && command -v grpc_cpp_plugin >/dev/null && command -v cmake >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  pkgs="$(SYSTEM_PACKAGES)"; command -v npm >/dev/null || pkgs="$$pkgs nodejs npm"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$pkgs; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$pkgs; fi; }
@@ -47,9 +48,14 @@ clients/node/node_modules/.package-lock.json: clients/node/package.json clients/
 clients/node/dist/find_similar.js: clients/node/node_modules/.package-lock.json clients/node/tsconfig.json $(NODE_SRC)
 	cd clients/node && npm run build
 
-clients: clients/node/node_modules/.package-lock.json  ## regenerate the generated clients from protos/ (Node: committed TypeScript) and rebuild
+cpp-client:  ## build the C++ client (clients/cpp; code generated from protos/ at build time) into var/build/cpp-client
+	cmake -S clients/cpp -B var/build/cpp-client -DCMAKE_BUILD_TYPE=Release
+	cmake --build var/build/cpp-client -j2
+
+clients: clients/node/node_modules/.package-lock.json  ## regenerate the clients from protos/ (Node: committed TypeScript; C++: at build time) and build them
 	PYTHON=$(abspath $(BIN)/python) clients/node/generate.sh
 	cd clients/node && npm run build
+	@$(MAKE) --no-print-directory cpp-client
 
 bench: install  ## FindSimilar latency per stage, cold and cached
 	$(BIN)/python benchmarks/query_bench.py
