@@ -177,7 +177,9 @@ class WebApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette):
         """Open the gateway channel on start-up, close it on shutdown."""
-        options = [("grpc.max_receive_message_length", 64 * 2**20), ("grpc.max_send_message_length", 64 * 2**20)]
+        # round_robin over every gateway pod behind a dns:/// target (as designsearch.rpc does for the services)
+        options = [("grpc.lb_policy_name", "round_robin"), ("grpc.max_receive_message_length", 64 * 2**20),
+                   ("grpc.max_send_message_length", 64 * 2**20)]
         if self.settings.tls_ca_file:
             creds = grpc.ssl_channel_credentials(root_certificates=Path(self.settings.tls_ca_file).read_bytes())
             self.channel = grpc.aio.secure_channel(self.settings.gateway_address, creds, options=options)
@@ -237,6 +239,10 @@ class WebApp:
         """The page."""
         return self.templates.TemplateResponse(request, "index.html", {
             "max_upload_mb": self.settings.max_upload_mb, "version": VERSION})
+
+    async def livez(self, request: Request) -> Response:
+        """200 while the process serves HTTP (liveness: does not depend on the gateway)."""
+        return JSONResponse({"status": "ok"})
 
     async def healthz(self, request: Request) -> Response:
         """200 when the gateway answers GetStats, else 503 with the gateway's error."""
@@ -340,7 +346,7 @@ def create_app(settings: WebSettings | None = None) -> Starlette:
     web = WebApp(settings)
     api = [("/api/search", web.search), ("/api/report", web.report), ("/api/dislike", web.dislike),
            ("/api/verify", web.verify), ("/api/identify", web.identify), ("/api/novelty", web.novelty)]
-    routes = [Route("/", web.index), Route("/healthz", web.endpoint(web.healthz)),
+    routes = [Route("/", web.index), Route("/livez", web.livez), Route("/healthz", web.endpoint(web.healthz)),
               Route("/api/stats", web.endpoint(web.stats)),
               *[Route(path, web.endpoint(handler), methods=["POST"]) for path, handler in api],
               Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")]

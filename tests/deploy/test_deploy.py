@@ -26,6 +26,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
 from designsearch.settings import REPO_ROOT
 from designsearch.gateway.config import GatewaySettings
+from designsearch.web.config import WebSettings
 from designsearch.services.embedder.config import EmbedderSettings
 from designsearch.services.search.config import SearchSettings
 from designsearch.services.segmenter.config import SegmenterSettings
@@ -45,7 +46,7 @@ SERVICES = {
     "embedder": (EmbedderSettings, "designsearch.services.embedder"),
     "search": (SearchSettings, "designsearch.services.search"),
 }
-PREFIXES = {cls.model_config["env_prefix"]: cls for cls, _ in SERVICES.values()}
+PREFIXES = {cls.model_config["env_prefix"]: cls for cls, _ in [*SERVICES.values(), (WebSettings, "designsearch.web")]}
 #: Services the gateway calls over gRPC (its *_ADDRESS settings).
 PEERS = ("segmenter", "embedder", "search")
 #: Services scaled by a HorizontalPodAutoscaler on CPU.
@@ -230,6 +231,27 @@ def test_grpc_services_are_headless(name):
     assert service["spec"]["clusterIP"] == "None", f"{name}: a ClusterIP pins each gRPC client to one pod"
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert [p["port"] for p in service["spec"]["ports"]] == [_port(_designsearch_container(name), "grpc")]
+
+
+def test_web_page_deployment(compose):
+    """The web page: HTTP probes (ready = the gateway answers), the gateway reached round-robin through its
+    headless Service, published by a Service of its own and in docker-compose.yml."""
+    container = _designsearch_container("web")
+    env = _effective_env(container)
+    assert container["command"] == ["python", "-m", "designsearch.web"]
+    assert env["DESIGNSEARCH_WEB_PORT"] == str(_port(container, "http")) == str(WebSettings.model_fields["port"].default)
+    assert env["DESIGNSEARCH_WEB_HOST"] == "0.0.0.0"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+    match = re.fullmatch(r"dns:///([a-z0-9-]+):(\d+)", env["DESIGNSEARCH_WEB_GATEWAY_ADDRESS"])
+    assert match and _objects("Service")[match.group(1)]["spec"]["clusterIP"] == "None"
+    assert int(match.group(2)) == _port(_designsearch_container("gateway"), "grpc")
+    assert unknown_settings(env) == []
+    service = compose["services"]["web"]
+    assert service["command"] == container["command"] and service["read_only"] is True
+    assert service["environment"]["DESIGNSEARCH_WEB_GATEWAY_ADDRESS"] == env["DESIGNSEARCH_WEB_GATEWAY_ADDRESS"]
+    assert service["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert unknown_settings(service["environment"]) == []
 
 
 def test_gateway_has_an_external_service():
