@@ -357,12 +357,24 @@ def create_app(settings: WebSettings | None = None) -> Starlette:
 
 
 def serve(settings: WebSettings | None = None) -> None:
-    """Run the page with uvicorn until SIGTERM / Ctrl-C (blocks)."""
+    """Run the page with uvicorn until SIGTERM (graceful stop, exit status 0, as the gRPC services) or
+    Ctrl-C (blocks)."""
+    import signal
+
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if sig == signal.SIGTERM:  # uvicorn would re-raise it after the graceful stop (exit status -15)
+                self.should_exit = True
+            else:
+                super().handle_exit(sig, frame)
 
     settings = settings or WebSettings()
     configure_logging(settings.log_level, settings.log_json)
     log.info("web page", url=f"http://{settings.host}:{settings.port}/", gateway=settings.gateway_address)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                ssl_certfile=settings.tls_cert_file or None, ssl_keyfile=settings.tls_key_file or None,
-                timeout_graceful_shutdown=int(settings.grace_s))
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=settings.log_level.lower(), ssl_certfile=settings.tls_cert_file or None,
+                            ssl_keyfile=settings.tls_key_file or None, timeout_graceful_shutdown=int(settings.grace_s))
+    Server(config).run()
+    log.info("stopped")
