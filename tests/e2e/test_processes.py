@@ -42,8 +42,18 @@ def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue,
             time.sleep(0.2)
         assert any("embedder exited with code -9" in e for e in events) and any("embedder restarted" in e for e in events)
         wait_serving(f"127.0.0.1:{stack.ports['embedder']}", timeout_s=60)
-        with DesignSearchClient(stack.gateway_address) as client:
-            assert client.find_similar(catalogue[1].path.read_bytes(), 3, no_cache=True).matches
+        import grpc
+
+        with DesignSearchClient(stack.gateway_address) as client:  # the gateway's channel reconnects within ~1 s
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    assert client.find_similar(catalogue[1].path.read_bytes(), 3, no_cache=True).matches
+                    break
+                except grpc.RpcError as err:
+                    if err.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
     finally:
         stack.stop()
     codes = {name: proc.returncode for name, proc in stack.procs.items()}

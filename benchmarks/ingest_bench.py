@@ -1,0 +1,106 @@
+"""Ingestion throughput (images/s) at 1, 2 and 4 concurrent IndexDesigns streams, with CPU seconds per
+image of every process.
+
+For each stream count: a fresh local stack (Redis + the four services as processes, as `designsearch up`
+runs them), models warmed by one query, then the demo catalogue (Stanford Cars classes 79-98 minus 2
+held-out images per class) split round-robin over N client streams, each in its own thread with its
+own channel. Wall time runs from the first request to the last response; CPU time is read from
+/proc/<pid>/stat (user + system) of each service process before and after.
+
+    python benchmarks/ingest_bench.py [--streams 1 2 4] [--limit 0]
+
+Writes benchmarks/results/ingest.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from designsearch.catalogue_data import demo_split, read_labels
+from designsearch.client import DesignSearchClient
+from designsearch.procs import Stack
+from designsearch.settings import REPO_ROOT, default_data_dir
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15 of stat(5))
+
+
+def run_once(catalogue, queries, streams: int, var: Path, engine: str) -> dict:
+    """Ingest ``catalogue`` over ``streams`` concurrent streams into a fresh stack; returns the figures."""
+    if var.exists():
+        shutil.rmtree(var)
+    stack = Stack(var, env={"DESIGNSEARCH_SEARCH_ENGINE": engine})
+    stack.start()
+    try:
+        with DesignSearchClient(stack.gateway_address) as client:
+            client.find_similar(queries[0].path.read_bytes(), no_cache=True)  # load and warm every model
+        parts = [catalogue[i::streams] for i in range(streams)]
+        results: list = [None] * streams
+        cpu0 = {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}
+
+        def worker(i: int) -> None:
+            with DesignSearchClient(stack.gateway_address, timeout_s=3600) as c:
+                results[i] = c.index(parts[i])
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(streams)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        cpu = {name: cpu_seconds(p.pid) - cpu0[name] for name, p in stack.procs.items()}
+        added = sum(r.added for r in results)
+        failed = sum(r.failed for r in results)
+        with DesignSearchClient(stack.gateway_address) as client:
+            stats = client.stats()
+    finally:
+        stack.stop()
+    n = len(catalogue)
+    return {"streams": streams, "images": n, "added": added, "failed": failed, "points": stats.points,
+            "seconds": round(wall, 2), "images_per_s": round(n / wall, 1),
+            "cpu_ms_per_image": {k: round(v * 1000 / n, 1) for k, v in cpu.items()},
+            "cpu_ms_per_image_total": round(sum(cpu.values()) * 1000 / n, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--limit", type=int, default=0, help="first N catalogue images only (0 = all)")
+    parser.add_argument("--engine", default="edge")
+    parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-ingest")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "ingest.json")
+    args = parser.parse_args()
+
+    images = read_labels(default_data_dir() / "stanford-cars" / "labels.csv")
+    catalogue, queries = demo_split(images, range(79, 99), 2)
+    if args.limit:
+        catalogue = catalogue[: args.limit]
+    runs = []
+    for n in args.streams:
+        r = run_once(catalogue, queries, n, args.var / f"streams-{n}", args.engine)
+        runs.append(r)
+        print(f"{n} stream(s): {r['images_per_s']:6.1f} images/s ({r['images']} images, {r['points']} points, "
+              f"{r['seconds']} s, failed {r['failed']}); CPU ms/image {r['cpu_ms_per_image']} "
+              f"= {r['cpu_ms_per_image_total']}")
+    out = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
+           "engine": args.engine, "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
