@@ -1,10 +1,17 @@
-"""Crops per second through the embedder *service* (gRPC, adaptive batching), 2 CPU threads.
+"""Crops per second through the embedder *service* (gRPC, adaptive batching) against the bare model,
+on the same 2 onnxruntime threads, in one run.
 
-Starts the embedder in-process on a free port, then sends ``--requests`` Embed calls of one
-256 px wheel crop each from ``--concurrency`` concurrent clients; the batcher groups them into
-model calls of up to ``max_batch_size``. Writes benchmarks/results/embedder_service.json.
+1. Bare model: ``OnnxEmbedder.embed_inputs`` on preprocessed batches of ``max_batch_size`` (32) crops
+   (the network alone, its best batch size; nothing else running).
+2. Service: the embedder started as its own process (``python -m designsearch.services.embedder``, as
+   in production), then ``--requests`` Embed calls from ``--concurrency`` concurrent clients in this
+   process. Two request shapes: ``1x1`` (one wheel crop, photo view: the worst case per call) and
+   ``3x2`` (three crops, photo + lines views: what ingestion sends per image). Mean batch size from
+   the service's Prometheus histogram. Note: on 2 cores the clients share the CPU with the service.
 
-    python benchmarks/embedder_service_bench.py [--requests 600] [--concurrency 1 8 32]
+    python benchmarks/embedder_service_bench.py [--requests 600] [--concurrency 8 32]
+
+Writes benchmarks/results/embedder_service.json.
 """
 
 from __future__ import annotations
@@ -12,63 +19,123 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
-from prometheus_client import REGISTRY
+import numpy as np
 
 from designsearch.catalogue_data import read_labels
-from designsearch.settings import REPO_ROOT, default_data_dir
-from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
-from designsearch.v1 import common_pb2
+from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, types_pb2
+from designsearch.procs import free_port, wait_serving
 from designsearch.services.embedder.config import EmbedderSettings
-from designsearch.services.embedder.server import create_server
-from designsearch.services.segmenter.core import Segmenter, load_detector
+from designsearch.services.embedder.core import OnnxEmbedder
 from designsearch.services.segmenter.config import SegmenterSettings
+from designsearch.services.segmenter.core import Segmenter, load_detector
+from designsearch.settings import REPO_ROOT, default_data_dir
+from designsearch.v1 import common_pb2
+
+THREADS = 2
 
 
-async def run(requests: int, concurrency_levels: list[int]) -> dict:
-    seg_settings = SegmenterSettings()
-    segmenter = Segmenter(load_detector(seg_settings.detector, seg_settings.model_path), seg_settings.crop_margin,
-                          seg_settings.crop_size)
-    crops = []
-    for img in read_labels(default_data_dir() / "stanford-cars" / "labels.csv")[:40]:
+def wheel_crops(n_images: int = 40) -> list[bytes]:
+    """JPEG wheel crops cut by the segmenter from the first ``n_images`` Stanford Cars photos."""
+    s = SegmenterSettings()
+    segmenter = Segmenter(load_detector(s.detector, s.model_path), s.crop_margin, s.crop_size)
+    crops: list[bytes] = []
+    for img in read_labels(default_data_dir() / "stanford-cars" / "labels.csv")[:n_images]:
         crops += [c.crop_jpeg for c in segmenter.segment(img.path.read_bytes(), max_crops=2).crops]
-    settings = EmbedderSettings(port=0, threads=2)
-    service = await create_server(settings)
-    out = {"model_version": service.embed_service.version, "max_batch_size": settings.max_batch_size,
-           "max_batch_time_ms": settings.max_batch_time_ms, "threads": settings.threads, "results": {}}
-    async with grpc.aio.insecure_channel(service.address) as channel:
+    return crops
+
+
+def bare_model(model_path: str, crops: list[bytes], batch: int, seconds: float = 8.0) -> float:
+    """Crops/s of the network alone on preprocessed ``batch``-sized inputs."""
+    from designsearch.images import decode_image
+
+    embedder = OnnxEmbedder(model_path, threads=THREADS)
+    inputs = embedder.preprocess([decode_image(c) for c in (crops * 2)[:batch]])
+    embedder.embed_inputs(inputs)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        embedder.embed_inputs(inputs)
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def batch_count(metrics_url: str) -> tuple[float, float]:
+    """(sum, count) of the service's batch-size histogram."""
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("designsearch_embedder_batch_size_sum") or line.startswith("designsearch_embedder_batch_size_count"):
+            name, value = line.split()[:2]
+            values[name.rsplit("_", 1)[1]] = float(value)
+    return values.get("sum", 0.0), values.get("count", 0.0)
+
+
+async def service_run(address: str, metrics_url: str, crops: list[bytes], shape: str, requests: int, conc: int) -> dict:
+    per_request, views = (1, [types_pb2.VIEW_PHOTO]) if shape == "1x1" else (3, [types_pb2.VIEW_PHOTO, types_pb2.VIEW_LINES])
+    reqs = [embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=crops[(i + j) % len(crops)]) for j in range(per_request)],
+                                      views=views) for i in range(len(crops))]
+    async with grpc.aio.insecure_channel(address) as channel:
         stub = embedder_pb2_grpc.EmbedderServiceStub(channel)
-        reqs = [embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=c)]) for c in crops]
-        await stub.Embed(reqs[0], timeout=30)  # warm-up
-        for conc in concurrency_levels:
-            counter = iter(range(requests))
-            batches_before = REGISTRY.get_sample_value("designsearch_embedder_batch_size_count") or 0
+        await stub.Embed(reqs[0], timeout=60)
+        counter = iter(range(requests))
+        s0, c0 = batch_count(metrics_url)
 
-            async def worker():
-                for i in counter:
-                    await stub.Embed(reqs[i % len(reqs)], timeout=60)
+        async def worker():
+            for i in counter:
+                await stub.Embed(reqs[i % len(reqs)], timeout=120)
 
-            t = time.perf_counter()
-            await asyncio.gather(*[worker() for _ in range(conc)])
-            dt = time.perf_counter() - t
-            calls = (REGISTRY.get_sample_value("designsearch_embedder_batch_size_count") or 0) - batches_before
-            out["results"][str(conc)] = {"crops_per_s": round(requests / dt, 1), "mean_batch": round(requests / calls, 1)}
-            print(f"concurrency {conc:3d}: {requests / dt:6.1f} crops/s, mean batch {requests / calls:.1f}")
-    await service.stop(0)
-    return out
+        t = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(conc)])
+        dt = time.perf_counter() - t
+    s1, c1 = batch_count(metrics_url)
+    embeddings = requests * per_request * len(views)
+    return {"shape": shape, "concurrency": conc, "requests": requests, "embeddings": embeddings,
+            "crops_per_s": round(embeddings / dt, 1), "mean_batch": round((s1 - s0) / max(c1 - c0, 1), 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "embedder_service.json")
     args = parser.parse_args()
-    result = asyncio.run(run(args.requests, args.concurrency))
-    args.out.write_text(json.dumps(result, indent=2))
+
+    settings = EmbedderSettings()
+    crops = wheel_crops()
+    bare = bare_model(settings.model_path, crops, settings.max_batch_size)
+    print(f"bare model, batch {settings.max_batch_size}, {THREADS} threads: {bare:.1f} crops/s")
+
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "DESIGNSEARCH_EMBEDDER_PORT": str(port), "DESIGNSEARCH_EMBEDDER_THREADS": str(THREADS),
+           "DESIGNSEARCH_EMBEDDER_METRICS_PORT": str(metrics_port)}
+    proc = subprocess.Popen([sys.executable, "-m", "designsearch.services.embedder"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = []
+    try:
+        wait_serving(f"127.0.0.1:{port}", timeout_s=120)
+        for shape in ("1x1", "3x2"):
+            for conc in args.concurrency:
+                r = asyncio.run(service_run(f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", crops, shape,
+                                            args.requests if shape == "1x1" else args.requests // 6, conc))
+                r["ratio_to_bare"] = round(r["crops_per_s"] / bare, 3)
+                runs.append(r)
+                print(f"service {shape} concurrency {conc:3d}: {r['crops_per_s']:6.1f} crops/s "
+                      f"({r['ratio_to_bare']:.0%} of the bare model), mean batch {r['mean_batch']}")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    out = {"model_version": OnnxEmbedder(settings.model_path, threads=1).version, "threads": THREADS,
+           "max_batch_size": settings.max_batch_size, "max_batch_time_ms": settings.max_batch_time_ms,
+           "cpus": os.cpu_count(), "bare_model_crops_per_s": round(bare, 1), "service": runs}
+    args.out.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -64,22 +64,33 @@ class OnnxEmbedder:
         """
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = to_model_input(images, self.input_size)
+        return self.embed_inputs(self.preprocess(images))
+
+    def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
+        """The model input of RGB ``uint8`` images: float32 ``(N, 3, S, S)`` (:func:`to_model_input`)."""
+        return to_model_input(images, self.input_size)
+
+    def embed_inputs(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a preprocessed batch, float32 ``(N, 3, S, S)`` → float32 ``(N, D)`` unit rows."""
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
         out = self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
-        EMBEDDED_IMAGES.inc(len(images))
-        BATCH_SIZE.observe(len(images))
+        EMBEDDED_IMAGES.inc(len(batch))
+        BATCH_SIZE.observe(len(batch))
         # Re-normalise in float32 so every stored vector is unit norm whatever the graph did.
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass
 class _Job:
-    images: list[np.ndarray]
+    inputs: np.ndarray  # preprocessed, float32 (N, 3, S, S)
     future: asyncio.Future
 
 
 class AdaptiveBatcher:
-    """Groups concurrent embedding requests into model calls.
+    """Groups concurrent embedding requests into model calls. Requests arrive preprocessed (decoded,
+    resized; done in the caller's thread, overlapping the model's run), so the model thread only
+    concatenates and runs the network.
 
     Args:
         embedder: the model.
@@ -110,16 +121,21 @@ class AdaptiveBatcher:
             self._worker = None
 
     async def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        """Queue ``images`` and wait for their vectors, float32 ``(len(images), D)``."""
+        """Preprocess RGB ``uint8`` ``images`` in a thread, queue them and wait for their vectors,
+        float32 ``(len(images), D)``."""
+        return await self.embed_inputs(await asyncio.to_thread(self.embedder.preprocess, images))
+
+    async def embed_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Queue a preprocessed batch, float32 ``(N, 3, S, S)``, and wait for its vectors, float32 ``(N, D)``."""
         self.start()
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(images, future))
+        await self._queue.put(_Job(inputs, future))
         return await future
 
     async def _run(self) -> None:
         while True:
             jobs = [await self._queue.get()]
-            count = len(jobs[0].images)
+            count = len(jobs[0].inputs)
             deadline = time.monotonic() + self.max_batch_time_s
             while count < self.max_batch_size:
                 timeout = deadline - time.monotonic()
@@ -130,10 +146,9 @@ class AdaptiveBatcher:
                 except asyncio.TimeoutError:
                     break
                 jobs.append(job)
-                count += len(job.images)
-            images = [img for job in jobs for img in job.images]
+                count += len(job.inputs)
             try:
-                vectors = await asyncio.to_thread(self._embed_chunked, images)
+                vectors = await asyncio.to_thread(self._embed_chunked, [job.inputs for job in jobs])
             except Exception as exc:  # resolve every waiting request, keep the worker alive
                 for job in jobs:
                     if not job.future.done():
@@ -141,13 +156,15 @@ class AdaptiveBatcher:
                 continue
             start = 0
             for job in jobs:
-                n = len(job.images)
+                n = len(job.inputs)
                 if not job.future.done():
                     job.future.set_result(vectors[start : start + n])
                 start += n
 
-    def _embed_chunked(self, images: list[np.ndarray]) -> np.ndarray:
-        parts = [self.embedder.embed(images[i : i + self.max_batch_size]) for i in range(0, len(images), self.max_batch_size)]
+    def _embed_chunked(self, inputs: list[np.ndarray]) -> np.ndarray:
+        batch = np.concatenate(inputs) if len(inputs) > 1 else inputs[0]
+        parts = [self.embedder.embed_inputs(batch[i : i + self.max_batch_size])
+                 for i in range(0, len(batch), self.max_batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
 
 
@@ -190,13 +207,14 @@ class EmbedService:
             raise InvalidArgument("no images to embed", field="images")
         if len(encoded) > self.max_images:
             raise InvalidArgument(f"{len(encoded)} images in one request; the limit is {self.max_images}", field="images")
-        rgbs = await asyncio.to_thread(lambda: [decode_image(b) for b in encoded])
-        inputs: list[np.ndarray] = []
-        for rgb in rgbs:
-            for view in views:
-                inputs.append(rgb if view == VIEW_PHOTO else edge_map(rgb))
-        vectors = await self.batcher.embed(inputs)
+        embedder = self.batcher.embedder
+
+        def prepare() -> np.ndarray:  # decode, draw the line views, resize: off the event loop and the model thread
+            rgbs = [decode_image(b) for b in encoded]
+            return embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
+
+        vectors = await self.batcher.embed_inputs(await asyncio.to_thread(prepare))
         out = []
-        for i in range(len(rgbs)):
+        for i in range(len(encoded)):
             out.append({view: vectors[i * len(views) + j] for j, view in enumerate(views)})
         return out
