@@ -29,5 +29,7 @@ class EmbedderSettings(ServiceSettings):
     )
     threads: int = Field(2, description="onnxruntime intra-op threads (CPU).")
     max_batch_size: int = Field(32, description="Most images per model call.")
-    max_batch_time_ms: float = Field(5.0, description="Longest wait for more images before running a partial batch, ms.")
+    max_batch_time_ms: float = Field(
+        0.0, description="Longest wait for more images before running a partial batch, ms; 0 = continuous batching "
+                         "(run at once; a batch is what queued during the previous model call), the CPU default.")
     max_images_per_request: int = Field(64, description="Most images one Embed request may carry.")

@@ -2,7 +2,9 @@
 
 The batcher follows SeldonIO/MLServer's adaptive batching: requests are queued, a worker takes up
 to ``max_batch_size`` items or whatever arrived within ``max_batch_time`` of the first one, runs
-one model call, and resolves each request's future with its own rows.
+one model call, and resolves each request's future with its own rows. With ``max_batch_time`` 0
+(the default on CPU) it is continuous batching: a lone request runs at once, and a batch is whatever
+queued while the previous model call ran, so batching adds no latency.
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ class AdaptiveBatcher:
             count = len(jobs[0].inputs)
             deadline = time.monotonic() + self.max_batch_time_s
             while count < self.max_batch_size:
+                if not self._queue.empty():  # whatever queued while the previous batch ran: no waiting
+                    job = self._queue.get_nowait()
+                    jobs.append(job)
+                    count += len(job.inputs)
+                    continue
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     break
