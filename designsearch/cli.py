@@ -368,10 +368,9 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
     """Start everything (with the web page), ingest the demo catalogue, query held-out images, print results and
     the hit rate; then, from a terminal, keep serving the web page on the demo catalogue until Ctrl-C."""
     import shutil
-
-    from designsearch.client import DesignSearchClient
     import sys
 
+    from designsearch.client import DesignSearchClient
     from designsearch.procs import Stack, free_port
 
     data = data or default_data_dir()
@@ -419,6 +418,7 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 now."""
     import socket
 
     with socket.socket() as s:

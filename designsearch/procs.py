@@ -328,7 +328,7 @@ class Stack:
                     raise TimeoutError(f"{name} not SERVING after {timeout_s} s") from None
 
     def stop(self) -> None:
-        """SIGTERM every service (gateway first), wait for graceful exit, then stop Redis."""
+        """SIGTERM every service (the web page and the gateway first), wait for graceful exit, then stop Redis."""
         for name in ["web", "gateway", "segmenter", "embedder", "search"]:
             proc = self.procs.get(name)
             if proc and proc.poll() is None:
