@@ -154,13 +154,15 @@ def test_scores_are_cosine(engines, points):
 
 
 @pytest.mark.parametrize("group_size", [1, 3])
-@pytest.mark.parametrize("flt_name", ["none", "brands", "exclude"])
-def test_search_groups_agree(engines, points, group_size, flt_name):
+@pytest.mark.parametrize("flt_name,limit,groups", [("none", 6, 6), ("brands", 6, 6), ("exclude", 6, 6),
+                                                   # fewer designs than the limit: every design, each with its best hits
+                                                   ("only_designs", 6, 3), ("brands", 60, 50), ("none", 300, 200)])
+def test_search_groups_agree(engines, points, group_size, flt_name, limit, groups):
     edge, qdr = engines
     q = points[123].vectors["photo"]
-    g1 = edge.search_groups("cat", q, using="photo", limit=6, group_size=group_size, flt=FILTERS[flt_name])
-    g2 = qdr.search_groups("cat", q, using="photo", limit=6, group_size=group_size, flt=FILTERS[flt_name])
-    assert len(g1) == len(g2) == 6
+    g1 = edge.search_groups("cat", q, using="photo", limit=limit, group_size=group_size, flt=FILTERS[flt_name])
+    g2 = qdr.search_groups("cat", q, using="photo", limit=limit, group_size=group_size, flt=FILTERS[flt_name])
+    assert len(g1) == len(g2) == groups
     assert [g[0].payload["design_id"] for g in g1] == [g[0].payload["design_id"] for g in g2]
     for a, b in zip(g1, g2):
         assert_same_hits(a, b)

@@ -79,8 +79,13 @@ class QueryMixin:
     ) -> list[list[Hit]]:
         """Top ``limit`` groups of distinct payload ``group_by``, best ``group_size`` hits each.
 
-        Fetches ``limit * group_size * 4`` hits, groups them, and doubles the page (up to the
-        number of matching points) until ``limit`` groups are full or the matches run out.
+        Counts the distinct ``group_by`` values among the matching points (an exact facet, well
+        under 1 ms), so a catalogue with fewer designs than ``limit`` is not scanned to its end; fetches
+        ``limit * group_size * 4`` hits carrying only the ``group_by`` payload key, groups them, and
+        grows the page (doubling, or straight to every matching point when that is at most 8 pages)
+        until the groups are full or the matches run out; then reads the full payloads of the winning
+        hits only. (Scanning every point with its payload cost 53 ms per query on the 2.3k-point demo
+        catalogue, which has 20 designs for a ``limit`` of 50.)
         """
         coll = self._get(collection)
         q = prepare_vector(vector, using, coll.dims)
@@ -89,24 +94,39 @@ class QueryMixin:
         eflt = to_edge_filter(flt)
         page = limit * group_size * 4
         total: int | None = None
+        key_only = qe.PayloadSelector.Include([group_by])
+        groups_wanted = min(limit, self._distinct(coll, group_by, limit, eflt))
         while True:
             req = qe.QueryRequest(
                 query=qe.Query.Nearest(q, using=using),
                 limit=page,
                 filter=eflt,
                 params=self._search_params(coll, page, eflt is not None),
-                with_payload=True,
+                with_payload=key_only,
                 with_vector=False,
             )
             hits = [self._hit(p) for p in self._read(coll, lambda s: s.query(req))]
             groups = group_hits(hits, group_by, limit, group_size)
-            full = len(groups) >= limit and all(len(g) >= group_size for g in groups)
+            full = len(groups) >= groups_wanted and all(len(g) >= group_size for g in groups)
             if full or len(hits) < page:
-                return groups
+                break
             if total is None:
                 total = self.count(collection, flt)
             if page >= total:
-                return groups
-            page = min(page * 2, total)
+                break
+            page = total if total <= 8 * page else min(page * 2, total)
+        ids = [h.id for g in groups for h in g]
+        recs = self._read(coll, lambda s: s.retrieve(point_ids=ids, with_payload=True, with_vector=False)) if ids else []
+        payloads = {str(r.id): dict(r.payload or {}) for r in recs}
+        return [[Hit(id=h.id, score=h.score, payload=payloads.get(h.id, h.payload)) for h in g] for g in groups]
+
+    def _distinct(self, coll: Any, key: str, limit: int, eflt: Any) -> int:
+        """Distinct values of payload ``key`` among the points matching ``eflt``, counted up to ``limit``
+        (``limit`` when the facet cannot be computed, e.g. no keyword index on ``key``)."""
+        try:
+            response = self._read(coll, lambda s: s.facet(qe.FacetRequest(key=key, limit=limit, exact=True, filter=eflt)))
+        except Exception:  # noqa: BLE001 - the facet only saves work; without it, scan as before
+            return limit
+        return len(response.hits)
 
     # -- writes ----------------------------------------------------------------------------------
