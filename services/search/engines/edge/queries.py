@@ -79,13 +79,14 @@ class QueryMixin:
     ) -> list[list[Hit]]:
         """Top ``limit`` groups of distinct payload ``group_by``, best ``group_size`` hits each.
 
-        Counts the distinct ``group_by`` values among the matching points (an exact facet, well
-        under 1 ms), so a catalogue with fewer designs than ``limit`` is not scanned to its end; fetches
-        ``limit * group_size * 4`` hits carrying only the ``group_by`` payload key, groups them, and
-        grows the page (doubling, or straight to every matching point when that is at most 8 pages)
-        until the groups are full or the matches run out; then reads the full payloads of the winning
-        hits only. (Scanning every point with its payload cost 53 ms per query on the 2.3k-point demo
-        catalogue, which has 20 designs for a ``limit`` of 50.)
+        Fetches ``limit * group_size * 4`` hits and groups them; that is the whole query when the
+        groups fill (the usual case: the gateway asks for 6 designs). Otherwise it counts the
+        distinct ``group_by`` values among the matching points (an exact facet, well under 1 ms), so
+        a catalogue with fewer designs than ``limit`` is not scanned to its end, and grows the page
+        (doubling, or straight to every matching point when that is at most 8 pages) with only the
+        ``group_by`` key as payload, then reads the full payloads of the winning hits only.
+        (Scanning every point with its payload cost 43 ms per query on the 2.3k-point demo
+        catalogue, which has 20 designs, for a ``limit`` of 50; now 4 ms.)
         """
         coll = self._get(collection)
         q = prepare_vector(vector, using, coll.dims)
@@ -93,28 +94,31 @@ class QueryMixin:
         group_size = check_limit(group_size, "group_size")
         eflt = to_edge_filter(flt)
         page = limit * group_size * 4
-        total: int | None = None
+
+        def query(size: int, payload: Any) -> list[Hit]:
+            req = qe.QueryRequest(query=qe.Query.Nearest(q, using=using), limit=size, filter=eflt,
+                                  params=self._search_params(coll, size, eflt is not None), with_payload=payload,
+                                  with_vector=False)
+            return [self._hit(p) for p in self._read(coll, lambda s: s.query(req))]
+
+        def complete(groups: list[list[Hit]], wanted: int) -> bool:
+            return len(groups) >= wanted and all(len(g) >= group_size for g in groups)
+
+        hits = query(page, True)
+        groups = group_hits(hits, group_by, limit, group_size)
+        if complete(groups, limit) or len(hits) < page:
+            return groups
+        wanted = min(limit, self._distinct(coll, group_by, limit, eflt))
+        if complete(groups, wanted):
+            return groups
+        total = self.count(collection, flt)
         key_only = qe.PayloadSelector.Include([group_by])
-        groups_wanted = min(limit, self._distinct(coll, group_by, limit, eflt))
-        while True:
-            req = qe.QueryRequest(
-                query=qe.Query.Nearest(q, using=using),
-                limit=page,
-                filter=eflt,
-                params=self._search_params(coll, page, eflt is not None),
-                with_payload=key_only,
-                with_vector=False,
-            )
-            hits = [self._hit(p) for p in self._read(coll, lambda s: s.query(req))]
-            groups = group_hits(hits, group_by, limit, group_size)
-            full = len(groups) >= groups_wanted and all(len(g) >= group_size for g in groups)
-            if full or len(hits) < page:
-                break
-            if total is None:
-                total = self.count(collection, flt)
-            if page >= total:
-                break
+        while page < total:
             page = total if total <= 8 * page else min(page * 2, total)
+            hits = query(page, key_only)
+            groups = group_hits(hits, group_by, limit, group_size)
+            if complete(groups, wanted) or len(hits) < page:
+                break
         ids = [h.id for g in groups for h in g]
         recs = self._read(coll, lambda s: s.retrieve(point_ids=ids, with_payload=True, with_vector=False)) if ids else []
         payloads = {str(r.id): dict(r.payload or {}) for r in recs}
