@@ -28,6 +28,9 @@ class EmbedderSettings(ServiceSettings):
         description="onnxruntime execution providers in order of preference; unavailable ones are skipped.",
     )
     threads: int = Field(2, description="onnxruntime intra-op threads (CPU).")
+    ort_spinning: bool = Field(
+        False, description="onnxruntime threads busy-wait between runs: on only when the service has its cores to "
+                           "itself (off, the default, when services share cores; see designsearch.onnx.make_session).")
     max_batch_size: int = Field(32, description="Most images per model call.")
     max_batch_time_ms: float = Field(
         0.0, description="Longest wait for more images before running a partial batch, ms; 0 = continuous batching "

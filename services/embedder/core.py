@@ -37,16 +37,18 @@ class OnnxEmbedder:
         path: ONNX file.
         providers: execution providers in preference order; those not available are skipped.
         threads: intra-op threads.
+        spinning: onnxruntime threads busy-wait between runs (see :func:`designsearch.onnx.make_session`).
 
     Raises:
         FileNotFoundError: missing model file.
     """
 
-    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 2) -> None:
+    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 2,
+                 spinning: bool = False) -> None:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"embedder model not found: {path} (run `designsearch export-embedder`)")
-        self.session = make_session(path, threads, providers)
+        self.session = make_session(path, threads, providers, spinning)
         self.providers = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

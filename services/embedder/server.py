@@ -17,7 +17,8 @@ from designsearch.services.embedder.servicer import EmbedderServicer
 async def create_server(settings: EmbedderSettings | None = None) -> Service:
     """Load the ONNX model, start the server; SERVING once the model answered a warm-up batch."""
     settings = settings or EmbedderSettings()
-    embedder = await asyncio.to_thread(OnnxEmbedder, settings.model_path, settings.providers, settings.threads)
+    embedder = await asyncio.to_thread(OnnxEmbedder, settings.model_path, settings.providers, settings.threads,
+                                       settings.ort_spinning)
     batcher = AdaptiveBatcher(embedder, settings.max_batch_size, settings.max_batch_time_ms / 1000)
     service_core = EmbedService(batcher, settings.max_images_per_request)
     servicer = EmbedderServicer(service_core)

@@ -21,6 +21,9 @@ class SegmenterSettings(ServiceSettings):
         str(SEGMENTER_MODEL), description="ONNX wheel segmenter file."
     )
     threads: int = Field(2, description="onnxruntime intra-op threads.")
+    ort_spinning: bool = Field(
+        False, description="onnxruntime threads busy-wait between runs: on only when the service has its cores to "
+                           "itself (off, the default, when services share cores; see designsearch.onnx.make_session).")
     max_crops: int = Field(4, description="Most crops returned per image when the request does not say.")
     crop_margin: float = Field(0.08, description="Margin around a wheel box in the square crop, as a fraction of its side.")
     crop_size: int = Field(256, description="Side of the returned square crop JPEGs, pixels.")

@@ -32,7 +32,7 @@ class SegmentResult:
     reason: str = ""
 
 
-def load_detector(kind: str, model_path: str, threads: int = 2) -> WheelDetector:
+def load_detector(kind: str, model_path: str, threads: int = 2, spinning: bool = False) -> WheelDetector:
     """The wheel detector named by settings.
 
     Args:
@@ -53,7 +53,7 @@ def load_detector(kind: str, model_path: str, threads: int = 2) -> WheelDetector
             raise FileNotFoundError(f"segmenter model not found: {model_path}")
         from designsearch.services.segmenter.learned import LearnedWheelDetector
 
-        return LearnedWheelDetector(model_path, threads=threads)
+        return LearnedWheelDetector(model_path, threads=threads, spinning=spinning)
     raise ValueError(f"unknown detector {kind!r}; expected learned, classical or auto")
 
 

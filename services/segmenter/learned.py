@@ -50,6 +50,7 @@ class LearnedWheelDetector:
     Args:
         model_path: the ``.onnx`` file (input ``pixels`` ``(N,3,S,S)``, output ``prob``).
         threads: onnxruntime intra-op threads.
+        spinning: onnxruntime threads busy-wait between runs (see :func:`designsearch.onnx.make_session`).
         input_size: network input side ``S`` in pixels; default: read from the model (its
             spatial input dimensions are fixed at export).
         threshold: probability above which a pixel is wheel.
@@ -91,11 +92,12 @@ class LearnedWheelDetector:
         contain_frac: float = 0.7,
         split_solidity: float = 0.85,
         split_core: float = 0.6,
+        spinning: bool = False,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"segmenter model not found: {path}")
-        self.session = make_session(path, threads)
+        self.session = make_session(path, threads, spinning=spinning)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         dims = inp.shape[2:]

@@ -16,7 +16,8 @@ async def create_server(settings: SegmenterSettings | None = None, segmenter: Se
     """Start the segmenter on ``settings.host:settings.port`` (0 = free port); SERVING once the detector is loaded."""
     settings = settings or SegmenterSettings()
     if segmenter is None:
-        detector = await asyncio.to_thread(load_detector, settings.detector, settings.model_path, settings.threads)
+        detector = await asyncio.to_thread(load_detector, settings.detector, settings.model_path, settings.threads,
+                                           settings.ort_spinning)
         segmenter = Segmenter(detector, settings.crop_margin, settings.crop_size)
     servicer = SegmenterServicer(segmenter, settings.max_crops)
 
