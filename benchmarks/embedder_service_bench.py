@@ -27,7 +27,6 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-import numpy as np
 
 from designsearch.catalogue_data import read_labels
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, types_pb2

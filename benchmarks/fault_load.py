@@ -210,6 +210,8 @@ def main() -> dict:
         peak = dict(rss_start)
         codes: Counter = Counter()
         lat: list[float] = []
+        by_mode: dict[str, list[float]] = {"cold": [], "cached": []}
+        calls_by_mode: Counter = Counter()
         stop = time.monotonic() + args.load_s
         lock = threading.Lock()
 
@@ -227,6 +229,8 @@ def main() -> dict:
                     with lock:
                         codes[code] += 1
                         lat.append(time.perf_counter() - t0)
+                        by_mode["cold" if cold else "cached"].append(time.perf_counter() - t0)
+                        calls_by_mode["cold" if cold else "cached"] += 1
                     i += args.clients
 
         threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(args.clients)]
@@ -241,7 +245,10 @@ def main() -> dict:
         rss_end = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
         result["load"] = {"clients": args.clients, "seconds": round(elapsed, 1), "calls": sum(codes.values()),
                           "calls_per_s": round(sum(codes.values()) / elapsed, 1), "codes": dict(codes),
-                          "latency_ms": pct(lat), "rss_mb_start": rss_start, "rss_mb_peak": peak, "rss_mb_end": rss_end}
+                          "latency_ms": pct(lat),
+                          "by_mode": {m: {"calls_per_s": round(calls_by_mode[m] / elapsed, 1), "latency_ms": pct(v)}
+                                      for m, v in by_mode.items() if v},
+                          "rss_mb_start": rss_start, "rss_mb_peak": peak, "rss_mb_end": rss_end}
         result["supervisor_events"] = events
     finally:
         stop_supervisor.set()
