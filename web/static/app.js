@@ -285,7 +285,7 @@ tool("novelty-form", "api/novelty", "novelty-error", (r) => {
   const q = document.createElement("p");
   q.className = "muted";
   q.textContent = "0 = a copy of a catalogue design. On the demo catalogue, new photos of catalogued designs " +
-    "average 0.34 and designs that are not in the catalogue 0.45.";
+    "average 0.28 and designs that are not in the catalogue 0.44.";
   $("novelty-result").replaceChildren(p, q);
   renderGrid("novelty-results", r.nearest, null);
 });
