@@ -124,6 +124,21 @@ class GrpcBackends:
         )
         return [hit_from_proto(h) for h in r.hits]
 
+    async def search_designs_many(self, collection: str,
+                                  queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]]) -> list[list[Hit]]:
+        """Several grouped searches in one SearchPointsBatch call, results in order."""
+        if not queries:
+            return []
+        r = await call(
+            self.search.SearchPointsBatch,
+            search_pb2.SearchPointsBatchRequest(searches=[
+                search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(v), using=view_to_proto(using),
+                                               limit=limit, filters=filter_to_proto(flt), group_by_design=True)
+                for v, using, limit, flt in queries]),
+            timeout=self.timeouts["search"], backend="search",
+        )
+        return [[hit_from_proto(h) for h in res.hits] for res in r.results]
+
     async def delete_points(self, collection: str, ids: Sequence[str]) -> None:
         """Delete points by id (unknown ids ignored)."""
         await call(self.search.DeletePoints, search_pb2.DeletePointsRequest(collection=collection, ids=list(ids)),

@@ -306,14 +306,15 @@ class QueryService:
         limit = max(k, self.fusion_depth)
         crops_flt = crop_filter(flt)
 
-        async def search(region: QueryCrop, vector: np.ndarray) -> list[Hit]:
-            f = flt if region.kind == KIND_WHOLE_IMAGE else crops_flt
-            if f is None:  # the caller's kinds filter admits no crop kind
-                return []
-            return await self.backends.search_designs(collection, vector, vector_name, limit, f)
-
+        # every region in one round trip; a crop is searched only when the caller's kinds filter admits a crop kind
+        flts = [flt if r.kind == KIND_WHOLE_IMAGE else crops_flt for r in regions]
+        wanted = [i for i, f in enumerate(flts) if f is not None]
         with timer.stage("search"):
-            per_query = await asyncio.gather(*[search(r, v) for r, v in zip(regions, vectors)])
+            found = await self.backends.search_designs_many(
+                collection, [(vectors[i], vector_name, limit, flts[i]) for i in wanted])
+            per_query: list[list[Hit]] = [[] for _ in regions]
+            for i, hits in zip(wanted, found):
+                per_query[i] = hits
         with timer.stage("merge"):
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
             records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from designsearch.converters import (filter_from_proto, hit_to_proto, point_from_proto, point_to_proto,
                                      vector_from_proto, vector_to_proto, view_from_proto)
+from designsearch.errors import InvalidArgument
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
 from designsearch.services.search.core import SearchCore
+
+#: Most searches in one SearchPointsBatch call.
+MAX_BATCH = 64
 
 
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
@@ -58,6 +62,15 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             request.group_by_design,
         )
         return search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits])
+
+    async def SearchPointsBatch(self, request, context):  # noqa: N802
+        if not 1 <= len(request.searches) <= MAX_BATCH:
+            raise InvalidArgument(f"{len(request.searches)} searches in one call; send 1..{MAX_BATCH}", field="searches")
+        queries = [(s.collection, vector_from_proto(s.vector), view_from_proto(s.using, "using"), s.limit,
+                    filter_from_proto(s.filters), s.group_by_design) for s in request.searches]
+        results = await asyncio.to_thread(lambda: [self.core.search(*q) for q in queries])  # one thread hop for all
+        return search_pb2.SearchPointsBatchResponse(
+            results=[search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits]) for hits in results])
 
     async def GetPoints(self, request, context):  # noqa: N802
         points = await asyncio.to_thread(self.core.get_points, request.collection, list(request.ids))

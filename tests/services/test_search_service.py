@@ -110,3 +110,33 @@ async def test_bad_search_requests_get_clear_errors(tmp_path):
             assert (await stub.CountPoints(search_pb2.CountPointsRequest(collection="c"), timeout=10)).count == 10
     finally:
         await service.stop(0)
+
+
+async def test_search_batch_answers_each_search_as_alone_and_refuses_bad_batches(tmp_path):
+    service = await _start(tmp_path / "c", tmp_path / "snaps")
+    try:
+        async with grpc.aio.insecure_channel(service.address) as ch:
+            stub = search_pb2_grpc.SearchServiceStub(ch)
+            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
+            points = _points(300)
+            await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c", points=points), timeout=30)
+            searches = [search_pb2.SearchPointsRequest(collection="c", vector=points[i].vectors["photo"], using=view, limit=limit,
+                                                       filters=common_pb2.Filters(brands=brands), group_by_design=True)
+                        for i, view, limit, brands in [(3, types_pb2.VIEW_PHOTO, 6, []), (40, types_pb2.VIEW_LINES, 60, []),
+                                                        (77, types_pb2.VIEW_PHOTO, 5, ["Audi"])]]
+            batch = await stub.SearchPointsBatch(search_pb2.SearchPointsBatchRequest(searches=searches), timeout=10)
+            assert len(batch.results) == 3
+            for request, result in zip(searches, batch.results):
+                alone = await stub.SearchPoints(request, timeout=10)
+                assert [(h.id, round(h.score, 5)) for h in result.hits] == [(h.id, round(h.score, 5)) for h in alone.hits]
+            assert len(batch.results[1].hits) == 50  # more designs asked than exist: every design once
+            assert {h.payload.brand for h in batch.results[2].hits} == {"Audi"}
+            bad = search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), limit=0)
+            for request, fragment in [(search_pb2.SearchPointsBatchRequest(), "0 searches"),
+                                      (search_pb2.SearchPointsBatchRequest(searches=[searches[0]] * 65), "65 searches"),
+                                      (search_pb2.SearchPointsBatchRequest(searches=[searches[0], bad]), "limit")]:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.SearchPointsBatch(request, timeout=10)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in info.value.details(), info.value.details()
+    finally:
+        await service.stop(0)

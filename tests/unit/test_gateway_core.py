@@ -87,6 +87,9 @@ class MemoryBackends:
                 best[p.payload["design_id"]] = Hit(p.id, score, p.payload)
         return sorted(best.values(), key=lambda h: -h.score)[:limit]
 
+    async def search_designs_many(self, collection, queries):
+        return [await self.search_designs(collection, *q) for q in queries]
+
     async def count(self, collection):
         return len(self.collections[self.aliases.get(collection, collection)])
 

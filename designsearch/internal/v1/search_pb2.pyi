@@ -181,6 +181,18 @@ class SearchPointsResponse(_message.Message):
     hits: _containers.RepeatedCompositeFieldContainer[ScoredPoint]
     def __init__(self, hits: _Optional[_Iterable[_Union[ScoredPoint, _Mapping]]] = ...) -> None: ...
 
+class SearchPointsBatchRequest(_message.Message):
+    __slots__ = ("searches",)
+    SEARCHES_FIELD_NUMBER: _ClassVar[int]
+    searches: _containers.RepeatedCompositeFieldContainer[SearchPointsRequest]
+    def __init__(self, searches: _Optional[_Iterable[_Union[SearchPointsRequest, _Mapping]]] = ...) -> None: ...
+
+class SearchPointsBatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchPointsResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchPointsResponse, _Mapping]]] = ...) -> None: ...
+
 class CreateSnapshotRequest(_message.Message):
     __slots__ = ("collection",)
     COLLECTION_FIELD_NUMBER: _ClassVar[int]

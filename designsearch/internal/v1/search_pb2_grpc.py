@@ -75,6 +75,11 @@ class SearchServiceStub:
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
                 response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
                 _registered_method=True)
+        self.SearchPointsBatch = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/SearchPointsBatch',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchResponse.FromString,
+                _registered_method=True)
         self.GetPoints = channel.unary_unary(
                 '/designsearch.internal.v1.SearchService/GetPoints',
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetPointsRequest.SerializeToString,
@@ -149,6 +154,14 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPointsBatch(self, request, context):
+        """Several searches in one call, answered in order (the gateway searches every query region of an
+        image at once); any invalid search fails the whole call with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPoints(self, request, context):
         """Points by id, vectors included (unknown ids are left out).
         """
@@ -218,6 +231,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SearchPoints,
                     request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.FromString,
                     response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.SerializeToString,
+            ),
+            'SearchPointsBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPointsBatch,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchResponse.SerializeToString,
             ),
             'GetPoints': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPoints,
@@ -457,6 +475,33 @@ class SearchService:
             '/designsearch.internal.v1.SearchService/SearchPoints',
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsRequest.SerializeToString,
             designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPointsBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.internal.v1.SearchService/SearchPointsBatch',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.SearchPointsBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
