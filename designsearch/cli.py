@@ -371,7 +371,7 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
     import sys
 
     from designsearch.client import DesignSearchClient
-    from designsearch.procs import Stack, free_port
+    from designsearch.procs import Stack, free_port, port_is_free
 
     data = data or default_data_dir()
     lo, _, hi = classes.partition("-")
@@ -381,7 +381,7 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
                   f"{len(queries)} held-out queries (Stanford Cars classes {classes})")
     if fresh and var_dir.exists():
         shutil.rmtree(var_dir)
-    stack = Stack(var_dir, ports={"web": 8080 if _port_is_free(8080) else free_port()}, web=True)
+    stack = Stack(var_dir, ports={"web": 8080 if port_is_free(8080) else free_port()}, web=True)
     with console.status("starting redis, segmenter, embedder, search, gateway, web page ..."):
         stack.start()
     serving = False
@@ -415,18 +415,6 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
     if serving:
         console.print("the stack keeps running on the demo catalogue; Ctrl-C stops")
         _serve_until_stopped(stack)
-
-
-def _port_is_free(port: int) -> bool:
-    """Whether ``port`` can be bound on 127.0.0.1 now."""
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def _write_html(path: Path, rows, rate: float, k: int) -> None:

@@ -39,18 +39,24 @@ async def index_requests(images: Iterable[LabelledImage]) -> AsyncIterator[gatew
         yield index_request(img)
 
 
-def error_details(err: grpc.RpcError) -> str:
-    """``CODE: message [reason]`` of a failed call, with the ``google.rpc`` details if present."""
+def error_reason(err: grpc.RpcError) -> str | None:
+    """The ``google.rpc.ErrorInfo`` reason in a failed call's status details, or None."""
     status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
-    text = f"{err.code().name}: {err.details()}"
-    if status is not None:
-        from google.rpc import error_details_pb2
+    if status is None:
+        return None
+    from google.rpc import error_details_pb2
 
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                text += f" [{info.reason}]"
-    return text
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return None
+
+
+def error_details(err: grpc.RpcError) -> str:
+    """``CODE: message [reason]`` of a failed call, with the ``google.rpc`` reason if present."""
+    reason = error_reason(err)
+    return f"{err.code().name}: {err.details()}" + (f" [{reason}]" if reason else "")
 
 
 class DesignSearchClient:

@@ -22,6 +22,13 @@ from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from designsearch.gateway.ports import QueryCrop, Segmentation
 
 
+
+def _grouped_search(collection: str, vector: np.ndarray, using: str, limit: int,
+                    flt: SearchFilter) -> search_pb2.SearchPointsRequest:
+    """A SearchPoints request for the best hit of each of the ``limit`` designs nearest ``vector``."""
+    return search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(vector), using=view_to_proto(using),
+                                          limit=limit, filters=filter_to_proto(flt), group_by_design=True)
+
 class GrpcBackends:
     """:class:`designsearch.gateway.ports.Backends` over gRPC: channels and stubs to the segmenter, embedder and search services.
 
@@ -116,12 +123,8 @@ class GrpcBackends:
         self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter
     ) -> list[Hit]:
         """Best hit of each of the ``limit`` most similar designs."""
-        r = await call(
-            self.search.SearchPoints,
-            search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(vector), using=view_to_proto(using),
-                                     limit=limit, filters=filter_to_proto(flt), group_by_design=True),
-            timeout=self.timeouts["search"], backend="search",
-        )
+        r = await call(self.search.SearchPoints, _grouped_search(collection, vector, using, limit, flt),
+                       timeout=self.timeouts["search"], backend="search")
         return [hit_from_proto(h) for h in r.hits]
 
     async def search_designs_many(self, collection: str,
@@ -131,10 +134,7 @@ class GrpcBackends:
             return []
         r = await call(
             self.search.SearchPointsBatch,
-            search_pb2.SearchPointsBatchRequest(searches=[
-                search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(v), using=view_to_proto(using),
-                                               limit=limit, filters=filter_to_proto(flt), group_by_design=True)
-                for v, using, limit, flt in queries]),
+            search_pb2.SearchPointsBatchRequest(searches=[_grouped_search(collection, *q) for q in queries]),
             timeout=self.timeouts["search"], backend="search",
         )
         return [[hit_from_proto(h) for h in res.hits] for res in r.results]

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -32,12 +30,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from designsearch.client import DOMAINS, error_reason
+from designsearch.converters import box_from_proto
 from designsearch.logs import configure_logging, get_logger
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from designsearch.web.config import WebSettings
 
 HERE = Path(__file__).resolve().parent
-DOMAINS = {"auto": common_pb2.DOMAIN_UNSPECIFIED, "photo": common_pb2.DOMAIN_PHOTO, "sketch": common_pb2.DOMAIN_SKETCH}
 DOMAIN_NAMES = {v: k for k, v in DOMAINS.items()}
 KIND_NAMES = {common_pb2.CROP_KIND_WHEEL: "wheel", common_pb2.CROP_KIND_CLOSEUP: "closeup",
               common_pb2.CROP_KIND_WHOLE_IMAGE: "whole_image", common_pb2.CROP_KIND_UNSPECIFIED: "unspecified"}
@@ -104,7 +103,7 @@ class BodyLimit:
 
 
 def _box(b: common_pb2.BoundingBox) -> list[int]:
-    return [b.x1, b.y1, b.x2, b.y2]
+    return list(box_from_proto(b))
 
 
 def _jpeg_url(data: bytes) -> str:
@@ -212,11 +211,9 @@ class WebApp:
                                 status_code=err.status)
         assert isinstance(err, grpc.RpcError)
         body = {"error": err.code().name, "message": err.details() or ""}
-        status = rpc_status.from_call(err) if hasattr(err, "trailing_metadata") else None
-        for detail in status.details if status is not None else []:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                body["reason"] = info.reason
+        reason = error_reason(err)
+        if reason:
+            body["reason"] = reason
         return JSONResponse(body, status_code=HTTP_STATUS.get(err.code(), 502))
 
     def endpoint(self, handler):

@@ -51,23 +51,20 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         n = await asyncio.to_thread(self.core.count, request.collection, filter_from_proto(request.filters))
         return search_pb2.CountPointsResponse(count=n)
 
+    @staticmethod
+    def _search_args(r: search_pb2.SearchPointsRequest) -> tuple:
+        """The :meth:`SearchCore.search` arguments of one request."""
+        return (r.collection, vector_from_proto(r.vector), view_from_proto(r.using, "using"), r.limit,
+                filter_from_proto(r.filters), r.group_by_design)
+
     async def SearchPoints(self, request, context):  # noqa: N802
-        hits = await asyncio.to_thread(
-            self.core.search,
-            request.collection,
-            vector_from_proto(request.vector),
-            view_from_proto(request.using, "using"),
-            request.limit,
-            filter_from_proto(request.filters),
-            request.group_by_design,
-        )
+        hits = await asyncio.to_thread(self.core.search, *self._search_args(request))
         return search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits])
 
     async def SearchPointsBatch(self, request, context):  # noqa: N802
         if not 1 <= len(request.searches) <= MAX_BATCH:
             raise InvalidArgument(f"{len(request.searches)} searches in one call; send 1..{MAX_BATCH}", field="searches")
-        queries = [(s.collection, vector_from_proto(s.vector), view_from_proto(s.using, "using"), s.limit,
-                    filter_from_proto(s.filters), s.group_by_design) for s in request.searches]
+        queries = [self._search_args(s) for s in request.searches]
         results = await asyncio.to_thread(lambda: [self.core.search(*q) for q in queries])  # one thread hop for all
         return search_pb2.SearchPointsBatchResponse(
             results=[search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits]) for hits in results])
