@@ -31,7 +31,8 @@ import numpy as np
 from designsearch.catalogue_data import read_labels
 from designsearch.domain import KIND_WHOLE_IMAGE
 from designsearch.images import decode_image, edge_map, encode_jpeg
-from designsearch.settings import EMBEDDER_MODEL, MODEL_DIR, SEGMENTER_MODEL, default_data_dir
+from designsearch.settings import (EMBEDDER_MODEL, EMBEDDER_MODEL_INT8, MODEL_DIR, SEGMENTER_MODEL, SEGMENTER_MODEL_INT8,
+                                   default_data_dir, served_model)
 from designsearch.verification import equal_error_threshold, error_rates, pair_similarity
 
 #: Default output, read by the gateway (``DESIGNSEARCH_GATEWAY_VERIFY_CALIBRATION``).
@@ -123,8 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     """CLI: calibrate and write the JSON record (printed too)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=default_data_dir())
-    p.add_argument("--embedder", type=Path, default=EMBEDDER_MODEL)
-    p.add_argument("--segmenter", type=Path, default=SEGMENTER_MODEL)
+    # the served models (INT8 when present): the gateway checks the record's embedder version
+    p.add_argument("--embedder", type=Path, default=served_model(EMBEDDER_MODEL_INT8, EMBEDDER_MODEL))
+    p.add_argument("--segmenter", type=Path, default=served_model(SEGMENTER_MODEL_INT8, SEGMENTER_MODEL))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)

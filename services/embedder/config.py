@@ -6,13 +6,16 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import EMBEDDER_MODEL as TRAINED_MODEL
+from designsearch.settings import EMBEDDER_MODEL, EMBEDDER_MODEL_INT8, ServiceSettings, served_model
 from designsearch.settings import IMAGENET_EMBEDDER_MODEL as IMAGENET_MODEL
-from designsearch.settings import ServiceSettings
+
+#: The trained model as served: its INT8 quantisation when present, else the float32 file.
+TRAINED_MODEL = served_model(EMBEDDER_MODEL_INT8, EMBEDDER_MODEL)
 
 
 def default_model_path() -> str:
-    """The trained model when present, else the exported ImageNet baseline."""
+    """The trained model (INT8 when present, see :func:`designsearch.settings.served_model`), else the
+    exported ImageNet baseline. With a GPU, set ``model_path`` to the float32 file."""
     return str(TRAINED_MODEL if TRAINED_MODEL.exists() else IMAGENET_MODEL)
 
 

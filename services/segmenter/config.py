@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from designsearch.settings import SEGMENTER_MODEL, ServiceSettings
+from designsearch.settings import SEGMENTER_MODEL, SEGMENTER_MODEL_INT8, ServiceSettings, served_model
 
 
 class SegmenterSettings(ServiceSettings):
@@ -18,7 +18,8 @@ class SegmenterSettings(ServiceSettings):
         "auto", description="'learned' (ONNX model), 'classical' (Hough circles), or 'auto': learned if the model file exists."
     )
     model_path: str = Field(
-        str(SEGMENTER_MODEL), description="ONNX wheel segmenter file."
+        str(served_model(SEGMENTER_MODEL_INT8, SEGMENTER_MODEL)),
+        description="ONNX wheel segmenter file (default: the INT8 quantisation when present, else the float32 model).",
     )
     threads: int = Field(2, description="onnxruntime intra-op threads.")
     ort_spinning: bool = Field(

@@ -1,4 +1,5 @@
-"""The served learned wheel segmenter (ONNX) on real validation photos, close-ups and wheel-free crops.
+"""The served learned wheel segmenter (ONNX; the INT8 quantisation the service loads by default) on
+real validation photos, close-ups and wheel-free crops.
 
 Data come from ``$DESIGNSEARCH_DATA`` (default ``<repo>/../shared/data``); the tests are skipped
 when the Car-Parts-Segmentation folder is absent. A missing model file is a failure, not a skip:
@@ -16,11 +17,13 @@ import pytest
 
 from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, box_iou
 from designsearch.services.segmenter.learned import LearnedWheelDetector
+from designsearch.services.segmenter.config import SegmenterSettings
+from designsearch.settings import SEGMENTER_MODEL_INT8
 from designsearch.training.segmenter.dataset import load_samples, split_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("DESIGNSEARCH_DATA", ROOT.parent / "shared" / "data"))
-MODEL = ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"
+MODEL = Path(SegmenterSettings().model_path)  # what the service serves by default
 
 pytestmark = pytest.mark.skipif(
     not (DATA / "car-parts-seg" / "annotations.json").is_file(), reason=f"Car-Parts-Segmentation not found under {DATA}"
@@ -43,6 +46,10 @@ def val_with_wheels():
         if any((b[2] - b[0]) >= 40 and (b[3] - b[1]) >= 40 for b in boxes):
             out.append((s, s.read_rgb(), boxes))
     return out
+
+
+def test_the_service_serves_the_int8_model():
+    assert MODEL == SEGMENTER_MODEL_INT8, MODEL
 
 
 def test_model_version_and_contract(detector):
