@@ -6,6 +6,8 @@ Two numbers per batch size:
 * ``with_preprocess``: :func:`designsearch.images.to_model_input` from real wheel crops (uint8,
   their own sizes) + ``session.run``: what the embedder service does per request batch.
 
+Default models: the float32 embedder and its INT8 quantisation (served), one entry each in ``runs``.
+
 Usage (2 intra-op threads, batches 1/8/32, writes ``benchmarks/results/embedder_bench.json``)::
 
     flock /tmp/designsearch-cpu.lock .venv/bin/python benchmarks/embedder_bench.py
@@ -28,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from designsearch.images import read_image, to_model_input  # noqa: E402
-from designsearch.onnx import make_session
+from designsearch.onnx import make_session  # noqa: E402
+from designsearch.settings import EMBEDDER_MODEL, EMBEDDER_MODEL_INT8  # noqa: E402
 
 
 def _cpu_name() -> str:
@@ -101,14 +104,19 @@ def bench(model: Path, batches=(1, 8, 32), threads: int = 2, seconds: float = 5.
 def main(argv: list[str] | None = None) -> dict:
     """CLI: run :func:`bench` and write the JSON results."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", type=Path, default=REPO / "models" / "embedder" / "wheelembed-lite0-512.onnx")
+    p.add_argument("--model", type=Path, action="append", default=None,
+                   help="ONNX embedder (repeatable; default: the float32 and the INT8 model)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--crop-dir", type=Path, default=REPO / "runs" / "embedder" / "crops" / "segmenter")
     p.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "embedder_bench.json")
     args = p.parse_args(argv)
-    res = bench(args.model, tuple(args.batches), args.threads, args.seconds, args.crop_dir)
+    models = args.model or [m for m in (EMBEDDER_MODEL, EMBEDDER_MODEL_INT8) if m.exists()]
+    res = {"runs": []}
+    for m in models:
+        print(m, flush=True)
+        res["runs"].append(bench(m, tuple(args.batches), args.threads, args.seconds, args.crop_dir))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(res, indent=2) + "\n")
     print(f"written {args.output}")

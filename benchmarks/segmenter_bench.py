@@ -8,7 +8,9 @@ photos of Car-Parts-Segmentation decoded in memory, with ``--threads`` onnxrunti
 Usage::
 
     python benchmarks/segmenter_bench.py [--data ../shared/data] \
-        [--model models/segmenter/wheelseg-lite0.onnx] [--images 80] [--repeats 3]
+        [--model models/segmenter/wheelseg-lite0.onnx ...] [--images 80] [--repeats 3]
+
+Default models: the float32 model and its INT8 quantisation (served), side by side.
 
 Run heavy jobs one at a time on shared machines, e.g. ``flock /tmp/designsearch-cpu.lock ...``.
 """
@@ -31,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from designsearch.services.segmenter.learned import LearnedWheelDetector  # noqa: E402
+from designsearch.settings import SEGMENTER_MODEL, SEGMENTER_MODEL_INT8  # noqa: E402
 from designsearch.training.segmenter.dataset import load_samples, split_samples  # noqa: E402
 
 
@@ -60,11 +63,18 @@ def bench(detector, images: list[np.ndarray], repeats: int = 3, warmup: int = 5)
     }
 
 
+def _rel(path) -> str:
+    """``path`` relative to the repository when inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
     p = argparse.ArgumentParser(description="Segmenter latency benchmark")
     p.add_argument("--data", default=os.environ.get("DESIGNSEARCH_DATA", str(ROOT.parent / "shared" / "data")))
-    p.add_argument("--model", default=str(ROOT / "models" / "segmenter" / "wheelseg-lite0.onnx"))
+    p.add_argument("--model", action="append", default=None,
+                   help="learned segmenter ONNX (repeatable; default: the float32 and the INT8 model)")
     p.add_argument("--images", type=int, default=80, help="validation photos to time")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
@@ -75,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(a.threads)
     _, val = split_samples(load_samples(a.data), 0.2, 0)
     images = [s.read_rgb() for s in val[: a.images]]
-    detectors = [LearnedWheelDetector(a.model, threads=a.threads)]
+    models = a.model or [str(m) for m in (SEGMENTER_MODEL, SEGMENTER_MODEL_INT8) if m.exists()]
+    detectors = [LearnedWheelDetector(m, threads=a.threads) for m in models]
     if not a.no_classical:
         try:
             from designsearch.services.segmenter.classical import ClassicalWheelDetector
@@ -84,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             detectors.append(ClassicalWheelDetector())
     results = [bench(d, images, a.repeats) for d in detectors]
+    for r, d in zip(results, detectors):
+        if hasattr(d, "model_path"):
+            r["model"] = _rel(d.model_path)
     report = {
         "benchmark": "segmenter detect() latency per image",
         "image_size": list(images[0].shape[:2]) if images else None,
@@ -91,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": a.repeats,
         "threads": a.threads,
         "input_size": detectors[0].input_size,
-        "model": str(Path(a.model).resolve().relative_to(ROOT)) if Path(a.model).resolve().is_relative_to(ROOT) else a.model,
         "hardware": {"machine": platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                      "load_average_1min_at_start": os.getloadavg()[0]},
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
