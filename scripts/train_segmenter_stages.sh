@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the shipped segmenter (models/segmenter/wheelseg-lite0.onnx): three fine-tuning stages on
-# the designer mix, all on the same train/validation split (split seed 0), then evaluation on the
-# validation sets (a), (b), (c), (c2). About 60 min on 2 CPU cores. See models/segmenter/MODEL_CARD.md.
+# Reproduce the shipped segmenter (models/segmenter/wheelseg-lite0.onnx = seg-v4-480, and its INT8
+# quantisation wheelseg-lite0-int8.onnx): three fine-tuning stages on the designer mix, all on the same
+# train/validation split (split seed 0), the stage-3 weights exported at 480 px and quantised, then
+# evaluation on the validation sets (a), (b), (c), (c2). About 60 min on 2 CPU cores. See models/segmenter/MODEL_CARD.md.
 #
 #   bash scripts/train_segmenter_stages.sh [RUNS_DIR]      (default runs/)
 #
@@ -28,7 +29,15 @@ TRAIN=("$PY" -m designsearch.training.segmenter.train --epoch-items 640 --split-
   --photo-p 0.8 --closeup-p 0.12 --car-negative-p 0.5 --negative-p 0.25 --lr 1e-3 --encoder-lr-ratio 0.2 \
   --export-size 448 --val-every 3
 
-for v in seg-v3 seg-v4; do
+# Served at 480 px (the net is fully convolutional): the stage-3 weights re-exported, then quantised to INT8.
+"$PY" -m designsearch.training.segmenter.train --reexport "$RUNS/seg-v4/wheelseg-lite0.pt" --export-size 480 \
+  --out "$RUNS/seg-v4-480"
+"$PY" -m designsearch.training.quantize segmenter --src "$RUNS/seg-v4-480/wheelseg-lite0.onnx" \
+  --dst "$RUNS/seg-v4-480/wheelseg-lite0-int8.onnx"
+
+for v in seg-v3 seg-v4 seg-v4-480; do
   "$PY" -m designsearch.training.segmenter.evaluate --model "$RUNS/$v/wheelseg-lite0.onnx" --no-classical \
     --out "$RUNS/$v/eval.json"
 done
+"$PY" -m designsearch.training.segmenter.evaluate --model "$RUNS/seg-v4-480/wheelseg-lite0-int8.onnx" --no-classical \
+  --out "$RUNS/seg-v4-480/eval-int8.json"

@@ -9,6 +9,11 @@ Writes ``<out>/wheelseg-lite0.onnx``, ``<out>/wheelseg-lite0.pt`` (state dict, f
 :func:`reexport`; not needed at serving time), ``<out>/training.json`` (config, split, per-epoch losses,
 validation IoU, timing, hardware) and ``<out>/val_files.txt`` (the validation file names).
 
+Re-export of trained weights at another input size (no training)::
+
+    python -m designsearch.training.segmenter.train --reexport runs/seg-v4/wheelseg-lite0.pt \
+        --export-size 480 --out runs/seg-v4-480
+
 Recipe: AdamW (Loshchilov & Hutter, ICLR 2019), the pretrained encoder at a 10x lower learning
 rate than the decoder, one epoch of linear warm-up then cosine decay (Loshchilov & Hutter, SGDR,
 ICLR 2017), BCE + soft Dice loss (Milletari et al., 2016), batch 8, augmentation from
@@ -310,12 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photo-p", type=float, default=0.4, help="share of car-photo items (designer mix)")
     p.add_argument("--closeup-p", type=float, default=0.4, help="share of synthetic close-ups (designer mix)")
     p.add_argument("--init", default=None, help="start from this state dict (.pt of an earlier run)")
+    p.add_argument("--reexport", default=None, metavar="CHECKPOINT",
+                   help="no training: export this state dict at --export-size to <out>/wheelseg-lite0.onnx")
     p.add_argument("--encoder-lr-ratio", type=float, default=0.1)
     p.add_argument("--split-seed", type=int, default=None,
                    help="seed of the train/validation split (default: --seed); keep it fixed across stages")
     p.add_argument("--car-negative-p", type=float, default=None,
                    help="share of negatives that are car photos with the wheels masked out (default: uniform kinds)")
     a = p.parse_args(argv)
+    if a.reexport:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        version = reexport(a.reexport, out / MODEL_FILE, a.export_size or a.input_size)
+        print(f"exported {a.reexport} at {a.export_size or a.input_size} px to {out / MODEL_FILE} ({version})", flush=True)
+        return 0
     train(
         data=a.data,
         out=a.out,
