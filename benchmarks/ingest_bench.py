@@ -25,17 +25,8 @@ from pathlib import Path
 
 from designsearch.catalogue_data import demo_split, read_labels
 from designsearch.client import DesignSearchClient
-from designsearch.procs import Stack
+from designsearch.procs import Stack, cpu_seconds
 from designsearch.settings import REPO_ROOT, default_data_dir
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15 of stat(5))
-
 
 def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_threads: int | None = None) -> dict:
     """Ingest ``catalogue`` over ``streams`` concurrent streams into a fresh stack; returns the figures.

@@ -51,6 +51,17 @@ def port_is_free(port: int) -> bool:
             return False
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc/<pid>/stat``, fields 14-15,
+    see proc(5)); for benchmarks that account CPU per service process.
+
+    Raises:
+        FileNotFoundError: no such process (or not Linux).
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
