@@ -28,6 +28,7 @@ from designsearch.client import DesignSearchClient
 from designsearch.procs import Stack, cpu_seconds
 from designsearch.settings import REPO_ROOT, default_data_dir
 
+
 def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_threads: int | None = None) -> dict:
     """Ingest ``catalogue`` over ``streams`` concurrent streams into a fresh stack; returns the figures.
     ``model_threads`` sets the segmenter's and the embedder's onnxruntime threads (default: their settings)."""

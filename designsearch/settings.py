@@ -28,8 +28,8 @@ MODEL_DIR = Path(os.environ.get("DESIGNSEARCH_MODEL_DIR", REPO_ROOT / "models"))
 SEGMENTER_MODEL = MODEL_DIR / "segmenter" / "wheelseg-lite0.onnx"
 EMBEDDER_MODEL = MODEL_DIR / "embedder" / "wheelembed-lite0-512.onnx"
 #: INT8 (QDQ) quantisations of the two trained models, made from them by
-#: ``python -m designsearch.training.quantize {segmenter,embedder}`` (issue 14; 1.5-1.8x faster on
-#: CPU at equal validation metrics, see the model cards). The services serve these when present.
+#: ``python -m designsearch.training.quantize {segmenter,embedder}`` (issue 14; 1.4-1.7x faster on
+#: CPU, validation metrics equal within noise, see the model cards). The services serve these when present.
 SEGMENTER_MODEL_INT8 = MODEL_DIR / "segmenter" / "wheelseg-lite0-int8.onnx"
 EMBEDDER_MODEL_INT8 = MODEL_DIR / "embedder" / "wheelembed-lite0-512-int8.onnx"
 

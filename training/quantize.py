@@ -12,14 +12,15 @@ Calibration data, from TRAINING splits only (no validation picture is seen), see
 * segmenter (input ``S x S``, read from the model): Car-Parts-Segmentation training-split photos
   (split seed 0, as the segmenter's training), and for each one with a wheel a close-up around
   that wheel, the close-up as a studio shot on a light background and as a line drawing
-  (:mod:`designsearch.training.segmenter.dataset`), plus flat grey / white pictures;
-  The segmenter's prediction head, upsampling and sigmoid stay float32 (:func:`segmenter_float_nodes`);
+  (:mod:`designsearch.training.segmenter.dataset`), plus flat grey / white pictures. The
+  segmenter's prediction head, upsampling and sigmoid stay float32 (:func:`segmenter_float_nodes`);
 * embedder (224 px): Stanford Cars classes 1-78: whole cars, their wheel crops cut as the segmenter
   service cuts them, and the line drawings (:func:`designsearch.images.edge_map`) of both, the views
   the catalogue indexes. The stem and the embedding head stay float32 (:func:`embedder_float_nodes`).
 
 Pre-processing is the served one (:func:`designsearch.images.to_model_input` for the embedder,
-the detector's square resize for the segmenter), so the calibrated ranges are those seen in service.
+:func:`designsearch.services.segmenter.learned.network_input` for the segmenter), so the calibrated
+ranges are those seen in service.
 
 CLI::
 
@@ -43,17 +44,11 @@ import numpy as np
 import onnx
 
 from designsearch.images import decode_image, edge_map, read_image, to_model_input
+from designsearch.services.segmenter.learned import network_input
 from designsearch.settings import EMBEDDER_MODEL, SEGMENTER_MODEL, default_data_dir
 
 #: Calibration method (onnxruntime ``CalibrationMethod`` name) used by default.
 DEFAULT_METHOD = "MinMax"
-
-
-def _square(rgb: np.ndarray, size: int) -> np.ndarray:
-    """``float32 (3, size, size)`` as the learned segmenter feeds its network (aspect not kept)."""
-    h, w = rgb.shape[:2]
-    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(rgb, dtype=np.uint8), (size, size), interpolation=interp).transpose(2, 0, 1).astype(np.float32)
 
 
 def segmenter_calibration(size: int, data: str | Path | None = None, photos: int = 48, seed: int = 0) -> Iterator[np.ndarray]:
@@ -73,14 +68,14 @@ def segmenter_calibration(size: int, data: str | Path | None = None, photos: int
     chosen = random.Random(seed).sample(train, min(photos, len(train)))
     for s in chosen:
         rgb = s.read_rgb()
-        yield _square(rgb, size)[None]
+        yield network_input(rgb, size)
         boxes = s.instances()
         if boxes:
             box = boxes[int(rng.integers(len(boxes)))]
             crop, mask = closeup_crop(rgb, s.mask(), box, rng)
-            yield _square(crop, size)[None]
-            yield _square(product_shot(crop, mask, rng), size)[None]
-            yield _square(sketch(crop), size)[None]
+            yield network_input(crop, size)
+            yield network_input(product_shot(crop, mask, rng), size)
+            yield network_input(sketch(crop), size)
     for level in (255, 128):
         yield np.full((1, 3, size, size), level, np.float32)
 

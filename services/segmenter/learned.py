@@ -130,14 +130,7 @@ class LearnedWheelDetector:
         Raises:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
-        s = self.input_size
-        h, w = rgb.shape[:2]
-        interp = cv2.INTER_AREA if min(h, w) > s else cv2.INTER_LINEAR
-        x = cv2.resize(np.ascontiguousarray(rgb, dtype=np.uint8), (s, s), interpolation=interp)
-        x = x.transpose(2, 0, 1)[None].astype(np.float32)
-        return self.session.run(None, {self.input_name: x})[0][0, 0]
+        return self.session.run(None, {self.input_name: network_input(rgb, self.input_size)})[0][0, 0]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Find wheels in an RGB image.
@@ -277,6 +270,21 @@ class LearnedWheelDetector:
         if not mask.any():  # tiny region: fall back to the nearest-neighbour footprint
             mask = np.where(cv2.remap(region.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
         return Detection(box=(x1, y1, x2, y2), score=min(1.0, max(0.0, score)), kind=kind, mask=mask)
+
+
+def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """The network input of an image: ``float32 (1, 3, size, size)`` raw RGB 0..255, resized to a square
+    (aspect not kept; area interpolation when shrinking, bilinear when enlarging).
+
+    Raises:
+        ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {rgb.shape}")
+    h, w = rgb.shape[:2]
+    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
+    x = cv2.resize(np.ascontiguousarray(rgb, dtype=np.uint8), (size, size), interpolation=interp)
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 
 def _score(prob: np.ndarray, region: np.ndarray, threshold: float) -> float:

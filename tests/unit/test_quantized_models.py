@@ -3,7 +3,7 @@
 The services serve the INT8 files by default (``designsearch.settings.served_model``); these tests
 check that they are real integer models, that they agree with the float32 models on validation
 pictures never used for calibration (Stanford Cars classes 79-98, Car-Parts validation photos), and
-that ``python -m designsearch.training.quantize embedder`` reproduces the committed embedder file.
+that ``python -m designsearch.training.quantize {embedder,segmenter}`` reproduces the committed files.
 Data come from ``$DESIGNSEARCH_DATA`` (default ``<repo>/../shared/data``).
 """
 
@@ -94,9 +94,10 @@ def test_segmenter_int8_finds_the_wheels_the_float_model_finds():
 
 @needs_data
 @pytest.mark.slow
-def test_quantize_reproduces_the_committed_embedder(tmp_path):
+@pytest.mark.parametrize("kind,committed", [("embedder", EMBEDDER_MODEL_INT8), ("segmenter", SEGMENTER_MODEL_INT8)])
+def test_quantize_reproduces_the_committed_file(tmp_path, kind, committed):
     from designsearch.training.quantize import main
 
-    out = tmp_path / "embed-int8.onnx"
-    assert main(["embedder", "--dst", str(out)]) == 0
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(EMBEDDER_MODEL_INT8.read_bytes()).hexdigest()
+    out = tmp_path / f"{kind}-int8.onnx"
+    assert main([kind, "--dst", str(out)]) == 0
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(committed.read_bytes()).hexdigest()
