@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from designsearch.images import read_image, to_model_input  # noqa: E402
 from designsearch.onnx import make_session  # noqa: E402
-from designsearch.settings import EMBEDDER_MODEL, EMBEDDER_MODEL_INT8  # noqa: E402
+from designsearch.settings import EMBEDDER_MODEL, EMBEDDER_MODEL_INT8, repo_relative  # noqa: E402
 
 
 def _cpu_name() -> str:
@@ -91,7 +91,7 @@ def bench(model: Path, batches=(1, 8, 32), threads: int = 2, seconds: float = 5.
         }
         print(f"batch {b:>3}: {results[str(b)]}", flush=True)
     return {
-        "model": str(model.resolve().relative_to(REPO)) if model.resolve().is_relative_to(REPO) else str(model),
+        "model": repo_relative(model),
         "input_size": size,
         "threads": threads,
         "unit": "crops/s",

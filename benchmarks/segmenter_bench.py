@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from designsearch.services.segmenter.learned import LearnedWheelDetector  # noqa: E402
-from designsearch.settings import SEGMENTER_MODEL, SEGMENTER_MODEL_INT8  # noqa: E402
+from designsearch.settings import SEGMENTER_MODEL, SEGMENTER_MODEL_INT8, repo_relative  # noqa: E402
 from designsearch.training.segmenter.dataset import load_samples, split_samples  # noqa: E402
 
 
@@ -61,12 +61,6 @@ def bench(detector, images: list[np.ndarray], repeats: int = 3, warmup: int = 5)
         "mean_ms": float(t.mean()),
         "min_ms": float(t.min()),
     }
-
-
-def _rel(path) -> str:
-    """``path`` relative to the repository when inside it."""
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [bench(d, images, a.repeats) for d in detectors]
     for r, d in zip(results, detectors):
         if hasattr(d, "model_path"):
-            r["model"] = _rel(d.model_path)
+            r["model"] = repo_relative(d.model_path)
     report = {
         "benchmark": "segmenter detect() latency per image",
         "image_size": list(images[0].shape[:2]) if images else None,

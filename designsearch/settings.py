@@ -16,6 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 VAR_DIR = Path(os.environ.get("DESIGNSEARCH_VAR_DIR", REPO_ROOT / "var"))
 
 
+def repo_relative(path: str | os.PathLike) -> str:
+    """``path`` as written in results files and records: relative to the repository when inside it,
+    else as given."""
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(path)
+
+
 def default_data_dir() -> Path:
     """The one resolution of the shared data folder: ``$DESIGNSEARCH_DATA``, else ``../shared/data``
     beside the checkout."""

@@ -36,6 +36,12 @@ async def _start(path, snapshot_dir):
     return await create_server(SearchSettings(port=0, engine="edge", path=str(path), snapshot_dir=str(snapshot_dir)))
 
 
+async def _collection_c(stub, points: list[search_pb2.Point]) -> None:
+    """Collection ``c`` (photo and lines views of DIM) holding ``points``."""
+    await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
+    await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c", points=points), timeout=30)
+
+
 async def _query(stub, collection: str, vector: list[float], **kw) -> list[tuple[str, float]]:
     r = await stub.SearchPoints(search_pb2.SearchPointsRequest(collection=collection, vector=common_pb2.Vector(values=vector),
                                                    using=types_pb2.VIEW_PHOTO, limit=10, **kw), timeout=10)
@@ -83,8 +89,7 @@ async def test_bad_search_requests_get_clear_errors(tmp_path):
     try:
         async with grpc.aio.insecure_channel(service.address) as ch:
             stub = search_pb2_grpc.SearchServiceStub(ch)
-            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
-            await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c", points=_points(10)[:10]), timeout=30)
+            await _collection_c(stub, _points(10))
             cases = [
                 (search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), using=types_pb2.VIEW_PHOTO, limit=0),
                  grpc.StatusCode.INVALID_ARGUMENT, "limit"),
@@ -117,9 +122,8 @@ async def test_search_batch_answers_each_search_as_alone_and_refuses_bad_batches
     try:
         async with grpc.aio.insecure_channel(service.address) as ch:
             stub = search_pb2_grpc.SearchServiceStub(ch)
-            await stub.CreateCollection(search_pb2.CreateCollectionRequest(collection="c", vectors={"photo": DIM, "lines": DIM}), timeout=30)
             points = _points(300)
-            await stub.UpsertPoints(search_pb2.UpsertPointsRequest(collection="c", points=points), timeout=30)
+            await _collection_c(stub, points)
             searches = [search_pb2.SearchPointsRequest(collection="c", vector=points[i].vectors["photo"], using=view, limit=limit,
                                                        filters=common_pb2.Filters(brands=brands), group_by_design=True)
                         for i, view, limit, brands in [(3, types_pb2.VIEW_PHOTO, 6, []), (40, types_pb2.VIEW_LINES, 60, []),

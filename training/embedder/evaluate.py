@@ -45,7 +45,7 @@ import numpy as np
 import onnxruntime as ort
 
 from designsearch.images import edge_map, to_model_input
-from designsearch.settings import EMBEDDER_MODEL
+from designsearch.settings import EMBEDDER_MODEL, repo_relative
 from designsearch.training.metrics import map_at_r, recall_at_k
 from designsearch.onnx import make_session
 
@@ -288,7 +288,7 @@ def evaluate(
     crop_meta = D.crop_meta(crop_dir) if (crop_dir / "meta.json").is_file() else {}
     return {
         "models": {
-            col: {"path": _rel(p), "version": model_version(p), "dim": int(emb_car[col]["photo"].shape[1])}
+            col: {"path": repo_relative(p), "version": model_version(p), "dim": int(emb_car[col]["photo"].shape[1])}
             for col, p in paths.items()
         },
         "protocol": {
@@ -310,11 +310,6 @@ def evaluate(
         "results": results,
         "seconds": round(time.time() - t0, 1),
     }
-
-
-def _rel(p: Path) -> str:
-    p = Path(p).resolve()
-    return str(p.relative_to(D.REPO_ROOT)) if p.is_relative_to(D.REPO_ROOT) else str(p)
 
 
 def format_table(results: dict) -> str:

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from designsearch.settings import EMBEDDER_MODEL
+from designsearch.settings import EMBEDDER_MODEL, repo_relative
 from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
 
 from . import data as D
@@ -332,7 +332,7 @@ def train(cfg: TrainConfig) -> dict:
         "crops": crop_meta,
         "epochs": log,
         "seconds": {"total": round(time.time() - t_start, 1), "cache": round(cache_seconds, 1), "train": round(train_seconds, 1)},
-        "model": {"path": str(Path(cfg.output).resolve().relative_to(D.REPO_ROOT)) if Path(cfg.output).resolve().is_relative_to(D.REPO_ROOT) else cfg.output,
+        "model": {"path": repo_relative(cfg.output),
                   "version": version, "sha256": hashlib.sha256(Path(cfg.output).read_bytes()).hexdigest(),
                   "bytes": Path(cfg.output).stat().st_size, "torch_weights": str(weights_path)},
         "export_check": check,
