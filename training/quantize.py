@@ -129,13 +129,15 @@ def embedder_float_nodes(model) -> list[str]:
     1280 → 512 projection) — the first and last layers, the ones usually left in higher precision.
     Quantising them too cost ~1 point of sketch R@5 (0.657 → 0.644 on the validation classes, under
     the issue-9 bar of 0.65); keeping them costs ~5 % of throughput (see the embedder model card).
-    The learned whitening appended after the network (``/whitening/...`` nodes,
-    :mod:`designsearch.training.embedder.whitening`) stays float32 too.
+    The GeM pooling's clamp and powers (``/Clip``, ``/Pow``, ``/Pow_1`` at the top of the graph,
+    :class:`designsearch.training.embedder.model.EmbeddingNet`) and the learned whitening appended
+    after the network (``/whitening/...`` nodes, :mod:`designsearch.training.embedder.whitening`)
+    stay float32 too.
 
     Args:
         model: ``onnx.ModelProto`` of the float embedder.
     """
-    keep = {"/_conv_stem/Conv", "/_conv_head/Conv", "/ReduceMean", "/projection/Gemm"}
+    keep = {"/_conv_stem/Conv", "/_conv_head/Conv", "/ReduceMean", "/projection/Gemm", "/Clip", "/Pow", "/Pow_1"}
     return [n.name for n in model.graph.node if n.name in keep or n.name.startswith("/whitening/")]
 
 

@@ -80,3 +80,25 @@ def test_committed_model_contract():
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     single = np.concatenate([sess.run(None, {"pixels": x[i : i + 1]})[0] for i in range(3)])
     assert np.abs(batch - single).max() < 1e-5
+
+
+def test_gem_pooling_export_matches_torch_and_formula(tmp_path):
+    """GeM pooling (Radenović et al., TPAMI 2018): ONNX = torch = (mean f^p)^(1/p) of the feature map."""
+    torch.manual_seed(0)
+    avg = EmbeddingNet("lite0", dim=512).eval()
+    gem = EmbeddingNet("lite0", dim=512, pooling_p=2.0).eval()
+    gem.load_state_dict(avg.state_dict())
+    x = _pixels(2, seed=3)
+    with torch.no_grad():
+        fmap = gem.backbone.extract_features(gem.normalize(torch.from_numpy(x)))
+        expected = fmap.clamp(min=1e-6).pow(2).mean(dim=(2, 3)).sqrt()
+        assert torch.allclose(gem.features(torch.from_numpy(x)), expected, atol=1e-5)
+        # GeM >= average (power-mean inequality), strictly for a non-constant map
+        assert (gem.features(torch.from_numpy(x)) >= avg.features(torch.from_numpy(x)) - 1e-6).all()
+        ref = gem(torch.from_numpy(x)).numpy()
+    path = tmp_path / "gem.onnx"
+    export_onnx(gem, path, SIZE)
+    got = _session(path).run(None, {"pixels": x})[0]
+    assert np.abs(ref - got).max() < 1e-4
+    with pytest.raises(ValueError, match="pooling_p"):
+        EmbeddingNet("lite0", dim=512, pooling_p=0.5)

@@ -117,3 +117,11 @@ def test_served_embedder_is_whitened_and_its_int8_keeps_the_whitening_float():
     assert matmul.op_type == "MatMul"
     floats = {i.name for i in int8.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
     assert "/whitening/projection" in floats and matmul.input[1] == "/whitening/projection"
+
+
+def test_served_embedder_uses_gem_pooling_in_float():
+    """The served network pools with GeM p = 2 (``/Pow`` nodes), kept float32 in the INT8 file."""
+    for path in (EMBEDDER_MODEL, EMBEDDER_MODEL_INT8):
+        nodes = {n.name: n for n in onnx.load(str(path)).graph.node}
+        assert nodes["/Pow"].op_type == "Pow" and nodes["/Pow_1"].op_type == "Pow"
+        assert not any(n.op_type == "DequantizeLinear" and n.output[0] in nodes["/Pow"].input for n in nodes.values())

@@ -48,7 +48,7 @@ class Prefix(nn.Module):
 
 
 class Head(nn.Module):
-    """Trainable part: MBConv blocks ``[start, 16)`` + head conv + GAP + projection + L2 norm.
+    """Trainable part: MBConv blocks ``[start, 16)`` + head conv + pooling (the net's) + projection + L2 norm.
 
     Shares its modules with the :class:`EmbeddingNet` it was cut from, so training it trains the
     network that is exported.
@@ -60,12 +60,13 @@ class Head(nn.Module):
         self.blocks = nn.ModuleList(bb._blocks[start:])
         self.conv_head, self.bn1, self.act = bb._conv_head, bb._bn1, bb._swish
         self.projection = net.projection
+        self.pool = net.pool
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = fmap
         for block in self.blocks:
             x = block(x)
-        x = self.act(self.bn1(self.conv_head(x))).mean(dim=(2, 3))
+        x = self.pool(self.act(self.bn1(self.conv_head(x))))
         return F.normalize(self.projection(x), dim=1)
 
 

@@ -66,17 +66,31 @@ class EmbeddingNet(nn.Module):
     """Raw RGB pixels → L2-normalised embedding.
 
     ``pixels (N,3,S,S) in [0,255]`` → normalise → EfficientNet-Lite features ``(N,1280,s,s)`` →
-    global average pooling → optional linear projection to ``dim`` → L2 normalisation.
+    global pooling → optional linear projection to ``dim`` → L2 normalisation.
+
+    Global pooling is average pooling (``pooling_p = 1``, training) or generalised-mean (GeM)
+    pooling ``(mean_xy f^p)^(1/p)`` (Radenović, Tolias & Chum, "Fine-tuning CNN Image Retrieval
+    with No Human Annotation", TPAMI 2018, §3.2), which weights the strongest activations more
+    (``p → ∞``: max pooling). The features are ReLU6 outputs (≥ 0), clamped at 1e-6 before the power.
 
     Args:
         variant: EfficientNet-Lite variant (``lite0``/``lite1``/``lite2``).
         dim: projection size; ``None`` keeps the 1280-d pooled features (the untrained ImageNet
             baseline served by the first release).
         pretrained: load ImageNet weights (else random initialisation, for tests of shapes only).
+        pooling_p: GeM exponent ``p >= 1`` (1 = average pooling, the exported graph then has no
+            power nodes).
+
+    Raises:
+        ValueError: ``pooling_p < 1``.
     """
 
-    def __init__(self, variant: str = "lite0", dim: int | None = None, pretrained: bool = True) -> None:
+    def __init__(self, variant: str = "lite0", dim: int | None = None, pretrained: bool = True,
+                 pooling_p: float = 1.0) -> None:
         super().__init__()
+        if pooling_p < 1.0:
+            raise ValueError(f"pooling_p must be >= 1; got {pooling_p}")
+        self.pooling_p = float(pooling_p)
         self.variant = variant
         self.normalize = PixelNormalize()
         if pretrained:
@@ -90,8 +104,14 @@ class EmbeddingNet(nn.Module):
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features, float32 ``(N, 1280)``, before projection and normalisation."""
-        fmap = self.backbone.extract_features(self.normalize(pixels))
-        return fmap.mean(dim=(2, 3))
+        return self.pool(self.backbone.extract_features(self.normalize(pixels)))
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Global pooling of a feature map ``(N, C, h, w)`` → ``(N, C)``: average, or GeM when ``pooling_p > 1``."""
+        if self.pooling_p == 1.0:
+            return fmap.mean(dim=(2, 3))
+        p = self.pooling_p
+        return fmap.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Args: pixels float32 ``(N, 3, S, S)`` in [0, 255]. Returns float32 ``(N, dim)``, unit norm."""

@@ -83,6 +83,8 @@ class TrainConfig:
         views_photo: augmented photo views cached per training image.
         views_edge: augmented edge-map views cached per training image.
         wheel_rotation: largest rotation of a wheel crop's photo/edge views, degrees (180 = any).
+        pooling_p: global pooling of the network, trained and exported: 1 = average, > 1 = GeM
+            with that exponent (:class:`designsearch.training.embedder.model.EmbeddingNet`).
         max_per_image: wheel crops kept per car photo.
         train_max_class: last training class id.
         limit: use only the first ``limit`` images per split (smoke tests); 0 = all.
@@ -108,6 +110,7 @@ class TrainConfig:
     views_photo: int = 4
     views_edge: int = 2
     wheel_rotation: float = 45.0
+    pooling_p: float = 1.0
     max_per_image: int = 2
     train_max_class: int = D.TRAIN_MAX_CLASS
     limit: int = 0
@@ -205,7 +208,7 @@ def train(cfg: TrainConfig) -> dict:
     train_items, val_items, crop_meta = build_items(cfg)
     print(f"items: train {len(train_items)} val {len(val_items)} (crops: {crop_meta})", flush=True)
 
-    net = EmbeddingNet(cfg.variant, dim=cfg.dim)
+    net = EmbeddingNet(cfg.variant, dim=cfg.dim, pooling_p=cfg.pooling_p)
     net.eval()
     # Cache key: everything that changes the cached views.
     key_src = json.dumps(
