@@ -157,3 +157,32 @@ def test_wheel_rotation_of_the_ce_views(data_dir):
     a = photo_augment("wheel", 3, 180.0)(image=crops[0])["image"]
     b = photo_augment("wheel", 3, 180.0)(image=crops[0])["image"]
     assert a.shape == crops[0].shape and np.array_equal(a, b)
+
+
+def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(data_dir, tmp_path):
+    """``eval-embedder --mirror-average`` (flip test-time averaging) on real pictures with the served model:
+    a picture and its mirror image get the same photo and line-drawing vectors, which they do not without it."""
+    import cv2
+
+    from designsearch.onnx import make_session
+    from designsearch.settings import EMBEDDER_MODEL_INT8
+    from designsearch.training.embedder import data as D
+    from designsearch.training.embedder.evaluate import embed_items, mirror
+
+    _, val_rows = D.split_rows(D.load_rows(data_dir))
+    items = []
+    for i, it in enumerate(D.car_items(val_rows)[:3]):
+        rgb = read_image(it.path)
+        for tag, img in (("a", rgb), ("b", mirror(rgb))):  # PNG: lossless, so "b" is exactly the mirror of "a"
+            path = tmp_path / f"{i}{tag}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            items.append(D.Item(str(path), it.class_id, f"{i}{tag}", "car"))
+    sessions = {"m": make_session(EMBEDDER_MODEL_INT8, 2)}
+    plain = embed_items(sessions, items)["m"]
+    averaged = embed_items(sessions, items, mirror_average=True)["m"]
+    for view in ("photo", "edge"):
+        a, b = averaged[view][0::2], averaged[view][1::2]
+        np.testing.assert_allclose(np.linalg.norm(averaged[view], axis=1), 1.0, atol=1e-5)
+        assert np.abs(a - b).max() < 1e-4, view
+        pa, pb = plain[view][0::2], plain[view][1::2]
+        assert (pa * pb).sum(axis=1).max() < 0.999, view  # a picture and its mirror image differ otherwise

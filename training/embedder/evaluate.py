@@ -87,9 +87,14 @@ def rotation_angles(n: int, seed: int = ROTATION_SEED) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.0, 360.0, size=n)
 
 
+def mirror(rgb: np.ndarray) -> np.ndarray:
+    """The mirror image (left-right flip) of ``uint8 (H, W, 3)``, contiguous."""
+    return np.ascontiguousarray(rgb[:, ::-1])
+
+
 def embed_items(
     sessions: dict[str, ort.InferenceSession], items: list[D.Item], batch: int = 32,
-    angles: np.ndarray | None = None,
+    angles: np.ndarray | None = None, mirror_average: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Photo and edge-map (and optionally rotated-photo) embeddings of ``items`` for each model.
 
@@ -100,6 +105,9 @@ def embed_items(
         angles: optional ``(N,)`` degrees; adds a ``"rotated"`` view: item ``i`` rotated by
             ``angles[i]`` about its centre (:func:`.augment.rotate_about_centre`, border
             replicated).
+        mirror_average: embed every picture also as its mirror image (left-right flip; its line
+            drawing is that of the mirror image) and return the normalised mean of the two vectors
+            (flip test-time averaging), so a picture and its mirror image get the same vector.
 
     Returns:
         ``{model: {"photo": float32 (N, D), "edge": float32 (N, D)[, "rotated": float32 (N, D)]}}``.
@@ -112,18 +120,25 @@ def embed_items(
         imgs = {"photo": rgbs, "edge": [edge_map(rgb) for rgb in rgbs]}
         if angles is not None:
             imgs["rotated"] = [rotate_about_centre(rgb, float(a)) for rgb, a in zip(rgbs, angles[start : start + batch])]
+        if mirror_average:
+            mirrored = {"photo": [mirror(x) for x in rgbs], "rotated": [mirror(x) for x in imgs.get("rotated", [])]}
+            mirrored["edge"] = [edge_map(x) for x in mirrored["photo"]]
         for name, sess in sessions.items():
             size = int(sizes[name])
             for v in views:
-                out[name][v].append(sess.run(None, {"pixels": to_model_input(imgs[v], size)})[0])
+                emb = sess.run(None, {"pixels": to_model_input(imgs[v], size)})[0]
+                if mirror_average:
+                    emb = emb + sess.run(None, {"pixels": to_model_input(mirrored[v], size)})[0]
+                    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+                out[name][v].append(emb)
     return {name: {k: np.concatenate(v) for k, v in vs.items()} for name, vs in out.items()}
 
 
 def embed_cached(
     paths: dict[str, Path], items: list[D.Item], threads: int, angles: np.ndarray | None = None,
-    cache_dir: str | Path | None = DEFAULT_EVAL_CACHE,
+    cache_dir: str | Path | None = DEFAULT_EVAL_CACHE, mirror_average: bool = False,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """:func:`embed_items` for each model file, cached on disk by (file hash, items, angles).
+    """:func:`embed_items` for each model file, cached on disk by (file hash, items, angles, mirror averaging).
 
     Args:
         paths: name → ONNX file.
@@ -131,6 +146,7 @@ def embed_cached(
         threads: onnxruntime intra-op threads.
         angles: as in :func:`embed_items`.
         cache_dir: folder of the ``.npz`` caches; ``None`` disables caching.
+        mirror_average: as in :func:`embed_items`.
 
     Returns:
         As :func:`embed_items`.
@@ -138,6 +154,7 @@ def embed_cached(
     key = hashlib.sha256(json.dumps(
         [[it.path, it.class_id, it.image_id] for it in items]
         + [None if angles is None else np.round(angles, 6).tolist()]
+        + (["mirror_average"] if mirror_average else [])
     ).encode()).hexdigest()[:16]
     out = {}
     for name, path in paths.items():
@@ -147,7 +164,8 @@ def embed_cached(
             with np.load(cache) as z:
                 out[name] = {k: z[k] for k in z.files}
             continue
-        out[name] = embed_items({name: _session(Path(path), threads)}, items, angles=angles)[name]
+        out[name] = embed_items({name: _session(Path(path), threads)}, items, angles=angles,
+                                mirror_average=mirror_average)[name]
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **out[name])
@@ -219,6 +237,7 @@ def evaluate(
     name: str = "trained",
     baseline: bool = True,
     cache_dir: str | Path | None = DEFAULT_EVAL_CACHE,
+    mirror_average: bool = False,
 ) -> dict:
     """Evaluate the ImageNet baseline, optional other models and the trained model on the validation classes.
 
@@ -236,6 +255,8 @@ def evaluate(
         name: column name of ``model_path``.
         baseline: include the untrained ImageNet model (column ``imagenet``).
         cache_dir: embedding cache (see :func:`embed_cached`); ``None`` disables it.
+        mirror_average: every picture (query and gallery, every row) embedded as the normalised mean
+            of its own and its mirror image's vector (see :func:`embed_items`).
 
     Returns:
         JSON-able dict: ``models`` (path, version, dim), ``protocol``, ``counts`` and ``results``
@@ -269,8 +290,9 @@ def evaluate(
             raise FileNotFoundError(f"model {p} not found")
         paths[other] = Path(p)
     paths[name] = model_path
-    emb_car = embed_cached(paths, cars, threads, cache_dir=cache_dir)
-    emb_wheel = embed_cached(paths, wheels, threads, angles=rotation_angles(len(wheels)), cache_dir=cache_dir)
+    emb_car = embed_cached(paths, cars, threads, cache_dir=cache_dir, mirror_average=mirror_average)
+    emb_wheel = embed_cached(paths, wheels, threads, angles=rotation_angles(len(wheels)), cache_dir=cache_dir,
+                             mirror_average=mirror_average)
 
     results = {}
     for col in paths:
@@ -295,6 +317,7 @@ def evaluate(
             "data": "Stanford Cars (CARS196) train split, classes 1-98; Krause et al. 2013",
             "val_classes": f"{train_max_class + 1}-98",
             "similarity": "cosine, leave-one-out",
+            "mirror_average": mirror_average,
             "wheel": "wheel crops vs wheel crops, crops of the same photo excluded",
             "car": "whole cars vs whole cars",
             "edge": "query = designsearch.images.edge_map(image), gallery = photo embeddings of the other photos",
@@ -350,6 +373,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="extra ONNX model to show as a column (repeatable), e.g. previous=models/embedder/wheelembed-lite0-512.onnx")
     p.add_argument("--no-baseline", action="store_true", help="leave out the untrained ImageNet column")
     p.add_argument("--no-cache", action="store_true", help="recompute every embedding (no runs/embedder/evalcache)")
+    p.add_argument("--mirror-average", action="store_true",
+                   help="embed every picture as the mean of its own and its mirror image's vector (flip averaging)")
     args = p.parse_args(argv)
     compare = {}
     for spec in args.compare:
@@ -358,7 +383,8 @@ def main(argv: list[str] | None = None) -> dict:
             p.error(f"--compare expects NAME=PATH, got {spec!r}")
         compare[key] = path
     results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit, compare=compare,
-                       name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE)
+                       name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE,
+                       mirror_average=args.mirror_average)
     write_results(results, args.output)
     return results
 
