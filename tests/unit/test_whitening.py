@@ -31,7 +31,7 @@ from designsearch.training.embedder.whitening import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def imagenet_model(embedder_model) -> Path:
+def imagenet_model() -> Path:
     from designsearch.services.embedder.config import IMAGENET_MODEL
     from designsearch.training.embedder.export import export_imagenet
 

@@ -18,7 +18,7 @@ line drawing, which wheel of the car) relative to those that separate classes. T
 appended to the embedder's ONNX graph (nodes named ``/whitening/...``), so every served vector —
 catalogue and query, photo and line view, wheel and whole car — goes through it and the service
 contract is unchanged: ``pixels`` in, unit-norm ``embedding (N, dims)`` out. It adds one
-``512 x 512`` matrix product per picture (~0.01 ms).
+``512 x 512`` float matrix product per picture (~0.16 ms at batch 1 in an onnxruntime node profile).
 
 Fit data: Stanford Cars classes 1-78 only (the embedder's training classes; the validation
 classes 79-98 are never seen): whole cars and the segmenter's wheel crops of those photos
@@ -46,6 +46,7 @@ from onnx import helper, numpy_helper
 
 from designsearch.onnx import make_session
 from designsearch.settings import repo_relative
+from designsearch.versioning import file_version
 
 from . import data as D
 
@@ -122,8 +123,6 @@ def append_whitening(src: str | Path, dst: str | Path, mean: np.ndarray, project
     Raises:
         ValueError: ``src`` has no ``embedding`` output, is already whitened, or shapes disagree.
     """
-    from designsearch.versioning import file_version
-
     model = onnx.load(str(src))
     g = model.graph
     if any(p.key == METADATA_KEY for p in model.metadata_props):
@@ -209,8 +208,6 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     x, labels, counts = training_embeddings(a.model, a.data, a.crop_dir, a.threads)
     mean, projection = fit_learned_whitening(x, labels, a.shrink, a.dims or None)
-    from designsearch.versioning import file_version
-
     info = {"method": "learned whitening (Radenovic, Tolias & Chum, TPAMI 2018)", "shrink": a.shrink,
             "dims": int(projection.shape[1]), "fit": f"Stanford Cars classes 1-{D.TRAIN_MAX_CLASS}, photo + line views",
             "fit_counts": counts, "source_model": file_version(a.model)}
