@@ -66,8 +66,10 @@ class GrpcBackends:
                        timeout=self.timeouts["segment"], backend="segmenter")
         return r.model_version
 
-    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str) -> tuple[list[dict[str, np.ndarray]], str]:
-        """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with.
+    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str,
+                    mirror_average: Sequence[bool] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
+        """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with
+        (``mirror_average``: see :meth:`designsearch.gateway.ports.Backends.embed`).
 
         Raises:
             BackendUnavailable: no configured embedder serves ``version``.
@@ -77,7 +79,8 @@ class GrpcBackends:
             raise BackendUnavailable(f"no embedder serves model {version}; configured: {sorted(self.by_version)}")
         r = await call(stub.Embed,
                        embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
-                                                 views=[view_to_proto(v) for v in views]),
+                                                 views=[view_to_proto(v) for v in views],
+                                                 mirror_average=list(mirror_average)),
                        timeout=self.timeouts["embed"], backend="embedder")
         vectors = [vectors_from_proto(e.vectors) for e in r.embeddings]
         return vectors, r.model_version

@@ -55,6 +55,11 @@ class GatewaySettings(ServiceSettings):
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
     ingest_concurrency: int = Field(4, description="Catalogue images processed at once during IndexDesigns.")
+    ingest_mirror_whole_picture: bool = Field(
+        True, description="Index each catalogue image's whole-picture vectors as the mean of the picture's and its "
+                          "mirror image's (catalogue-side flip augmentation: a car photographed facing the other way "
+                          "still matches; whole-car R@1 0.844 -> 0.857 on the validation classes); costs two more "
+                          "embeddings per ingested image, none per query.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
     max_stream_items: int = Field(100_000, description="Most items one IndexDesigns stream may carry.")
     max_message_mb: int = Field(

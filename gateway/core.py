@@ -57,6 +57,7 @@ class GatewayCore:
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
+                               mirror_whole_picture=settings.ingest_mirror_whole_picture,
                                on_change=cache.bump_catalogue_version)
         self.designs = DesignService(backends, self.live, catalogue, on_change=cache.bump_catalogue_version)
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)

@@ -88,18 +88,23 @@ class Ingestor:
         max_crops: crops indexed per image (the whole picture is indexed as well).
         concurrency: images processed at once.
         thumbnail_px: stored thumbnail size.
+        mirror_whole_picture: index the whole picture's vectors as the normalised mean of the
+            picture's and its mirror image's (catalogue-side flip augmentation; query vectors are
+            not mirrored, so a catalogue indexed either way answers the same queries).
         on_change: coroutine function awaited after each image added or moved (the gateway bumps the
             catalogue version of its answer cache).
     """
 
     def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue, *, max_crops: int = 4,
-                 concurrency: int = 4, thumbnail_px: int = 128, on_change=None) -> None:
+                 concurrency: int = 4, thumbnail_px: int = 128, mirror_whole_picture: bool = True,
+                 on_change=None) -> None:
         self.backends = backends
         self.live = live
         self.catalogue = catalogue
         self.max_crops = max_crops
         self.concurrency = concurrency
         self.thumbnail_px = thumbnail_px
+        self.mirror_whole_picture = mirror_whole_picture
         self.on_change = on_change  # awaited after every catalogue change (invalidates cached answers)
         # (image_id, version) → [lock, items holding or waiting for it]: same bytes one at a time
         self._in_flight: dict[tuple[str, str], list] = {}
@@ -109,8 +114,8 @@ class Ingestor:
 
         The image becomes one point per region of :func:`designsearch.gateway.query.query_regions` (its crops,
         then the whole picture; only the whole picture when the segmenter finds nothing), each with
-        a ``photo`` and a ``lines`` vector, payload ``kind`` = the region's kind and ``box`` = its
-        box, ids :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with
+        a ``photo`` and a ``lines`` vector (the whole picture's flip-averaged when
+        ``mirror_whole_picture``), payload ``kind`` = the region's kind and ``box`` = its box, ids :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with
         a thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
         it was indexed before whole-picture points existed (its last point is not a whole picture):
         then it is indexed again (same ids, so nothing is duplicated) to add the whole picture.
@@ -163,8 +168,9 @@ class Ingestor:
             rgb = await asyncio.to_thread(decode_image, item.image)
             seg = await self.backends.segment(item.image, self.max_crops)
             regions = query_regions(seg.crops, item.image, rgb)
+            mirror = [self.mirror_whole_picture and r.kind == KIND_WHOLE_IMAGE for r in regions]
             embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO, VIEW_LINES],
-                                                           version)
+                                                           version, mirror)
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
             points, crop_rows = [], []

@@ -53,9 +53,11 @@ class Backends(Protocol):
         """The version string :meth:`segment` answers with now."""
         ...
 
-    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str) -> tuple[list[dict[str, np.ndarray]], str]:
+    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str,
+                    mirror_average: Sequence[bool] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
         """Unit float32 vectors ``(D,)`` per image and view from the embedder serving ``version``,
-        and the version it answered with."""
+        and the version it answered with. ``mirror_average`` (empty, or one flag per image): the
+        flagged images are embedded as the normalised mean of their own and their mirror image's vector."""
         ...
 
     async def model_infos(self) -> list[tuple[str, int]]:

@@ -194,18 +194,25 @@ class EmbedService:
         """Model version id."""
         return self.batcher.embedder.version
 
-    async def embed(self, encoded: list[bytes], views: list[str]) -> list[dict[str, np.ndarray]]:
+    async def embed(self, encoded: list[bytes], views: list[str],
+                    mirror_average: list[bool] | None = None) -> list[dict[str, np.ndarray]]:
         """Embed each encoded image in each view.
 
         Args:
             encoded: encoded image files.
             views: subset of :data:`designsearch.domain.VIEWS` (``photo``, ``lines``); empty = ``["photo"]``.
+            mirror_average: per image (empty or None = none): also embed its mirror image (left-right
+                flip of the model input; for ``lines``, of the line drawing) and return the normalised
+                mean of the two vectors, so an image and its mirror image get one vector (flip
+                test-time augmentation; e.g. Simonyan & Zisserman, ICLR 2015, "multi-crop and flip"
+                evaluation). Costs one more model run per flagged image and view.
 
         Returns:
             One dict per image: view → float32 ``(D,)`` unit vector.
 
         Raises:
-            InvalidArgument: no images, too many, or an unknown view.
+            InvalidArgument: no images, too many, an unknown view, or ``mirror_average`` neither empty
+                nor one flag per image.
             InvalidImage: an image cannot be decoded.
         """
         views = list(dict.fromkeys(views or [VIEW_PHOTO]))
@@ -216,13 +223,28 @@ class EmbedService:
             raise InvalidArgument("no images to embed", field="images")
         if len(encoded) > self.max_images:
             raise InvalidArgument(f"{len(encoded)} images in one request; the limit is {self.max_images}", field="images")
+        mirror = list(mirror_average or [])
+        if mirror and len(mirror) != len(encoded):
+            raise InvalidArgument(f"{len(mirror)} mirror_average flags for {len(encoded)} images; send none or one per image",
+                                  field="mirror_average")
+        # rows of the flagged images' views in the batch; their mirror images are appended after all rows
+        rows = [i * len(views) + j for i, m in enumerate(mirror) if m for j in range(len(views))]
         embedder = self.batcher.embedder
 
         def prepare() -> np.ndarray:  # decode, draw the line views, resize: off the event loop and the model thread
             rgbs = [decode_image(b) for b in encoded]
-            return embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
+            inputs = embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
+            if not rows:
+                return inputs
+            return np.concatenate([inputs, inputs[rows][..., ::-1]])  # mirror images: width axis flipped
 
-        vectors = await self.batcher.embed_inputs(await asyncio.to_thread(prepare))
+        inputs = await asyncio.to_thread(prepare)
+        vectors = await self.batcher.embed_inputs(inputs)
+        n = len(encoded) * len(views)
+        if rows:
+            mean = vectors[rows] + vectors[n:]
+            vectors = vectors[:n].copy()
+            vectors[rows] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
         out = []
         for i in range(len(encoded)):
             out.append({view: vectors[i * len(views) + j] for j, view in enumerate(views)})

@@ -37,6 +37,7 @@ class MemoryBackends:
         self.segmenter_model = "learned:sha256:aaaa"
         self.embedder_model = f"sha256:{uuid.uuid4().hex[:16]}"  # fresh cache keys per test
         self.segment_calls = 0
+        self.mirror_flags: list[list[bool]] = []  # mirror_average of each embed call
         self.collections: dict[str, dict] = {}
         self.aliases: dict[str, str] = {}
 
@@ -51,9 +52,10 @@ class MemoryBackends:
     async def segmenter_version(self) -> str:
         return self.segmenter_model
 
-    async def embed(self, images, views, version):
+    async def embed(self, images, views, version, mirror_average=()):
         if version != self.embedder_model:
             raise BackendUnavailable(f"no embedder serves {version}")
+        self.mirror_flags.append(list(mirror_average))
         return [{v: _vector(b, "photo") for v in views} for b in images], self.embedder_model
 
     async def model_infos(self):
@@ -211,6 +213,22 @@ async def test_same_bytes_twice_in_one_stream_are_counted_once(core, images):
     outcomes = await core.ingest.index_stream([item, item, item])
     assert sorted(o.status for o in outcomes) == ["added", "duplicate", "duplicate"]
     assert (await core.stats())["images"] == 1 and core.ingest._in_flight == {}
+
+
+async def test_ingestion_mirrors_the_whole_picture_only_and_queries_never(core, images):
+    """Catalogue-side flip augmentation: at ingestion the whole-picture region (last) is embedded
+    flip-averaged and the crops are not; a query's vectors are never mirrored; the setting turns it off."""
+    catalogue, queries = images
+    img = catalogue[0]
+    flags = core.backends.mirror_flags
+    await core.ingest.index_stream([IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())])
+    assert flags == [[False, True]]  # one crop (the in-memory segmenter's), then the whole picture
+    await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter())
+    assert len(flags) == 2 and not any(flags[1])
+    core.ingest.mirror_whole_picture = False
+    img = catalogue[1]
+    await core.ingest.index_stream([IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())])
+    assert flags[2] == [False, False]
 
 
 async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images):

@@ -105,9 +105,11 @@ def embed_items(
         angles: optional ``(N,)`` degrees; adds a ``"rotated"`` view: item ``i`` rotated by
             ``angles[i]`` about its centre (:func:`.augment.rotate_about_centre`, border
             replicated).
-        mirror_average: embed every picture also as its mirror image (left-right flip; its line
-            drawing is that of the mirror image) and return the normalised mean of the two vectors
-            (flip test-time averaging), so a picture and its mirror image get the same vector.
+        mirror_average: embed every picture also as its mirror image and return the normalised mean
+            of the two vectors (flip test-time averaging), as the embedder service does for a
+            ``mirror_average`` image: the model input (photo or line drawing) flipped left-right, so a
+            picture and its mirror image get the same vector (exactly for photos; for line drawings up
+            to Canny's tie-breaks, ~0.2 % of the edge pixels).
 
     Returns:
         ``{model: {"photo": float32 (N, D), "edge": float32 (N, D)[, "rotated": float32 (N, D)]}}``.
@@ -120,15 +122,13 @@ def embed_items(
         imgs = {"photo": rgbs, "edge": [edge_map(rgb) for rgb in rgbs]}
         if angles is not None:
             imgs["rotated"] = [rotate_about_centre(rgb, float(a)) for rgb, a in zip(rgbs, angles[start : start + batch])]
-        if mirror_average:
-            mirrored = {"photo": [mirror(x) for x in rgbs], "rotated": [mirror(x) for x in imgs.get("rotated", [])]}
-            mirrored["edge"] = [edge_map(x) for x in mirrored["photo"]]
         for name, sess in sessions.items():
             size = int(sizes[name])
             for v in views:
-                emb = sess.run(None, {"pixels": to_model_input(imgs[v], size)})[0]
-                if mirror_average:
-                    emb = emb + sess.run(None, {"pixels": to_model_input(mirrored[v], size)})[0]
+                inputs = to_model_input(imgs[v], size)
+                emb = sess.run(None, {"pixels": inputs})[0]
+                if mirror_average:  # the service's flip: the model input mirrored along its width
+                    emb = emb + sess.run(None, {"pixels": np.ascontiguousarray(inputs[..., ::-1])})[0]
                     emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
                 out[name][v].append(emb)
     return {name: {k: np.concatenate(v) for k, v in vs.items()} for name, vs in out.items()}
@@ -154,7 +154,7 @@ def embed_cached(
     key = hashlib.sha256(json.dumps(
         [[it.path, it.class_id, it.image_id] for it in items]
         + [None if angles is None else np.round(angles, 6).tolist()]
-        + (["mirror_average"] if mirror_average else [])
+        + (["mirror_average:input-flip"] if mirror_average else [])
     ).encode()).hexdigest()[:16]
     out = {}
     for name, path in paths.items():
@@ -238,6 +238,7 @@ def evaluate(
     baseline: bool = True,
     cache_dir: str | Path | None = DEFAULT_EVAL_CACHE,
     mirror_average: bool = False,
+    mirror_catalogue: bool = False,
 ) -> dict:
     """Evaluate the ImageNet baseline, optional other models and the trained model on the validation classes.
 
@@ -257,6 +258,9 @@ def evaluate(
         cache_dir: embedding cache (see :func:`embed_cached`); ``None`` disables it.
         mirror_average: every picture (query and gallery, every row) embedded as the normalised mean
             of its own and its mirror image's vector (see :func:`embed_items`).
+        mirror_catalogue: the protocol as served (the gateway's ``ingest_mirror_whole_picture``):
+            the whole-car *gallery* vectors of the ``car`` and ``car_edge`` rows flip-averaged, the
+            queries as they are; wheel-crop rows unchanged (catalogue crops are not mirrored).
 
     Returns:
         JSON-able dict: ``models`` (path, version, dim), ``protocol``, ``counts`` and ``results``
@@ -291,17 +295,20 @@ def evaluate(
         paths[other] = Path(p)
     paths[name] = model_path
     emb_car = embed_cached(paths, cars, threads, cache_dir=cache_dir, mirror_average=mirror_average)
+    gallery_car = embed_cached(paths, cars, threads, cache_dir=cache_dir, mirror_average=True) \
+        if mirror_catalogue and not mirror_average else emb_car
     emb_wheel = embed_cached(paths, wheels, threads, angles=rotation_angles(len(wheels)), cache_dir=cache_dir,
                              mirror_average=mirror_average)
 
     results = {}
     for col in paths:
         res = {}
-        for task, items, emb in (("wheel", wheels, emb_wheel[col]), ("car", cars, emb_car[col])):
+        for task, items, emb, gallery in (("wheel", wheels, emb_wheel[col], emb_wheel[col]["photo"]),
+                                          ("car", cars, emb_car[col], gallery_car[col]["photo"])):
             labels = np.array([it.class_id for it in items])
             groups = np.array([it.image_id for it in items])
-            res[task] = _metrics(emb["photo"], labels, groups)
-            res[f"{task}_edge"] = _metrics(emb["edge"], labels, groups, gallery=emb["photo"], ks=EDGE_KS)
+            res[task] = _metrics(emb["photo"], labels, groups, gallery=None if gallery is emb["photo"] else gallery)
+            res[f"{task}_edge"] = _metrics(emb["edge"], labels, groups, gallery=gallery, ks=EDGE_KS)
             if task == "wheel":
                 res["wheel_incl_same_photo"] = _metrics(emb["photo"], labels, None)
                 res["wheel_partner"] = partner_recall(emb["photo"], emb["photo"], labels, groups)
@@ -318,6 +325,7 @@ def evaluate(
             "val_classes": f"{train_max_class + 1}-98",
             "similarity": "cosine, leave-one-out",
             "mirror_average": mirror_average,
+            "mirror_catalogue": mirror_catalogue and not mirror_average,
             "wheel": "wheel crops vs wheel crops, crops of the same photo excluded",
             "car": "whole cars vs whole cars",
             "edge": "query = designsearch.images.edge_map(image), gallery = photo embeddings of the other photos",
@@ -375,6 +383,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-cache", action="store_true", help="recompute every embedding (no runs/embedder/evalcache)")
     p.add_argument("--mirror-average", action="store_true",
                    help="embed every picture as the mean of its own and its mirror image's vector (flip averaging)")
+    p.add_argument("--mirror-catalogue", action="store_true",
+                   help="as served: whole-car gallery vectors flip-averaged (the gateway's ingest_mirror_whole_picture), "
+                        "queries and wheel crops as they are")
     args = p.parse_args(argv)
     compare = {}
     for spec in args.compare:
@@ -384,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
         compare[key] = path
     results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit, compare=compare,
                        name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE,
-                       mirror_average=args.mirror_average)
+                       mirror_average=args.mirror_average, mirror_catalogue=args.mirror_catalogue)
     write_results(results, args.output)
     return results
 

@@ -1,0 +1,58 @@
+"""The embedder service's Embed over gRPC with the served model on real pictures: flip averaging
+(``mirror_average``) and its bad-input handling."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from designsearch.converters import vectors_from_proto
+from designsearch.images import encode_png, read_image
+from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, types_pb2
+from designsearch.v1 import common_pb2
+
+
+@pytest.fixture(scope="module")
+def picture(small_catalogue) -> np.ndarray:
+    catalogue, _ = small_catalogue
+    return read_image(str(catalogue[0].path))  # a whole car, wider than tall
+
+
+async def _embed(stack, images: list[bytes], mirror: list[bool]) -> list[dict[str, np.ndarray]]:
+    from tests.conftest import INTERNAL_TOKEN
+
+    request = embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
+                                        views=[types_pb2.VIEW_PHOTO, types_pb2.VIEW_LINES], mirror_average=mirror)
+    async with grpc.aio.insecure_channel(stack["embedder"].address) as channel:
+        r = await embedder_pb2_grpc.EmbedderServiceStub(channel).Embed(
+            request, timeout=60, metadata=[("x-internal-token", INTERNAL_TOKEN)])
+    return [vectors_from_proto(e.vectors) for e in r.embeddings]
+
+
+async def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(stack, picture):
+    """Flagged images get the normalised mean of their own and their mirror image's vector: a picture
+    and its mirror image (lossless PNGs) then get the same photo vector, and line-drawing vectors equal
+    up to Canny's tie-breaks; unflagged images in the same request keep their own plain vectors."""
+    original, mirrored = encode_png(picture), encode_png(np.ascontiguousarray(picture[:, ::-1]))
+    got = await _embed(stack, [original, mirrored, original, mirrored], [True, True, False, False])
+    a, b, plain_a, plain_b = got
+    for v in (a, b, plain_a, plain_b):
+        for vec in v.values():
+            assert abs(float(np.linalg.norm(vec)) - 1) < 1e-5
+    assert float(a["photo"] @ b["photo"]) > 0.9999
+    assert float(a["lines"] @ b["lines"]) > 0.995
+    assert float(plain_a["photo"] @ plain_b["photo"]) < 0.99  # the two orientations differ without it
+    assert float(plain_a["photo"] @ a["photo"]) < 0.999  # the flag changed the vector
+    # the mean of the two plain vectors, normalised, is what a flagged picture gets
+    mean = plain_a["photo"] + plain_b["photo"]
+    np.testing.assert_allclose(a["photo"], mean / np.linalg.norm(mean), atol=2e-3)
+    alone = await _embed(stack, [original], [])  # the flags of other images leave a plain one unchanged
+    np.testing.assert_allclose(alone[0]["photo"], plain_a["photo"], atol=2e-3)
+
+
+async def test_mirror_flags_not_one_per_image_are_invalid_argument(stack, picture):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _embed(stack, [encode_png(picture)] * 2, [True])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "mirror_average" in info.value.details()
