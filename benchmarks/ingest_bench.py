@@ -7,7 +7,7 @@ held-out images per class) split round-robin over N client streams, each in its 
 own channel. Wall time runs from the first request to the last response; CPU time is read from
 /proc/<pid>/stat (user + system) of each service process before and after.
 
-    python benchmarks/ingest_bench.py [--streams 1 2 4] [--limit 0] [--model-threads N] [--out FILE]
+    python benchmarks/ingest_bench.py [--streams 1 2 4] [--limit 0] [--model-threads N] [--no-mirror] [--out FILE]
 
 Writes benchmarks/results/ingest.json and prints a table.
 """
@@ -29,12 +29,14 @@ from designsearch.procs import Stack, cpu_seconds
 from designsearch.settings import REPO_ROOT, default_data_dir
 
 
-def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_threads: int | None = None) -> dict:
+def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_threads: int | None = None,
+             mirror: bool = True) -> dict:
     """Ingest ``catalogue`` over ``streams`` concurrent streams into a fresh stack; returns the figures.
-    ``model_threads`` sets the segmenter's and the embedder's onnxruntime threads (default: their settings)."""
+    ``model_threads`` sets the segmenter's and the embedder's onnxruntime threads (default: their settings);
+    ``mirror`` the gateway's ``ingest_mirror_whole_picture`` (catalogue-side flip augmentation)."""
     if var.exists():
         shutil.rmtree(var)
-    env = {"DESIGNSEARCH_SEARCH_ENGINE": engine}
+    env = {"DESIGNSEARCH_SEARCH_ENGINE": engine, "DESIGNSEARCH_GATEWAY_INGEST_MIRROR_WHOLE_PICTURE": str(mirror).lower()}
     if model_threads:
         env |= {"DESIGNSEARCH_SEGMENTER_THREADS": str(model_threads), "DESIGNSEARCH_EMBEDDER_THREADS": str(model_threads)}
     stack = Stack(var, env=env)
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--engine", default="edge")
     parser.add_argument("--model-threads", type=int, default=0,
                         help="onnxruntime threads of the segmenter and the embedder (0 = their default, 2)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="whole pictures indexed without flip averaging (ingest_mirror_whole_picture=false)")
     parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-ingest")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "ingest.json")
     args = parser.parse_args()
@@ -88,13 +92,15 @@ def main() -> None:
         catalogue = catalogue[: args.limit]
     runs = []
     for n in args.streams:
-        r = run_once(catalogue, queries, n, args.var / f"streams-{n}", args.engine, args.model_threads or None)
+        r = run_once(catalogue, queries, n, args.var / f"streams-{n}", args.engine, args.model_threads or None,
+                     mirror=not args.no_mirror)
         runs.append(r)
         print(f"{n} stream(s): {r['images_per_s']:6.1f} images/s ({r['images']} images, {r['points']} points, "
               f"{r['seconds']} s, failed {r['failed']}); CPU ms/image {r['cpu_ms_per_image']} "
               f"= {r['cpu_ms_per_image_total']}")
     out = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-           "engine": args.engine, "model_threads": args.model_threads or "default", "runs": runs}
+           "engine": args.engine, "model_threads": args.model_threads or "default",
+           "mirror_whole_picture": not args.no_mirror, "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")

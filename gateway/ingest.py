@@ -115,8 +115,9 @@ class Ingestor:
         The image becomes one point per region of :func:`designsearch.gateway.query.query_regions` (its crops,
         then the whole picture; only the whole picture when the segmenter finds nothing), each with
         a ``photo`` and a ``lines`` vector (the whole picture's flip-averaged when
-        ``mirror_whole_picture``), payload ``kind`` = the region's kind and ``box`` = its box, ids :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with
-        a thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
+        ``mirror_whole_picture``), payload ``kind`` = the region's kind and ``box`` = its box, ids
+        :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with a
+        thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
         it was indexed before whole-picture points existed (its last point is not a whole picture):
         then it is indexed again (same ids, so nothing is duplicated) to add the whole picture.
 

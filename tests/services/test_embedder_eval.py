@@ -161,7 +161,8 @@ def test_wheel_rotation_of_the_ce_views(data_dir):
 
 def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(data_dir, tmp_path):
     """``eval-embedder --mirror-average`` (flip test-time averaging) on real pictures with the served model:
-    a picture and its mirror image get the same photo and line-drawing vectors, which they do not without it."""
+    a picture and its mirror image get the same photo vector and (up to Canny's tie-breaks) line-drawing vector,
+    which they do not without it."""
     import cv2
 
     from designsearch.onnx import make_session
@@ -183,6 +184,9 @@ def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(data_dir
     for view in ("photo", "edge"):
         a, b = averaged[view][0::2], averaged[view][1::2]
         np.testing.assert_allclose(np.linalg.norm(averaged[view], axis=1), 1.0, atol=1e-5)
-        assert np.abs(a - b).max() < 1e-4, view
+        if view == "photo":  # the model input is flipped: exactly the mirror image's input
+            assert np.abs(a - b).max() < 1e-4, view
+        else:  # the line drawing of a mirror image differs from the mirrored drawing by Canny's tie-breaks
+            assert (a * b).sum(axis=1).min() > 0.995, view
         pa, pb = plain[view][0::2], plain[view][1::2]
         assert (pa * pb).sum(axis=1).max() < 0.999, view  # a picture and its mirror image differ otherwise
