@@ -387,12 +387,13 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
     serving = False
     try:
         _ingest(stack.gateway_address, catalogue, None)
-        hits, rows, top1, top5 = 0, [], 0, 0
+        hits, first, rows, top1, top5 = 0, 0, [], 0, 0
         with DesignSearchClient(stack.gateway_address) as client:
             for q in queries:
                 r = client.find_similar(q.path.read_bytes(), k)
                 hit = any(m.design.design_id == q.design_id for m in r.matches)
                 hits += hit
+                first += bool(r.matches) and r.matches[0].design.design_id == q.design_id
                 labels = [(c.brand, c.model, c.year) for c in client.identify(q.path.read_bytes()).candidates]
                 top1 += labels[:1] == [(q.brand, q.model, q.year)]
                 top5 += (q.brand, q.model, q.year) in labels
@@ -401,7 +402,8 @@ def demo(data: Path = typer.Option(None, help="Shared data folder (default ../sh
                 console.print(_timings(r))
                 rows.append((q, r, hit))
         rate = hits / len(queries)
-        console.print(f"[bold]same-class hit rate in the top {k}: {hits}/{len(queries)} = {rate:.1%}[/]")
+        console.print(f"[bold]same-class hit rate in the top {k}: {hits}/{len(queries)} = {rate:.1%}; first: "
+                      f"{first}/{len(queries)} = {first / len(queries):.1%}[/]")
         console.print(f"[bold]Identify (brand, model, year by a vote of the 20 nearest designs): top-1 "
                       f"{top1}/{len(queries)} = {top1 / len(queries):.1%}, top-5 {top5}/{len(queries)} = "
                       f"{top5 / len(queries):.1%}[/]")
