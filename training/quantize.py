@@ -14,9 +14,9 @@ Calibration data, from TRAINING splits only (no validation picture is seen), see
   that wheel, the close-up as a studio shot on a light background and as a line drawing
   (:mod:`designsearch.training.segmenter.dataset`), plus flat grey / white pictures. The
   segmenter's prediction head, upsampling and sigmoid stay float32 (:func:`segmenter_float_nodes`);
-* embedder (224 px): Stanford Cars classes 1-78: whole cars, their wheel crops cut as the segmenter
-  service cuts them, and the line drawings (:func:`designsearch.images.edge_map`) of both, the views
-  the catalogue indexes. The stem and the embedding head stay float32 (:func:`embedder_float_nodes`).
+* embedder (at its input side, 224 px for Lite0): Stanford Cars classes 1-78: whole cars, their
+  wheel crops cut as the segmenter service cuts them, and the line drawings
+  (:func:`designsearch.images.edge_map`) of both, the views the catalogue indexes. The stem and the embedding head stay float32 (:func:`embedder_float_nodes`).
 
 Pre-processing is the served one (:func:`designsearch.images.to_model_input` for the embedder,
 :func:`designsearch.services.segmenter.learned.network_input` for the segmenter), so the calibrated
@@ -199,12 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     src = Path(a.src or (SEGMENTER_MODEL if a.model == "segmenter" else EMBEDDER_MODEL))
     dst = Path(a.dst) if a.dst else int8_path(src)
     graph = onnx.load(str(src))
+    size = int(graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value)  # the model's input side
     if a.model == "segmenter":
-        size = int(graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
         inputs = segmenter_calibration(size, a.data, seed=a.seed)
         float_nodes = segmenter_float_nodes(graph)
     else:
-        inputs = embedder_calibration(a.data, seed=a.seed)
+        inputs = embedder_calibration(a.data, seed=a.seed, size=size)
         float_nodes = embedder_float_nodes(graph)
     sha = quantize(src, dst, inputs, a.method, float_nodes)
     print(f"{dst}: {dst.stat().st_size / 1e6:.1f} MB, sha256:{sha[:16]} ({sha})")
