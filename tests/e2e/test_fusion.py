@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from designsearch.images import decode_image, encode_jpeg, read_image
+from designsearch.images import decode_image, encode_jpeg, encode_png, read_image
 from designsearch.v1 import common_pb2, gateway_pb2
 from designsearch.gateway.core import point_id
 from designsearch.gateway.fusion import fuse_max_agreement
@@ -152,6 +152,31 @@ async def test_every_catalogue_image_gets_one_whole_picture_point(indexed, stack
         assert rows[ids[-1]].box == (0, 0, seg.width, seg.height)
         assert all(r.thumbnail[:2] == b"\xff\xd8" for r in rows.values())
         assert core.catalogue.indexed_points(result.image_id, version) == result.crops_indexed
+
+
+async def test_catalogue_whole_pictures_are_flip_averaged_and_crops_are_not(indexed, stack):
+    """Catalogue-side flip augmentation through the real services: the stored whole-picture vectors
+    (photo and lines) of an ingested image are the embedder's flip-averaged vectors of that picture, the
+    same as its mirror image's; its crop vectors are the plain ones."""
+    catalogue, _, response = indexed
+    core = stack["gateway"].core
+    version = core.embedder_version
+    img, result = catalogue[0], response.results[0]
+    data = img.path.read_bytes()
+    ids = [point_id(result.image_id, i, version) for i in range(result.crops_indexed)]
+    stored = {p.id: p.vectors for p in await core.backends.get_points(core.collection, ids)}
+    whole = stored[ids[-1]]
+    mirror = encode_png(np.ascontiguousarray(decode_image(data)[:, ::-1]))
+    (flip, plain, mirror_flip), _ = await core.backends.embed([data, data, mirror], ["photo", "lines"], version,
+                                                              [True, False, True])
+    for view in ("photo", "lines"):
+        assert float(whole[view] @ flip[view]) > 0.999, view
+        assert float(whole[view] @ mirror_flip[view]) > 0.99, view  # a car facing the other way: the same vector
+        assert float(whole[view] @ plain[view]) < 0.995, view  # not the plain vector
+    if result.crops_indexed > 1:
+        seg = await core.backends.segment(data, core.query.max_crops)
+        (crop,), _ = await core.backends.embed([seg.crops[0].jpeg], ["photo"], version)
+        assert float(stored[ids[0]]["photo"] @ crop["photo"]) > 0.999
 
 
 # ------------------------------------------------------------------------------ end to end
