@@ -1,7 +1,8 @@
 """FindSimilar latency per stage (cache, decode, segment, embed, search, merge, total), cold and cached.
 
-Starts Redis and the four services as processes (the same way `designsearch up` does), ingests the
-demo catalogue (Stanford Cars classes 79-98 minus 2 held-out images per class), then sends every
+Starts Redis and the four services as processes (the same way `designsearch up` does) on an empty
+``--var`` folder, ingests the demo catalogue (Stanford Cars classes 79-98 minus 2 held-out images per
+class), then sends every
 held-out image (a) with ``no_cache`` (cold: segment + embed + search) for ``--rounds`` rounds and
 (b) again from the cache. Client-side wall time is reported too.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -44,7 +46,10 @@ def main() -> None:
 
     images = read_labels(default_data_dir() / "stanford-cars" / "labels.csv")
     catalogue, queries = demo_split(images, range(79, 99), 2)
-    stack = Stack(args.var / args.engine, env={"DESIGNSEARCH_SEARCH_ENGINE": args.engine})
+    var = args.var / args.engine
+    if var.exists():  # a fresh stack: a catalogue left by an older model would name an embedder no longer served
+        shutil.rmtree(var)
+    stack = Stack(var, env={"DESIGNSEARCH_SEARCH_ENGINE": args.engine})
     stack.start()
     try:
         with DesignSearchClient(stack.gateway_address) as client:
