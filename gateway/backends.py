@@ -67,9 +67,10 @@ class GrpcBackends:
         return r.model_version
 
     async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str,
-                    mirror_average: Sequence[bool] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
+                    mirror_average: Sequence[bool] = (),
+                    rotated_copies: Sequence[int] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
         """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with
-        (``mirror_average``: see :meth:`designsearch.gateway.ports.Backends.embed`).
+        (``mirror_average``, ``rotated_copies``: see :meth:`designsearch.gateway.ports.Backends.embed`).
 
         Raises:
             BackendUnavailable: no configured embedder serves ``version``.
@@ -80,7 +81,8 @@ class GrpcBackends:
         r = await call(stub.Embed,
                        embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
                                                  views=[view_to_proto(v) for v in views],
-                                                 mirror_average=list(mirror_average)),
+                                                 mirror_average=list(mirror_average),
+                                                 rotated_copies=list(rotated_copies)),
                        timeout=self.timeouts["embed"], backend="embedder")
         vectors = [vectors_from_proto(e.vectors) for e in r.embeddings]
         return vectors, r.model_version

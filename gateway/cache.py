@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -25,13 +25,17 @@ class CachedQuery:
         crops: per query region ``{"box": [x1, y1, x2, y2], "kind": str, "score": float}``: the
             segmenter's crops, then the whole picture (kind ``whole_image``), as
             :func:`designsearch.gateway.core.query_regions` orders them.
-        vectors: float32 ``(n_regions, D)`` unit vectors, row ``i`` for ``crops[i]``.
+        vectors: float32 ``(n_regions + len(rotated_of), D)`` unit vectors, row ``i`` for ``crops[i]``,
+            then the rotated copies.
         vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"lines"``.
+        rotated_of: region index of each row after the first ``n_regions`` (rotated copies of close-up
+            regions, :class:`designsearch.gateway.query.EmbeddedQuery`).
     """
 
     crops: list[dict]
     vectors: np.ndarray
     vector_name: str
+    rotated_of: list[int] = field(default_factory=list)
 
     def dumps(self) -> bytes:
         """JSON with the vectors as base64 float32."""
@@ -41,6 +45,7 @@ class CachedQuery:
                 "shape": list(self.vectors.shape),
                 "vectors": base64.b64encode(self.vectors.astype(np.float32).tobytes()).decode(),
                 "vector_name": self.vector_name,
+                "rotated_of": self.rotated_of,
             }
         ).encode()
 
@@ -49,7 +54,7 @@ class CachedQuery:
         """Inverse of :meth:`dumps`."""
         d = json.loads(raw)
         vectors = np.frombuffer(base64.b64decode(d["vectors"]), dtype=np.float32).reshape(d["shape"])
-        return cls(d["crops"], vectors, d["vector_name"])
+        return cls(d["crops"], vectors, d["vector_name"], d.get("rotated_of", []))
 
 
 def cache_key(image_sha256: str, segmenter_version: str, embedder_version: str, options: str) -> str:

@@ -51,6 +51,11 @@ class GatewaySettings(ServiceSettings):
         6, ge=1, le=100,
         description="Query fusion: a query vector votes for a design when the design is among its first "
                     "fusion_depth designs; each vector is searched for max(k, fusion_depth) designs.")
+    query_closeup_rotations: int = Field(
+        3, ge=0, le=3,
+        description="Rotated copies (90, 180, 270 degrees) embedded of the close-up crop and the whole picture of a "
+                    "query the segmenter calls a close-up; each region's hits are its best over the copies (a wheel "
+                    "filling the frame may be turned any way). 0 = off; other queries are never rotated.")
     segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")

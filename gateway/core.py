@@ -54,6 +54,7 @@ class GatewayCore:
         self.query = QueryService(backends, self.live, cache, catalogue, default_k=settings.default_k,
                                   max_k=settings.max_k, max_crops=settings.max_crops,
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
+                                  closeup_rotations=settings.query_closeup_rotations,
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,

@@ -107,3 +107,22 @@ def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAUL
         out.append(FusedMatch(d, cosine + extra, cosine, qi, h, v))
     out.sort(key=lambda m: (-round(m.score, 9), -m.cosine, -m.votes, m.design_id))
     return out
+
+
+def best_per_design(lists: Sequence[Sequence[Hit]]) -> list[Hit]:
+    """One hit list from several lists of the same query region (its rotated copies): each design's
+    best-scoring hit (CombMAX over the lists), best first; ties keep the earlier list's hit.
+
+    Args:
+        lists: hit lists, each best first, designs named by ``hit.payload["design_id"]``.
+
+    Returns:
+        At most one hit per design, by descending score.
+    """
+    best: dict[str, Hit] = {}
+    for hits in lists:
+        for h in hits:
+            d = h.payload["design_id"]
+            if d not in best or h.score > best[d].score:
+                best[d] = h
+    return sorted(best.values(), key=lambda h: -h.score)

@@ -25,7 +25,7 @@ from designsearch.logs import caller
 from designsearch.telemetry import StageTimer
 from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
 from designsearch.gateway.catalogue import Catalogue
-from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, fuse_max_agreement
+from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, best_per_design, fuse_max_agreement
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends, QueryCrop
 
@@ -58,9 +58,11 @@ class MatchResult:
 
 @dataclass
 class EmbeddedQuery:
-    """A query embedded: its regions (crops, then the whole picture), float32 ``(len(regions), D)``
-    unit vectors, the catalogue view they are compared with, the domain searched, whether they came
-    from the cache, the query id (sha256 hex), the embedder version and its live collection."""
+    """A query embedded: its regions (crops, then the whole picture), float32
+    ``(len(regions) + len(rotated_of), D)`` unit vectors (row ``i`` of region ``i``, then the rotated
+    copies), the catalogue view they are compared with, the domain searched, whether they came from
+    the cache, the query id (sha256 hex), the embedder version and its live collection, and the region
+    index of each rotated copy (:meth:`QueryService.rotated_copies`)."""
 
     regions: list[QueryCrop]
     vectors: np.ndarray
@@ -70,6 +72,12 @@ class EmbeddedQuery:
     query_id: str
     embedder_version: str
     collection: str
+    rotated_of: list[int] = field(default_factory=list)
+
+    @property
+    def row_regions(self) -> list[int]:
+        """Region index of every row of :attr:`vectors`."""
+        return [*range(len(self.regions)), *self.rotated_of]
 
 
 @dataclass
@@ -198,11 +206,12 @@ def answer_loads(raw: bytes) -> QueryResult:
     return QueryResult(matches, crops, d["domain"], True, d["embedder_version"], d["query_id"])
 
 
-def query_cache_key(query_id: str, segmenter_version: str, embedder_version: str, domain: str, max_crops: int) -> str:
+def query_cache_key(query_id: str, segmenter_version: str, embedder_version: str, domain: str, max_crops: int,
+                    rotations: int = 0) -> str:
     """Cache key of a query's vectors: image hash, both model versions and every option that
-    changes the vectors (domain, crops searched, whole-picture size)."""
+    changes the vectors (domain, crops searched, whole-picture size, rotated copies of close-ups)."""
     # "whole=" marks entries that hold the whole-picture vector after the crops' vectors.
-    options = f"domain={domain};crops={max_crops};whole={WHOLE_PICTURE_MAX_SIDE}"
+    options = f"domain={domain};crops={max_crops};whole={WHOLE_PICTURE_MAX_SIDE};rot={rotations}"
     return cache_key(query_id, segmenter_version or "-", embedder_version, options)
 
 
@@ -218,6 +227,8 @@ class QueryService:
         max_crops: query crops searched per image (the whole picture is searched as well).
         fusion_bonus: agreement bonus of the query fusion, cosine units (:func:`fuse_max_agreement`).
         fusion_depth: a query vector votes for the designs among its first ``fusion_depth``.
+        closeup_rotations: rotated copies (0-3: 90, 180, 270 degrees) embedded of each region of a
+            close-up query (:meth:`rotated_copies`); a region's hits are its best over the copies.
         feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
         answer_ttl_s: lifetime of a cached whole answer, seconds (any catalogue change invalidates
             all of them at once through the catalogue version).
@@ -225,7 +236,8 @@ class QueryService:
 
     def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
-                 fusion_depth: int = DEFAULT_DEPTH, feedback_weight: float = 0.25, answer_ttl_s: int = 600) -> None:
+                 fusion_depth: int = DEFAULT_DEPTH, closeup_rotations: int = 3, feedback_weight: float = 0.25,
+                 answer_ttl_s: int = 600) -> None:
         self.backends = backends
         self.live = live
         self.cache = cache
@@ -235,6 +247,7 @@ class QueryService:
         self.max_crops = max_crops
         self.fusion_bonus = fusion_bonus
         self.fusion_depth = fusion_depth
+        self.closeup_rotations = closeup_rotations
         self.feedback_weight = feedback_weight
         self.answer_ttl_s = answer_ttl_s
 
@@ -297,24 +310,28 @@ class QueryService:
                 return answer
         q = await self.embed_query(image, domain, use_cache, timer, query_id)
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
+        row_regions = q.row_regions
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get()) if use_feedback else []
         if disliked:  # this caller's feedback on this query: drop those designs, move the query away from them
             flt = dataclasses.replace(flt, exclude_design_ids=tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
             with timer.stage("feedback"):
-                vectors = await self._away_from_disliked(disliked, regions, vectors, vector_name, version, collection)
+                vectors = await self._away_from_disliked(disliked, [regions[i] for i in row_regions], vectors,
+                                                         vector_name, version, collection)
         limit = max(k, self.fusion_depth)
         crops_flt = crop_filter(flt)
 
-        # every region in one round trip; a crop is searched only when the caller's kinds filter admits a crop kind
-        flts = [flt if r.kind == KIND_WHOLE_IMAGE else crops_flt for r in regions]
-        wanted = [i for i, f in enumerate(flts) if f is not None]
+        # every vector in one round trip; a crop is searched only when the caller's kinds filter admits a crop
+        # kind; a region's rotated copies are merged into its list (best per design) before the fusion
+        flts = [flt if regions[i].kind == KIND_WHOLE_IMAGE else crops_flt for i in row_regions]
+        wanted = [row for row, f in enumerate(flts) if f is not None]
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
-                collection, [(vectors[i], vector_name, limit, flts[i]) for i in wanted])
-            per_query: list[list[Hit]] = [[] for _ in regions]
-            for i, hits in zip(wanted, found):
-                per_query[i] = hits
+                collection, [(vectors[row], vector_name, limit, flts[row]) for row in wanted])
+            lists: list[list[list[Hit]]] = [[] for _ in regions]
+            for row, hits in zip(wanted, found):
+                lists[row_regions[row]].append(hits)
+            per_query: list[list[Hit]] = [best_per_design(ls) if len(ls) > 1 else (ls[0] if ls else []) for ls in lists]
         with timer.stage("merge"):
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
             records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
@@ -341,7 +358,7 @@ class QueryService:
         material = json.dumps([query_id, self.live.segmenter_version, self.live.embedder_version,
                                self.live.collection, domain, k, dataclasses.astuple(flt), caller.get(), use_feedback,
                                self.fusion_bonus, self.fusion_depth, self.feedback_weight, self.max_crops,
-                               WHOLE_PICTURE_MAX_SIDE, catalogue_version], default=str)
+                               WHOLE_PICTURE_MAX_SIDE, self.closeup_rotations, catalogue_version], default=str)
         return "ds:ans:" + hashlib.sha256(material.encode()).hexdigest()
 
     async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,
@@ -362,12 +379,12 @@ class QueryService:
         cached = None
         with timer.stage("cache"):
             if use_cache:
-                cached = await self.cache.get(
-                    query_cache_key(query_id, self.live.segmenter_version, version, domain, self.max_crops))
+                cached = await self.cache.get(query_cache_key(query_id, self.live.segmenter_version, version, domain,
+                                                              self.max_crops, self.closeup_rotations))
         regions: list[QueryCrop]
         if cached is not None:
             regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
-            vectors, vector_name = cached.vectors, cached.vector_name
+            vectors, vector_name, rotated_of = cached.vectors, cached.vector_name, cached.rotated_of
             used_domain = DOMAIN_SKETCH if vector_name == VIEW_LINES else DOMAIN_PHOTO
         else:
             with timer.stage("decode"):
@@ -381,22 +398,37 @@ class QueryService:
             regions = query_regions(seg.crops, image, rgb)
             # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
             # with the catalogue's "lines" vectors (embeddings of Canny line drawings of the photos).
+            copies = self.rotated_copies(regions)
+            rotated_of = [i for i, c in enumerate(copies) for _ in range(c)]
             with timer.stage("embed"):
-                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO], version)
+                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO], version,
+                                                               rotated_copies=copies if rotated_of else ())
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
                                          "restart the gateway after a model change", retry_after_s=5)
             vectors = np.stack([e[VIEW_PHOTO] for e in embedded])
             # Stored under the version that actually cut the crops (during a segmenter roll-out the
             # answering pod may be newer than the version last read by the live index).
-            await self.cache.set(query_cache_key(query_id, seg.version, version, domain, self.max_crops),
+            await self.cache.set(query_cache_key(query_id, seg.version, version, domain, self.max_crops,
+                                                 self.closeup_rotations),
                                  CachedQuery([{"box": list(r.box), "kind": r.kind, "score": r.score} for r in regions],
-                                             vectors, vector_name))
-        return EmbeddedQuery(regions, vectors, vector_name, used_domain, cached is not None, query_id, version, collection)
+                                             vectors, vector_name, rotated_of))
+        return EmbeddedQuery(regions, vectors, vector_name, used_domain, cached is not None, query_id, version, collection,
+                             rotated_of)
+
+    def rotated_copies(self, regions: list[QueryCrop]) -> list[int]:
+        """Rotated copies to embed per region: :attr:`closeup_rotations` for the close-up crops and the
+        whole picture of a query the segmenter calls a close-up (one wheel filling the frame, whose
+        spokes and light may be turned any way, unlike the catalogue's wheels photographed on cars),
+        0 for every region of other queries (a wheel on a car stands upright)."""
+        if not self.closeup_rotations or not any(r.kind == KIND_CLOSEUP for r in regions):
+            return [0] * len(regions)
+        return [self.closeup_rotations if r.kind in (KIND_CLOSEUP, KIND_WHOLE_IMAGE) else 0 for r in regions]
 
     async def _away_from_disliked(self, disliked: list[str], regions: list[QueryCrop], vectors: np.ndarray,
                                   view: str, version: str, collection: str, max_points: int = 2000) -> np.ndarray:
-        """:func:`away_from` the catalogue points (view ``view``) of the disliked designs."""
+        """:func:`away_from` the catalogue points (view ``view``) of the disliked designs; ``regions``: the
+        region of each row of ``vectors``."""
         images = await asyncio.to_thread(self.catalogue.design_points, disliked, version)
         ids = [point_id(image_id, i, version) for image_id, _, n in images for i in range(n)][:max_points]
         points = await self.backends.get_points(collection, ids) if ids else []

@@ -194,8 +194,8 @@ class EmbedService:
         """Model version id."""
         return self.batcher.embedder.version
 
-    async def embed(self, encoded: list[bytes], views: list[str],
-                    mirror_average: list[bool] | None = None) -> list[dict[str, np.ndarray]]:
+    async def embed(self, encoded: list[bytes], views: list[str], mirror_average: list[bool] | None = None,
+                    rotated_copies: list[int] | None = None) -> list[dict[str, np.ndarray]]:
         """Embed each encoded image in each view.
 
         Args:
@@ -206,13 +206,17 @@ class EmbedService:
                 mean of the two vectors, so an image and its mirror image get one vector (flip
                 test-time augmentation; e.g. Simonyan & Zisserman, ICLR 2015, "multi-crop and flip"
                 evaluation). Costs one more model run per flagged image and view.
+            rotated_copies: per image (empty or None = none): 0-3 extra copies of it rotated by 90, 180
+                and 270 degrees counter-clockwise (the square model input turned: exact), each embedded
+                like its image (mirror averaging included). One more model run per copy and view.
 
         Returns:
-            One dict per image: view → float32 ``(D,)`` unit vector.
+            One dict per image (view → float32 ``(D,)`` unit vector), then one per rotated copy: image
+            by image, then by angle.
 
         Raises:
-            InvalidArgument: no images, too many, an unknown view, or ``mirror_average`` neither empty
-                nor one flag per image.
+            InvalidArgument: no images, too many, an unknown view, ``mirror_average`` or
+                ``rotated_copies`` neither empty nor one value per image, a copy count outside 0-3.
             InvalidImage: an image cannot be decoded.
         """
         views = list(dict.fromkeys(views or [VIEW_PHOTO]))
@@ -227,25 +231,33 @@ class EmbedService:
         if mirror and len(mirror) != len(encoded):
             raise InvalidArgument(f"{len(mirror)} mirror_average flags for {len(encoded)} images; send none or one per image",
                                   field="mirror_average")
-        # rows of the flagged images' views in the batch; their mirror images are appended after all rows
-        rows = [i * len(views) + j for i, m in enumerate(mirror) if m for j in range(len(views))]
+        copies = list(rotated_copies or [])
+        if copies and len(copies) != len(encoded):
+            raise InvalidArgument(f"{len(copies)} rotated_copies counts for {len(encoded)} images; send none or one per "
+                                  "image", field="rotated_copies")
+        if any(c < 0 or c > 3 for c in copies):
+            raise InvalidArgument(f"rotated_copies must be 0-3 per image; got {copies}", field="rotated_copies")
+        # slots: the images, then each rotated copy (source image, quarter turns)
+        slots = [(i, 0) for i in range(len(encoded))] + [(i, r) for i, c in enumerate(copies) for r in range(1, c + 1)]
+        nv = len(views)
+        # rows of the mirror-averaged slots' views; their mirror images are appended after all rows
+        rows = [s * nv + j for s, (i, _) in enumerate(slots) if mirror and mirror[i] for j in range(nv)]
         embedder = self.batcher.embedder
 
         def prepare() -> np.ndarray:  # decode, draw the line views, resize: off the event loop and the model thread
             rgbs = [decode_image(b) for b in encoded]
-            inputs = embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
+            base = embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
+            inputs = np.concatenate([base] + [np.rot90(base[i * nv:(i + 1) * nv], r, axes=(2, 3))
+                                              for i, r in slots[len(encoded):]]) if len(slots) > len(encoded) else base
             if not rows:
                 return inputs
             return np.concatenate([inputs, inputs[rows][..., ::-1]])  # mirror images: width axis flipped
 
         inputs = await asyncio.to_thread(prepare)
         vectors = await self.batcher.embed_inputs(inputs)
-        n = len(encoded) * len(views)
+        n = len(slots) * nv
         if rows:
             mean = vectors[rows] + vectors[n:]
             vectors = vectors[:n].copy()
             vectors[rows] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
-        out = []
-        for i in range(len(encoded)):
-            out.append({view: vectors[i * len(views) + j] for j, view in enumerate(views)})
-        return out
+        return [{view: vectors[s * nv + j] for j, view in enumerate(views)} for s in range(len(slots))]

@@ -15,7 +15,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServiceServicer):
 
     async def Embed(self, request: embedder_pb2.EmbedRequest, context) -> embedder_pb2.EmbedResponse:  # noqa: N802
         views = [view_from_proto(v, "views") for v in request.views]
-        results = await self.service.embed([img.content for img in request.images], views, list(request.mirror_average))
+        results = await self.service.embed([img.content for img in request.images], views, list(request.mirror_average),
+                                           list(request.rotated_copies))
         embedder = self.service.batcher.embedder
         return embedder_pb2.EmbedResponse(
             embeddings=[

@@ -99,6 +99,18 @@ def test_ties_are_deterministic():
     assert fused[0].query_index == 0 and fused[0].hit.id == "crop"
 
 
+def test_rotated_copies_merge_to_the_best_hit_per_design():
+    """A close-up region's lists (one per rotated copy) become one: each design's best hit, best first."""
+    from designsearch.gateway.fusion import best_per_design
+
+    merged = best_per_design([[_hit("a", 0.60, "a0"), _hit("b", 0.50, "b0")],
+                              [_hit("b", 0.70, "b90"), _hit("c", 0.40, "c90")],
+                              [_hit("a", 0.55, "a180")]])
+    assert [(h.payload["design_id"], h.score, h.id) for h in merged] == [("b", 0.70, "b90"), ("a", 0.60, "a0"),
+                                                                          ("c", 0.40, "c90")]
+    assert best_per_design([]) == [] and best_per_design([[], []]) == []
+
+
 def test_empty_input_and_invalid_parameters():
     assert fuse_max_agreement([], 0.03) == []
     assert fuse_max_agreement([[], []], 0.03) == []

@@ -38,6 +38,8 @@ class MemoryBackends:
         self.embedder_model = f"sha256:{uuid.uuid4().hex[:16]}"  # fresh cache keys per test
         self.segment_calls = 0
         self.mirror_flags: list[list[bool]] = []  # mirror_average of each embed call
+        self.rotation_counts: list[list[int]] = []  # rotated_copies of each embed call
+        self.segment_kind = KIND_WHEEL  # kind of the one crop the in-memory segmenter returns
         self.collections: dict[str, dict] = {}
         self.aliases: dict[str, str] = {}
 
@@ -46,17 +48,19 @@ class MemoryBackends:
         rgb = decode_image(image)
         h, w = rgb.shape[:2]
         box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-        crop = QueryCrop(box, KIND_WHEEL, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]))
+        crop = QueryCrop(box, self.segment_kind, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]))
         return Segmentation([crop][:max_crops], self.segmenter_model, "", w, h)
 
     async def segmenter_version(self) -> str:
         return self.segmenter_model
 
-    async def embed(self, images, views, version, mirror_average=()):
+    async def embed(self, images, views, version, mirror_average=(), rotated_copies=()):
         if version != self.embedder_model:
             raise BackendUnavailable(f"no embedder serves {version}")
         self.mirror_flags.append(list(mirror_average))
-        return [{v: _vector(b, "photo") for v in views} for b in images], self.embedder_model
+        self.rotation_counts.append(list(rotated_copies))
+        copies = [b + f"@rot{r}".encode() for b, c in zip(images, rotated_copies) for r in range(1, c + 1)]
+        return [{v: _vector(b, "photo") for v in views} for b in [*images, *copies]], self.embedder_model
 
     async def model_infos(self):
         return [(self.embedder_model, DIM)]
@@ -229,6 +233,34 @@ async def test_ingestion_mirrors_the_whole_picture_only_and_queries_never(core, 
     img = catalogue[1]
     await core.ingest.index_stream([IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())])
     assert flags[2] == [False, False]
+
+
+async def test_closeup_queries_search_rotated_copies_and_cache_them(core, images):
+    """A query the segmenter calls a close-up embeds 3 rotated copies of its close-up crop and of its
+    whole picture (other queries none); the cached vectors keep the copies, so a cache hit searches the
+    same rows; the setting at 0 turns it off."""
+    from designsearch.domain import KIND_CLOSEUP
+
+    catalogue, queries = images
+    backends = core.backends
+    await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
+                                    for i in catalogue[:3]])
+    backends.segment_kind = KIND_CLOSEUP
+    image = queries[0].path.read_bytes()
+    first = await core.find_similar(image, 3, SearchFilter(), use_cache=False)
+    assert backends.rotation_counts[-1] == [3, 3]  # the close-up crop and the whole picture
+    q = await core.query.embed_query(image)  # from the vector cache now
+    assert q.cache_hit and q.vectors.shape[0] == 2 + 6 and q.rotated_of == [0, 0, 0, 1, 1, 1]
+    assert q.row_regions == [0, 1, 0, 0, 0, 1, 1, 1]
+    again = await core.find_similar(image, 3, SearchFilter(), use_cache=False)
+    assert [m.design_id for m in again.matches] == [m.design_id for m in first.matches]
+    backends.segment_kind = KIND_WHEEL
+    await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert not any(backends.rotation_counts[-1])  # a wheel on a car: no copies
+    core.query.closeup_rotations = 0
+    backends.segment_kind = KIND_CLOSEUP
+    await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert not any(backends.rotation_counts[-1])
 
 
 async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images):

@@ -9,14 +9,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("images", "views", "mirror_average")
+    __slots__ = ("images", "views", "mirror_average", "rotated_copies")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     MIRROR_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    ROTATED_COPIES_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     views: _containers.RepeatedScalarFieldContainer[_types_pb2.View]
     mirror_average: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[_types_pb2.View, str]]] = ..., mirror_average: _Optional[_Iterable[bool]] = ...) -> None: ...
+    rotated_copies: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[_types_pb2.View, str]]] = ..., mirror_average: _Optional[_Iterable[bool]] = ..., rotated_copies: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("vectors",)
