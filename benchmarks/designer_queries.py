@@ -19,7 +19,8 @@ plus ``photo``, the held-out photo itself (the demo's query). Each picture is se
 20 classes). A hit: the query's class (its design id) among the 6 designs; first: it is the first.
 A class is a car model here, so "same design" means "a wheel of the same car model".
 
-    python benchmarks/designer_queries.py [--per-style 2] [--seed 0] [--closeup-rotations N] [--save DIR] [--out FILE]
+    python benchmarks/designer_queries.py [--per-style 2] [--seed 0] [--closeup-rotations N] [--sketch-search MODE]
+                                          [--domain auto] [--save DIR] [--out FILE]
 
 Writes ``benchmarks/results/designer_queries.json`` and prints a table.
 """
@@ -102,6 +103,10 @@ def main() -> None:
     parser.add_argument("--per-style", type=int, default=2, help="pictures of each drawn style per held-out photo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=6)
+    parser.add_argument("--domain", default="auto", choices=["auto", "photo", "sketch"],
+                        help="FindSimilar domain of every query (auto: line drawings are searched as sketches)")
+    parser.add_argument("--sketch-search", default=None, choices=["photo", "lines", "both"],
+                        help="the gateway's sketch_search (default: its setting, photo)")
     parser.add_argument("--closeup-rotations", type=int, default=None,
                         help="the gateway's query_closeup_rotations (0 = off; default: its setting, 3)")
     parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-designer")
@@ -120,6 +125,8 @@ def main() -> None:
         shutil.rmtree(args.var)
     env = {} if args.closeup_rotations is None else \
         {"DESIGNSEARCH_GATEWAY_QUERY_CLOSEUP_ROTATIONS": str(args.closeup_rotations)}
+    if args.sketch_search:
+        env["DESIGNSEARCH_GATEWAY_SKETCH_SEARCH"] = args.sketch_search
     stack = Stack(args.var, env=env)
     stack.start()
     rows = []
@@ -129,7 +136,7 @@ def main() -> None:
             embedder = client.stats().embedder_version
             for p in pictures:
                 t = time.perf_counter()
-                r = client.find_similar(p["bytes"], args.k, no_cache=True)
+                r = client.find_similar(p["bytes"], args.k, no_cache=True, domain=args.domain)
                 designs = [m.design.design_id for m in r.matches]
                 crops = [c.kind for c in r.query_crops if c.kind != common_pb2.CROP_KIND_WHOLE_IMAGE]
                 rows.append({"style": p["style"], "source": p["source"], "hit": p["design_id"] in designs,
@@ -150,6 +157,7 @@ def main() -> None:
     report = {"embedder_version": embedder, "catalogue_images": len(catalogue), "held_out_photos": len(queries),
               "photos_without_a_usable_wheel": skipped, "per_style": args.per_style, "seed": args.seed, "k": args.k,
               "closeup_rotations": "setting default (3)" if args.closeup_rotations is None else args.closeup_rotations,
+              "domain": args.domain, "sketch_search": args.sketch_search or "setting default (photo)",
               "results": by_style, "command": "python benchmarks/designer_queries.py"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -56,6 +58,10 @@ class GatewaySettings(ServiceSettings):
         description="Rotated copies (90, 180, 270 degrees) embedded of the close-up crop and the whole picture of a "
                     "query the segmenter calls a close-up; each region's hits are its best over the copies (a wheel "
                     "filling the frame may be turned any way). 0 = off; other queries are never rotated.")
+    sketch_search: Literal["photo", "lines", "both"] = Field(
+        "photo", description="Catalogue vectors a sketch query is searched against: photo (the embedder puts a drawing "
+                             "near the photos of its design; designers' drawings are not Canny edge maps), lines (the "
+                             "catalogue's Canny line drawings, the reference system's rule) or both (best hit of the two).")
     segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")

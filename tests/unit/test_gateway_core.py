@@ -40,6 +40,7 @@ class MemoryBackends:
         self.mirror_flags: list[list[bool]] = []  # mirror_average of each embed call
         self.rotation_counts: list[list[int]] = []  # rotated_copies of each embed call
         self.segment_kind = KIND_WHEEL  # kind of the one crop the in-memory segmenter returns
+        self.searched_views: list[list[str]] = []  # catalogue vector of each search, per search_designs_many call
         self.collections: dict[str, dict] = {}
         self.aliases: dict[str, str] = {}
 
@@ -94,6 +95,7 @@ class MemoryBackends:
         return sorted(best.values(), key=lambda h: -h.score)[:limit]
 
     async def search_designs_many(self, collection, queries):
+        self.searched_views.append([q[1] for q in queries])
         return [await self.search_designs(collection, *q) for q in queries]
 
     async def count(self, collection):
@@ -261,6 +263,28 @@ async def test_closeup_queries_search_rotated_copies_and_cache_them(core, images
     backends.segment_kind = KIND_CLOSEUP
     await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert not any(backends.rotation_counts[-1])
+
+
+async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(core, images):
+    """A sketch query searches the catalogue's photo vectors by default, its lines vectors or both (one list
+    per region after merging) when set so; a photo query always its photo vectors; bad modes are refused."""
+    from designsearch.gateway.query import QueryService
+
+    catalogue, queries = images
+    await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
+                                    for i in catalogue[:3]])
+    image = queries[0].path.read_bytes()
+    views = core.backends.searched_views
+    for mode, expected in (("photo", ["photo", "photo"]), ("lines", ["lines", "lines"]),
+                           ("both", ["lines", "photo", "lines", "photo"])):  # the crop, then the whole picture
+        core.query.sketch_search = mode
+        sketch = await core.find_similar(image, 3, SearchFilter(), domain="sketch", use_cache=False)
+        assert views[-1] == expected, mode
+        assert sketch.domain == "sketch" and len({m.design_id for m in sketch.matches}) == len(sketch.matches)
+        await core.find_similar(image, 3, SearchFilter(), domain="photo", use_cache=False)
+        assert views[-1] == ["photo", "photo"]
+    with pytest.raises(ValueError):
+        QueryService(core.backends, core.live, core.cache, core.catalogue, sketch_search="edges")
 
 
 async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images):
