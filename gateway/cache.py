@@ -27,7 +27,8 @@ class CachedQuery:
             :func:`designsearch.gateway.core.query_regions` orders them.
         vectors: float32 ``(n_regions + len(rotated_of), D)`` unit vectors, row ``i`` for ``crops[i]``,
             then the rotated copies.
-        vector_name: catalogue vector the query is searched against, ``"photo"`` or ``"lines"``.
+        vector_name: ``"photo"`` for a photo query, ``"lines"`` for a sketch (the catalogue vectors it is
+            searched against follow from it, :meth:`designsearch.gateway.query.QueryService.search_views`).
         rotated_of: region index of each row after the first ``n_regions`` (rotated copies of close-up
             regions, :class:`designsearch.gateway.query.EmbeddedQuery`).
     """

@@ -62,7 +62,8 @@ class MatchResult:
 class EmbeddedQuery:
     """A query embedded: its regions (crops, then the whole picture), float32
     ``(len(regions) + len(rotated_of), D)`` unit vectors (row ``i`` of region ``i``, then the rotated
-    copies), the catalogue view they are compared with, the domain searched, whether they came from
+    copies), ``vector_name`` (``lines`` for a sketch, else ``photo``; the catalogue views searched follow
+    from it, :meth:`QueryService.search_views`), the domain searched, whether they came from
     the cache, the query id (sha256 hex), the embedder version and its live collection, and the region
     index of each rotated copy (:meth:`QueryService.rotated_copies`)."""
 
@@ -338,9 +339,9 @@ class QueryService:
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
                 collection, [(vectors[row], name, limit, flts[row]) for row in wanted for name in names])
-            lists: list[list[list[Hit]]] = [[] for _ in regions]
-            for (row, _), hits in zip([(row, name) for row in wanted for name in names], found):
-                lists[row_regions[row]].append(hits)
+            lists: list[list[list[Hit]]] = [[] for _ in regions]  # per region: one hit list per (row, view)
+            for region, hits in zip([row_regions[row] for row in wanted for _ in names], found):
+                lists[region].append(hits)
             per_query: list[list[Hit]] = [best_per_design(ls) if len(ls) > 1 else (ls[0] if ls else []) for ls in lists]
         with timer.stage("merge"):
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
@@ -407,8 +408,8 @@ class QueryService:
             with timer.stage("segment"):
                 seg = await self.backends.segment(image, self.max_crops)
             regions = query_regions(seg.crops, image, rgb)
-            # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and compared
-            # with the catalogue's "lines" vectors (embeddings of Canny line drawings of the photos).
+            # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and searched as
+            # search_views says (the catalogue's photos by default, or its Canny line drawings).
             copies = self.rotated_copies(regions)
             rotated_of = [i for i, c in enumerate(copies) for _ in range(c)]
             with timer.stage("embed"):
