@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def main() -> None:
               "photos_without_a_usable_wheel": skipped, "per_style": args.per_style, "seed": args.seed, "k": args.k,
               "closeup_rotations": "setting default (3)" if args.closeup_rotations is None else args.closeup_rotations,
               "domain": args.domain, "sketch_search": args.sketch_search or "setting default (photo)",
-              "results": by_style, "command": "python benchmarks/designer_queries.py"}
+              "results": by_style, "command": " ".join(["python benchmarks/designer_queries.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"| style | queries | design in the top {args.k} | design first | no crop | a close-up crop | p50 ms |\n"
