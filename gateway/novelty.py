@@ -61,7 +61,8 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
 
     The draft's best crop (the segmenter's first) is compared with the mean of the group's crops;
     a draft without crops, by its whole picture, with the mean of the group's whole pictures. A sketch
-    is compared in the line-drawing view.
+    is compared in the first catalogue view FindSimilar searches it in
+    (:meth:`designsearch.gateway.query.QueryService.search_views`: the photo view by default).
 
     Raises:
         InvalidArgument: an empty group definition, a bad image or filter.
@@ -74,7 +75,7 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
     has_crop = q.regions[0].kind != KIND_WHOLE_IMAGE
     kinds = (KIND_WHEEL, KIND_CLOSEUP) if has_crop else (KIND_WHOLE_IMAGE,)
     flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, (), group.design_ids)
-    centroid, n, mean, std = await backends.group_centroid(q.collection, q.vector_name, flt)
+    centroid, n, mean, std = await backends.group_centroid(q.collection, query.search_views(q.vector_name)[0], flt)
     t = float(q.vectors[0] @ centroid)
     z = (t - mean) / std if std > 1e-9 else 0.0
     return TypicalityResult(t, n, mean, std, z, "crop" if has_crop else KIND_WHOLE_IMAGE, q.embedder_version, q.query_id)

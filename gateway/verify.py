@@ -82,7 +82,8 @@ class Verifier:
         """Similarity of two images and the decision at the calibrated threshold.
 
         ``first`` in the sketch domain (given, or detected) is embedded as drawn and compared with
-        the ``lines`` view of ``second``; otherwise photo with photo. The similarity is
+        the view of ``second`` the calibration names (``sketch.view``: ``photo`` since the fifth
+        session's calibration, ``lines`` in older records); otherwise photo with photo. The similarity is
         :func:`designsearch.verification.pair_similarity` of their regions (crops + whole picture).
 
         Raises:
@@ -100,8 +101,11 @@ class Verifier:
         if domain == DOMAIN_AUTO:
             domain = DOMAIN_SKETCH if is_sketch_like(rgb_a) else DOMAIN_PHOTO
         kind = "sketch" if domain == DOMAIN_SKETCH else "photo"
+        view_b = record["sketch"].get("view", VIEW_LINES) if kind == "sketch" else VIEW_PHOTO
+        if view_b not in (VIEW_PHOTO, VIEW_LINES):
+            raise FailedPrecondition(f"Verify calibration names an unknown sketch view {view_b!r}; re-run it")
         a, b = await asyncio.gather(self._regions(first, rgb_a, VIEW_PHOTO, version),
-                                    self._regions(second, rgb_b, VIEW_LINES if kind == "sketch" else VIEW_PHOTO, version))
+                                    self._regions(second, rgb_b, view_b, version))
         similarity = pair_similarity(*a, *b)
         cal = record[kind]
         return VerifyResult(similarity, similarity >= cal["threshold"], cal["threshold"], domain, version,

@@ -6,8 +6,12 @@ are measured on designs the threshold never saw. Two pair kinds, as designers se
 
 * ``photo``: photo vs photo of another image (genuine = same design, i.e. same class here);
 * ``sketch``: a line drawing (the Canny edge map of a photo, :func:`designsearch.images.edge_map`)
-  vs a photo of another image, compared as the gateway compares a sketch query (the drawing
-  embedded as drawn, the photo through its ``lines`` view).
+  vs a photo of another image: the drawing embedded as drawn, the photo through its ``photo`` view
+  (``--sketch-view``, default; or its ``lines`` view, the rule before the fifth session). The view
+  is written into the record (``sketch.view``) and Verify compares with it. On these pairs the photo
+  view scores 71.8 % against 71.1 % for the lines view (classes 89-98, seed 0), and on
+  designer-style line drawings FindSimilar finds the design far more often against photos
+  (``benchmarks/designer_queries.py``).
 
 Every genuine pair of a half is used, with the same number of impostor pairs drawn at random
 (seeded), so accuracy is measured on balanced pairs. Images are embedded as the gateway embeds
@@ -76,8 +80,15 @@ def pairs(labels: np.ndarray, rng: np.random.Generator, ordered: bool) -> tuple[
     return np.r_[genuine, np.array(impostor)], np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
 
 
-def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int = 0) -> dict:
-    """Embed the validation images, score the pairs, choose thresholds; returns the calibration record."""
+def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int = 0, sketch_view: str = "photo") -> dict:
+    """Embed the validation images, score the pairs, choose thresholds; returns the calibration record.
+    ``sketch_view``: the photos' view a drawing is compared with (``photo`` or ``lines``).
+
+    Raises:
+        ValueError: unknown ``sketch_view``.
+    """
+    if sketch_view not in ("photo", "lines"):
+        raise ValueError(f"sketch_view must be photo or lines, got {sketch_view!r}")
     from designsearch.services.embedder.core import OnnxEmbedder
     from designsearch.services.segmenter.core import Segmenter, load_detector
 
@@ -107,7 +118,7 @@ def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int =
             if kind == "photo":
                 scores = [pair_similarity(*photos[idx[a]]["photo"], *photos[idx[b]]["photo"]) for a, b in p]
             else:
-                scores = [pair_similarity(*drawings[idx[a]], *photos[idx[b]]["lines"]) for a, b in p]
+                scores = [pair_similarity(*drawings[idx[a]], *photos[idx[b]][sketch_view]) for a, b in p]
             halves[name] = (np.array(scores), same)
         threshold, eer_cal = equal_error_threshold(*halves["calibration"])
         report = error_rates(*halves["report"], threshold)
@@ -116,6 +127,8 @@ def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int =
                         "report": {"far": round(report.far, 4), "frr": round(report.frr, 4),
                                    "accuracy": round(report.accuracy, 4), "eer": round(eer_report, 4),
                                    "pairs": report.pairs}}
+        if kind == "sketch":
+            record[kind]["view"] = sketch_view
     record["seconds"] = round(time.time() - t0, 1)
     return record
 
@@ -128,9 +141,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--embedder", type=Path, default=served_model(EMBEDDER_MODEL_INT8, EMBEDDER_MODEL))
     p.add_argument("--segmenter", type=Path, default=served_model(SEGMENTER_MODEL_INT8, SEGMENTER_MODEL))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sketch-view", choices=["photo", "lines"], default="photo",
+                   help="the photos' view a drawing is compared with (written into the record; Verify follows it)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
-    record = calibrate(args.data, args.embedder, args.segmenter, args.seed)
+    record = calibrate(args.data, args.embedder, args.segmenter, args.seed, args.sketch_view)
     record["command"] = "python -m designsearch.training.verify_calibration " + " ".join(argv or sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")

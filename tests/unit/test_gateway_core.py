@@ -331,6 +331,11 @@ async def test_verify_decides_at_the_calibrated_threshold(core, images, tmp_path
     assert (same.false_accept_rate, same.false_reject_rate, same.equal_error_rate) == (0.1, 0.2, 0.15)
     other = await core.verify(a, b)  # the in-memory embedder gives unrelated images unrelated vectors
     assert not other.same_design and other.similarity < 0.5
+    record["sketch"]["view"] = "edges"  # a record naming a view the catalogue does not have
+    core.verifier.path.write_text(json.dumps(record))
+    core.verifier._cache = None
+    with pytest.raises(FailedPrecondition, match="unknown sketch view"):
+        await core.verify(a, b, domain="sketch")
     with pytest.raises(InvalidArgument):
         await core.verify(b"", a)
 
