@@ -216,7 +216,8 @@ class EmbedService:
 
         Raises:
             InvalidArgument: no images, too many, an unknown view, ``mirror_average`` or
-                ``rotated_copies`` neither empty nor one value per image, a copy count outside 0-3.
+                ``rotated_copies`` neither empty nor one value per image, a copy count outside 0-3, more
+                than ``2 * max_images`` model inputs in all (views, copies and mirror images counted).
             InvalidImage: an image cannot be decoded.
         """
         views = list(dict.fromkeys(views or [VIEW_PHOTO]))
@@ -242,6 +243,11 @@ class EmbedService:
         nv = len(views)
         # rows of the mirror-averaged slots' views; their mirror images are appended after all rows
         rows = [s * nv + j for s, (i, _) in enumerate(slots) if mirror and mirror[i] for j in range(nv)]
+        model_inputs = len(slots) * nv + len(rows)
+        if model_inputs > 2 * self.max_images:  # memory: each input is 3 x S x S float32 (0.6 MB at 224 px)
+            raise InvalidArgument(f"{model_inputs} model inputs in one request (images and their rotated_copies x "
+                                  f"views, mirror_average counted twice); the limit is {2 * self.max_images}",
+                                  field="rotated_copies")
         embedder = self.batcher.embedder
 
         def prepare() -> np.ndarray:  # decode, draw the line views, resize: off the event loop and the model thread

@@ -85,7 +85,10 @@ async def test_rotated_copies_are_the_pictures_turned_by_quarter_turns(stack, pi
 
 
 async def test_rotated_copy_counts_out_of_range_or_not_one_per_image_are_invalid_argument(stack, picture):
-    for images, copies in (([encode_png(picture)], [4]), ([encode_png(picture)] * 2, [1]), ([encode_png(picture)], [-1])):
+    tiny = encode_png(picture[:16, :16])
+    # 40 images x 3 copies = 160 model inputs: over the service's 2 x 64 (memory), refused before any decoding
+    for images, copies in (([encode_png(picture)], [4]), ([encode_png(picture)] * 2, [1]), ([encode_png(picture)], [-1]),
+                           ([tiny] * 40, [3] * 40)):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await _embed_copies(stack, images, copies)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
