@@ -110,19 +110,14 @@ def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAUL
 
 
 def best_per_design(lists: Sequence[Sequence[Hit]]) -> list[Hit]:
-    """One hit list from several lists of the same query region (its rotated copies): each design's
-    best-scoring hit (CombMAX over the lists), best first; ties keep the earlier list's hit.
+    """One hit list from several lists of the same query region (its rotated copies, its searches in two
+    catalogue views): each design's best-scoring hit (CombMAX over the lists), best first — the hits of
+    :func:`fuse_max_agreement` without a bonus (same tie rules: on equal scores the earlier list's hit).
 
     Args:
-        lists: hit lists, each best first, designs named by ``hit.payload["design_id"]``.
+        lists: hit lists, designs named by ``hit.payload["design_id"]``.
 
     Returns:
         At most one hit per design, by descending score.
     """
-    best: dict[str, Hit] = {}
-    for hits in lists:
-        for h in hits:
-            d = h.payload["design_id"]
-            if d not in best or h.score > best[d].score:
-                best[d] = h
-    return sorted(best.values(), key=lambda h: -h.score)
+    return [m.hit for m in fuse_max_agreement(lists, bonus=0.0, depth=None)]

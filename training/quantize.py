@@ -16,7 +16,8 @@ Calibration data, from TRAINING splits only (no validation picture is seen), see
   segmenter's prediction head, upsampling and sigmoid stay float32 (:func:`segmenter_float_nodes`);
 * embedder (at its input side, 224 px for Lite0): Stanford Cars classes 1-78: whole cars, their
   wheel crops cut as the segmenter service cuts them, and the line drawings
-  (:func:`designsearch.images.edge_map`) of both, the views the catalogue indexes. The stem and the embedding head stay float32 (:func:`embedder_float_nodes`).
+  (:func:`designsearch.images.edge_map`) of both, the views the catalogue indexes. The stem and
+  the embedding head stay float32 (:func:`embedder_float_nodes`).
 
 Pre-processing is the served one (:func:`designsearch.images.to_model_input` for the embedder,
 :func:`designsearch.services.segmenter.learned.network_input` for the segmenter), so the calibrated

@@ -168,13 +168,13 @@ def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(data_dir
     from designsearch.onnx import make_session
     from designsearch.settings import EMBEDDER_MODEL_INT8
     from designsearch.training.embedder import data as D
-    from designsearch.training.embedder.evaluate import embed_items, mirror
+    from designsearch.training.embedder.evaluate import embed_items
 
     _, val_rows = D.split_rows(D.load_rows(data_dir))
     items = []
     for i, it in enumerate(D.car_items(val_rows)[:3]):
         rgb = read_image(it.path)
-        for tag, img in (("a", rgb), ("b", mirror(rgb))):  # PNG: lossless, so "b" is exactly the mirror of "a"
+        for tag, img in (("a", rgb), ("b", np.ascontiguousarray(rgb[:, ::-1]))):  # PNG: lossless, so "b" is exactly the mirror of "a"
             path = tmp_path / f"{i}{tag}.png"
             cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             items.append(D.Item(str(path), it.class_id, f"{i}{tag}", "car"))

@@ -19,11 +19,13 @@ def picture(small_catalogue) -> np.ndarray:
     return read_image(str(catalogue[0].path))  # a whole car, wider than tall
 
 
-async def _embed(stack, images: list[bytes], mirror: list[bool]) -> list[dict[str, np.ndarray]]:
+async def _embed(stack, images: list[bytes], mirror: list[bool] = (), copies: list[int] = (),
+                 views=(types_pb2.VIEW_PHOTO, types_pb2.VIEW_LINES)) -> list[dict[str, np.ndarray]]:
+    """Embed over gRPC (the internal token as the gateway sends it): view name → vector per answered image."""
     from tests.conftest import INTERNAL_TOKEN
 
-    request = embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
-                                        views=[types_pb2.VIEW_PHOTO, types_pb2.VIEW_LINES], mirror_average=mirror)
+    request = embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images], views=list(views),
+                                        mirror_average=list(mirror), rotated_copies=list(copies))
     async with grpc.aio.insecure_channel(stack["embedder"].address) as channel:
         r = await embedder_pb2_grpc.EmbedderServiceStub(channel).Embed(
             request, timeout=60, metadata=[("x-internal-token", INTERNAL_TOKEN)])
@@ -58,26 +60,15 @@ async def test_mirror_flags_not_one_per_image_are_invalid_argument(stack, pictur
     assert "mirror_average" in info.value.details()
 
 
-async def _embed_copies(stack, images: list[bytes], copies: list[int]) -> list[dict[str, np.ndarray]]:
-    from tests.conftest import INTERNAL_TOKEN
-
-    request = embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
-                                        views=[types_pb2.VIEW_PHOTO], rotated_copies=copies)
-    async with grpc.aio.insecure_channel(stack["embedder"].address) as channel:
-        r = await embedder_pb2_grpc.EmbedderServiceStub(channel).Embed(
-            request, timeout=60, metadata=[("x-internal-token", INTERNAL_TOKEN)])
-    return [vectors_from_proto(e.vectors) for e in r.embeddings]
-
-
 async def test_rotated_copies_are_the_pictures_turned_by_quarter_turns(stack, picture):
     """``rotated_copies``: the copies' vectors follow the images', image by image, then by angle; the copy
     turned by k quarter turns is the vector of the picture turned so (lossless PNGs, a non-square picture; up to
     the resize's rounding, ±1 grey level on a tenth of the pixels, which the INT8 network turns into cosine
     ~0.995)."""
     turned = [encode_png(np.ascontiguousarray(np.rot90(picture, k))) for k in range(4)]
-    got = await _embed_copies(stack, [turned[0], turned[1]], [3, 1])
+    got = await _embed(stack, [turned[0], turned[1]], copies=[3, 1], views=[types_pb2.VIEW_PHOTO])
     assert len(got) == 2 + 3 + 1
-    plain = await _embed_copies(stack, turned, [])
+    plain = await _embed(stack, turned, views=[types_pb2.VIEW_PHOTO])
     for copy, k in zip(got[2:5], (1, 2, 3)):  # the first image's three copies
         assert float(copy["photo"] @ plain[k]["photo"]) > 0.99, k
     assert float(got[5]["photo"] @ plain[2]["photo"]) > 0.99  # the second image (turned once) turned once more
@@ -90,6 +81,6 @@ async def test_rotated_copy_counts_out_of_range_or_not_one_per_image_are_invalid
     for images, copies in (([encode_png(picture)], [4]), ([encode_png(picture)] * 2, [1]), ([encode_png(picture)], [-1]),
                            ([tiny] * 40, [3] * 40)):
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await _embed_copies(stack, images, copies)
+            await _embed(stack, images, copies=copies, views=[types_pb2.VIEW_PHOTO])
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "rotated_copies" in info.value.details()

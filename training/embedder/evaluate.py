@@ -87,11 +87,6 @@ def rotation_angles(n: int, seed: int = ROTATION_SEED) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.0, 360.0, size=n)
 
 
-def mirror(rgb: np.ndarray) -> np.ndarray:
-    """The mirror image (left-right flip) of ``uint8 (H, W, 3)``, contiguous."""
-    return np.ascontiguousarray(rgb[:, ::-1])
-
-
 def embed_items(
     sessions: dict[str, ort.InferenceSession], items: list[D.Item], batch: int = 32,
     angles: np.ndarray | None = None, mirror_average: bool = False,
