@@ -110,6 +110,8 @@ def main() -> None:
                         help="the gateway's sketch_search (default: its setting, photo)")
     parser.add_argument("--closeup-rotations", type=int, default=None,
                         help="the gateway's query_closeup_rotations (0 = off; default: its setting, 3)")
+    parser.add_argument("--closeup-cutouts", default=None, choices=["off", "crops", "crops_whole"],
+                        help="the gateway's closeup_cutouts (default: its setting, crops)")
     parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-designer")
     parser.add_argument("--save", type=Path, default=None, help="also write the query pictures to this folder")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "designer_queries.json")
@@ -128,6 +130,8 @@ def main() -> None:
         {"DESIGNSEARCH_GATEWAY_QUERY_CLOSEUP_ROTATIONS": str(args.closeup_rotations)}
     if args.sketch_search:
         env["DESIGNSEARCH_GATEWAY_SKETCH_SEARCH"] = args.sketch_search
+    if args.closeup_cutouts:
+        env["DESIGNSEARCH_GATEWAY_CLOSEUP_CUTOUTS"] = args.closeup_cutouts
     stack = Stack(args.var, env=env)
     stack.start()
     rows = []
@@ -159,6 +163,7 @@ def main() -> None:
               "photos_without_a_usable_wheel": skipped, "per_style": args.per_style, "seed": args.seed, "k": args.k,
               "closeup_rotations": "setting default (3)" if args.closeup_rotations is None else args.closeup_rotations,
               "domain": args.domain, "sketch_search": args.sketch_search or "setting default (photo)",
+              "closeup_cutouts": args.closeup_cutouts or "setting default (crops)",
               "results": by_style, "command": " ".join(["python benchmarks/designer_queries.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Box, Hit, Point,
-                                 SearchFilter, check_filter)
+from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Box,
+                                 Hit, Point, SearchFilter, check_filter)
 from designsearch.errors import InvalidArgument
 from designsearch.internal.v1 import search_pb2, types_pb2
 from designsearch.v1 import common_pb2
@@ -23,7 +23,7 @@ PAYLOAD_KEYS = ("design_id", "brand", "model", "year", "model_version", "image_i
 _KIND_OUT = {KIND_WHEEL: common_pb2.CROP_KIND_WHEEL, KIND_CLOSEUP: common_pb2.CROP_KIND_CLOSEUP,
              KIND_WHOLE_IMAGE: common_pb2.CROP_KIND_WHOLE_IMAGE}
 _KIND_IN = {v: k for k, v in _KIND_OUT.items()}
-_VIEW_OUT = {VIEW_PHOTO: types_pb2.VIEW_PHOTO, VIEW_LINES: types_pb2.VIEW_LINES}
+_VIEW_OUT = {VIEW_PHOTO: types_pb2.VIEW_PHOTO, VIEW_LINES: types_pb2.VIEW_LINES, VIEW_CUTOUT: types_pb2.VIEW_CUTOUT}
 _VIEW_IN = {v: k for k, v in _VIEW_OUT.items()}
 
 
@@ -45,7 +45,7 @@ def kind_from_proto(kind: int, field: str = "kind") -> str:
 
 
 def view_to_proto(view: str) -> int:
-    """View name (``designsearch.domain.VIEWS``) → ``View``.
+    """View or vector name (``designsearch.domain.VECTOR_NAMES``) → ``View``.
 
     Raises:
         InvalidArgument: unknown view name.

@@ -30,6 +30,13 @@ from designsearch.errors import InvalidArgument
 VIEW_PHOTO = "photo"
 VIEW_LINES = "lines"
 VIEWS = (VIEW_PHOTO, VIEW_LINES)
+#: A third named vector of catalogue crop points, made by the gateway rather than by an embedder view:
+#: the crop's object alone on white (its segmentation mask, :func:`designsearch.images.cutout_on_white`),
+#: embedded as a photo. Close-up, rendering and sketch queries show one wheel on a plain background,
+#: which the catalogue's wheels on cars never do; they are searched against it as well.
+VIEW_CUTOUT = "cutout"
+#: Every named vector a collection may hold (:data:`VIEWS` are also what the embedder computes).
+VECTOR_NAMES = (VIEW_PHOTO, VIEW_LINES, VIEW_CUTOUT)
 
 #: Crop kinds (``Detection.kind``, payload ``kind``).
 KIND_WHEEL = "wheel"  # an object found inside a larger photo
@@ -117,11 +124,11 @@ def check_filter(flt: SearchFilter) -> SearchFilter:
 
 
 def check_view(name: str, field: str = "vectors") -> str:
-    """A view (named vector) must be one of :data:`VIEWS`.
+    """A named vector of a collection must be one of :data:`VECTOR_NAMES`.
 
     Raises:
-        InvalidArgument: unknown view name.
+        InvalidArgument: unknown vector name.
     """
-    if name not in VIEWS:
-        raise InvalidArgument(f"unknown vector name {name!r}; expected one of {list(VIEWS)}", field=field)
+    if name not in VECTOR_NAMES:
+        raise InvalidArgument(f"unknown vector name {name!r}; expected one of {list(VECTOR_NAMES)}", field=field)
     return name

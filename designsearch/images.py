@@ -175,6 +175,18 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def decode_mask(data: bytes) -> np.ndarray:
+    """Decode a mask PNG (:func:`encode_png` of a ``(H, W)`` array) to ``uint8`` ``(H, W)``.
+
+    Raises:
+        InvalidImage: the bytes are not a PNG/JPEG image.
+    """
+    mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if mask is None:
+        raise InvalidImage("mask is not a decodable image")
+    return mask
+
+
 def thumbnail(rgb: np.ndarray, max_side: int = 160, quality: int = 80) -> bytes:
     """A JPEG thumbnail whose longest side is at most ``max_side`` px (never upscaled)."""
     h, w = rgb.shape[:2]
@@ -216,6 +228,52 @@ def square_box(box: tuple[float, float, float, float], width: int, height: int, 
         min(width, int(round(cx + half))),
         min(height, int(round(cy + half))),
     )
+
+
+def cutout_on_white(rgb: np.ndarray, box: tuple[int, int, int, int], mask: np.ndarray, *, margin: float = 0.08,
+                    size: int = 256, feather_px: float = 1.0) -> np.ndarray:
+    """The object of a segmentation alone on white: its box's pixels where ``mask`` is set, white
+    elsewhere, centred in a white square with a relative ``margin`` (as :func:`square_box`; never
+    clipped at the image border) and resized to ``size`` px.
+
+    What the catalogue's wheels on cars look like as a rendering or studio shot on white (the
+    ``cutout`` vector, :data:`designsearch.domain.VIEW_CUTOUT`).
+
+    Args:
+        rgb: ``uint8`` ``(H, W, 3)`` image.
+        box: ``(x1, y1, x2, y2)`` pixels (x2/y2 exclusive) inside ``rgb``.
+        mask: ``uint8`` ``(y2 - y1, x2 - x1)``, 0 outside the object, > 0 inside (the segmenter's mask).
+        margin: fraction of the square side added on each side.
+        size: output side, px.
+        feather_px: Gaussian sigma of the mask edge at the output scale, px (0 = hard edge).
+
+    Returns:
+        ``uint8`` ``(size, size, 3)``.
+
+    Raises:
+        ValueError: ``mask`` does not have the box's shape, or the box is empty or outside ``rgb``.
+    """
+    h, w = rgb.shape[:2]
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if not (0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h):
+        raise ValueError(f"box {box} is empty or outside the {w}x{h} image")
+    bw, bh = x2 - x1, y2 - y1
+    if mask.shape[:2] != (bh, bw):
+        raise ValueError(f"mask shape {mask.shape[:2]} differs from the box's {(bh, bw)}")
+    scale = size / (max(bw, bh) * (1 + 2 * margin))
+    ow, oh = max(1, round(bw * scale)), max(1, round(bh * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    obj = cv2.resize(rgb[y1:y2, x1:x2], (ow, oh), interpolation=interpolation).astype(np.float32)
+    alpha = cv2.resize((mask > 0).astype(np.float32), (ow, oh), interpolation=cv2.INTER_LINEAR)
+    canvas_alpha = np.zeros((size, size), np.float32)
+    canvas = np.full((size, size, 3), 255.0, np.float32)
+    top, left = (size - oh) // 2, (size - ow) // 2
+    canvas[top:top + oh, left:left + ow] = obj
+    canvas_alpha[top:top + oh, left:left + ow] = alpha
+    if feather_px > 0:
+        canvas_alpha = cv2.GaussianBlur(canvas_alpha, (0, 0), feather_px)
+    out = canvas * canvas_alpha[..., None] + 255.0 * (1.0 - canvas_alpha[..., None])
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def to_model_input(images: list[np.ndarray], size: int) -> np.ndarray:

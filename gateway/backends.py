@@ -114,6 +114,12 @@ class GrpcBackends:
                        timeout=self.timeouts["search"] * 10, backend="search")
         return r.created
 
+    async def collection_vectors(self, collection: str) -> dict[str, int]:
+        """Named vectors of a collection or alias (``SearchService.GetCollectionInfo``)."""
+        r = await call(self.search.GetCollectionInfo, search_pb2.GetCollectionInfoRequest(collection=collection),
+                       timeout=self.timeouts["search"], backend="search")
+        return dict(r.vectors)
+
     async def set_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection``."""
         await call(self.search.SetAlias, search_pb2.SetAliasRequest(alias=alias, collection=collection),

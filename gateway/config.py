@@ -62,6 +62,10 @@ class GatewaySettings(ServiceSettings):
         "photo", description="Catalogue vectors a sketch query is searched against: photo (the embedder puts a drawing "
                              "near the photos of its design; designers' drawings are not Canny edge maps), lines (the "
                              "catalogue's Canny line drawings, the reference system's rule) or both (best hit of the two).")
+    closeup_cutouts: Literal["off", "crops", "crops_whole"] = Field(
+        "crops", description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
+                             "besides the photo vectors by the close-up crops (crops) or also the whole picture "
+                             "(crops_whole) of a query the segmenter calls a close-up; each design's best hit counts.")
     segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")
@@ -71,6 +75,9 @@ class GatewaySettings(ServiceSettings):
                           "mirror image's (catalogue-side flip augmentation: a car photographed facing the other way "
                           "still matches; whole-car R@1 0.844 -> 0.857 on the validation classes); costs two more "
                           "embeddings per ingested image, none per query.")
+    ingest_cutouts: bool = Field(
+        True, description="Give each catalogue crop a cutout vector: its wheel alone on white (segmentation mask), "
+                          "embedded as a photo; one more embedding per crop at ingestion.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
     max_stream_items: int = Field(100_000, description="Most items one IndexDesigns stream may carry.")
     max_message_mb: int = Field(

@@ -21,13 +21,13 @@ from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.config import GatewaySettings
 from designsearch.gateway.designs import DesignService
 from designsearch.gateway.identify import IdentifyResult, identify
-from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item, point_id
+from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.novelty import NoveltyResult, TypicalityResult, novelty, typicality
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, WHOLE_PICTURE_MAX_SIDE,
-                                        MatchResult, QueryResult, QueryService, crop_filter, query_regions,
-                                        whole_picture_bytes)
+from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, MatchResult, QueryResult,
+                                        QueryService, crop_filter)
+from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions, whole_picture_bytes
 from designsearch.gateway.verify import Verifier
 
 __all__ = ["CROP_KINDS", "DOMAIN_AUTO", "DOMAIN_PHOTO", "DOMAIN_SKETCH", "WHOLE_PICTURE_MAX_SIDE", "GatewayCore",
@@ -55,11 +55,12 @@ class GatewayCore:
                                   max_k=settings.max_k, max_crops=settings.max_crops,
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
                                   closeup_rotations=settings.query_closeup_rotations,
-                                  sketch_search=settings.sketch_search,
+                                  sketch_search=settings.sketch_search, closeup_cutouts=settings.closeup_cutouts,
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
                                mirror_whole_picture=settings.ingest_mirror_whole_picture,
+                               cutouts=settings.ingest_cutouts,
                                on_change=cache.bump_catalogue_version)
         self.designs = DesignService(backends, self.live, catalogue, on_change=cache.bump_catalogue_version)
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)

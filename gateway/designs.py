@@ -16,7 +16,7 @@ from designsearch.errors import InvalidArgument, NotFound
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import point_id
+from designsearch.gateway.regions import point_id
 
 #: Fields UpdateDesign may change.
 UPDATABLE = ("brand", "model", "year", "attributes")

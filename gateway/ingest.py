@@ -12,13 +12,13 @@ import hashlib
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Point
+from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Point
 from designsearch.errors import AlreadyExists, BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
 from designsearch.gateway.catalogue import Catalogue
-from designsearch.gateway.live import LiveIndex
+from designsearch.gateway.live import LiveIndex, collection_vectors
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import point_id, query_regions
+from designsearch.gateway.regions import point_id, query_regions, region_cutout
 from designsearch.gateway.streams import bounded_map
 
 
@@ -91,13 +91,16 @@ class Ingestor:
         mirror_whole_picture: index the whole picture's vectors as the normalised mean of the
             picture's and its mirror image's (catalogue-side flip augmentation; query vectors are
             not mirrored, so a catalogue indexed either way answers the same queries).
+        cutouts: give each crop point a ``cutout`` vector, the embedding of its object alone on white
+            (:func:`designsearch.gateway.regions.region_cutout`), when the collection has that vector
+            (what close-up, rendering and sketch queries are also compared with).
         on_change: coroutine function awaited after each image added or moved (the gateway bumps the
             catalogue version of its answer cache).
     """
 
     def __init__(self, backends: Backends, live: LiveIndex, catalogue: Catalogue, *, max_crops: int = 4,
                  concurrency: int = 4, thumbnail_px: int = 128, mirror_whole_picture: bool = True,
-                 on_change=None) -> None:
+                 cutouts: bool = True, on_change=None) -> None:
         self.backends = backends
         self.live = live
         self.catalogue = catalogue
@@ -105,6 +108,7 @@ class Ingestor:
         self.concurrency = concurrency
         self.thumbnail_px = thumbnail_px
         self.mirror_whole_picture = mirror_whole_picture
+        self.cutouts = cutouts
         self.on_change = on_change  # awaited after every catalogue change (invalidates cached answers)
         # (image_id, version) → [lock, items holding or waiting for it]: same bytes one at a time
         self._in_flight: dict[tuple[str, str], list] = {}
@@ -112,10 +116,11 @@ class Ingestor:
     async def index_item(self, item: IndexItem, version: str | None = None) -> IndexOutcome:
         """Ingest one catalogue image; never raises for a bad item (the outcome says ``failed``).
 
-        The image becomes one point per region of :func:`designsearch.gateway.query.query_regions` (its crops,
+        The image becomes one point per region of :func:`designsearch.gateway.regions.query_regions` (its crops,
         then the whole picture; only the whole picture when the segmenter finds nothing), each with
         a ``photo`` and a ``lines`` vector (the whole picture's flip-averaged when
-        ``mirror_whole_picture``), payload ``kind`` = the region's kind and ``box`` = its box, ids
+        ``mirror_whole_picture``) and, for crops with a mask when ``cutouts`` and the collection has
+        the vector, a ``cutout`` vector (the crop's object on white, embedded as a photo), payload ``kind`` = the region's kind and ``box`` = its box, ids
         :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with a
         thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
         it was indexed before whole-picture points existed (its last point is not a whole picture):
@@ -170,10 +175,21 @@ class Ingestor:
             seg = await self.backends.segment(item.image, self.max_crops)
             regions = query_regions(seg.crops, item.image, rgb)
             mirror = [self.mirror_whole_picture and r.kind == KIND_WHOLE_IMAGE for r in regions]
-            embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO, VIEW_LINES],
-                                                           version, mirror)
-            if answered != version:
-                raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
+            collection = self.live.collection_for(version)
+            cutouts: list[bytes | None] = [None] * len(regions)
+            if self.cutouts and VIEW_CUTOUT in await self.live.vectors_of(collection):
+                cutouts = await asyncio.to_thread(lambda: [region_cutout(rgb, r) for r in regions])
+            cut = [i for i, c in enumerate(cutouts) if c is not None]
+            calls = [self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO, VIEW_LINES], version, mirror)]
+            if cut:  # the cut-outs in a call of their own (photo view only); the embedder batches both
+                calls.append(self.backends.embed([cutouts[i] for i in cut], [VIEW_PHOTO], version))
+            answers = await asyncio.gather(*calls)
+            embedded = answers[0][0]
+            for i, vecs in zip(cut, answers[1][0] if cut else []):
+                embedded[i][VIEW_CUTOUT] = vecs[VIEW_PHOTO]
+            for _, answered in answers:
+                if answered != version:
+                    raise BackendUnavailable(f"embedder now serves {answered}, expected {version}")
             points, crop_rows = [], []
             for i, (region, vecs) in enumerate(zip(regions, embedded)):
                 pid = point_id(image_id, i, version)
@@ -184,7 +200,6 @@ class Ingestor:
                     await asyncio.to_thread(decode_image, region.jpeg)
                 crop_rows.append({"point_id": pid, "box": region.box, "kind": region.kind,
                                   "thumbnail": thumbnail(region_rgb, self.thumbnail_px)})
-            collection = self.live.collection_for(version)
             await self.backends.upsert(collection, points)
             design = {"design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
                       "attributes": item.attributes}
@@ -264,7 +279,7 @@ class Ingestor:
             raise BackendUnavailable(f"no configured embedder serves {version}")
         target = self.live.collection_for(version)
         dim = self.live.dims[version]
-        await self.backends.create_collection(target, {VIEW_PHOTO: dim, VIEW_LINES: dim})
+        await self.backends.create_collection(target, collection_vectors(dim))
         previous = await self.backends.resolve_alias(self.live.collection_prefix)
         outcomes = await self.index_stream(items, version, on_item)
         counts = {s: sum(o.status == s for o in outcomes) for s in OUTCOMES}
@@ -272,5 +287,6 @@ class Ingestor:
         if drop_old and previous and previous != target:
             await asyncio.sleep(self.live.refresh_s * 2 if drain_s is None else drain_s)
             await self.backends.delete_collection(previous)
+            self.live.forget(previous)
         return {"added": counts["added"], "duplicates": counts["duplicate"], "moved": counts["moved"],
                 "failed": counts["failed"], "collection": target, "previous": previous}

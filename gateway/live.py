@@ -11,12 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 
-from designsearch.domain import VIEW_LINES, VIEW_PHOTO
+from designsearch.domain import VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO
 from designsearch.errors import BackendUnavailable
 from designsearch.logs import get_logger
 from designsearch.gateway.ports import Backends
 
 log = get_logger("gateway")
+
+
+def collection_vectors(dim: int) -> dict[str, int]:
+    """Named vectors ``{name: dim}`` of the collections the gateway creates: ``photo`` and ``lines``
+    for every point, ``cutout`` for crop points (:data:`designsearch.domain.VIEW_CUTOUT`)."""
+    return {VIEW_PHOTO: dim, VIEW_LINES: dim, VIEW_CUTOUT: dim}
 
 
 class LiveIndex:
@@ -36,6 +42,7 @@ class LiveIndex:
         self.segmenter_version = ""
         self.dims: dict[str, int] = {}
         self._checked = 0.0
+        self._vectors: dict[str, frozenset[str]] = {}  # collection → its vector names (fixed at creation)
 
     def collection_for(self, version: str) -> str:
         """Collection of an embedder version: ``<prefix>_<16 hex>``."""
@@ -62,13 +69,31 @@ class LiveIndex:
         self.dims = dict(infos)
         version, dim = infos[0]
         collection = self.collection_for(version)
-        await self.backends.create_collection(collection, {VIEW_PHOTO: dim, VIEW_LINES: dim})
+        await self.backends.create_collection(collection, collection_vectors(dim))
         if await self.backends.resolve_alias(self.collection_prefix) is None:
             await self.backends.set_alias(self.collection_prefix, collection)
         self.segmenter_version = await self.backends.segmenter_version()
         await self.refresh(force=True)
         log.info("gateway_ready", collection=self.collection, embedder=self.embedder_version,
                  segmenter=self.segmenter_version)
+
+    async def vectors_of(self, collection: str) -> frozenset[str]:
+        """The named vectors of ``collection`` (read once, then cached: a collection's vectors are
+        fixed when it is created). Collections created before the ``cutout`` vector existed lack it;
+        ingestion then computes no cut-outs and queries do not search them.
+
+        Raises:
+            BackendUnavailable: the search service does not answer.
+            NotFound: no such collection.
+        """
+        names = self._vectors.get(collection)
+        if names is None:
+            names = self._vectors[collection] = frozenset(await self.backends.collection_vectors(collection))
+        return names
+
+    def forget(self, collection: str) -> None:
+        """Drop the cached vector names of a deleted collection."""
+        self._vectors.pop(collection, None)
 
     async def learn_embedders(self) -> None:
         """Re-read the configured embedders' versions and dimensions."""

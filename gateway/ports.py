@@ -75,6 +75,10 @@ class Backends(Protocol):
         """Create a collection with named vectors ``{view: dim}`` if missing; False if it existed."""
         ...
 
+    async def collection_vectors(self, collection: str) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of a collection or alias (NotFound when there is none)."""
+        ...
+
     async def delete_collection(self, name: str) -> None:
         """Drop a collection."""
         ...

@@ -11,16 +11,14 @@ import dataclasses
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO, Box, Hit,
-                                 SearchFilter, check_filter)
+from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Box,
+                                 Hit, SearchFilter, check_filter)
 from designsearch.errors import BackendUnavailable, InvalidArgument
-from designsearch.images import decode_image, encode_jpeg, is_sketch_like
+from designsearch.images import decode_image, is_sketch_like
 from designsearch.logs import caller
 from designsearch.telemetry import StageTimer
 from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
@@ -28,17 +26,16 @@ from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, best_per_design, fuse_max_agreement
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends, QueryCrop
+from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions
 
 DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
 #: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
 #: ``whole_image``, is the whole picture (searched by the query's whole-picture vector only).
 CROP_KINDS = (KIND_WHEEL, KIND_CLOSEUP)
-#: The whole picture is sent to the embedder at most this many px on its longest side (larger
-#: images are shrunk first; the embedder's input is 224 px). Queries and ingestion must agree, so
-#: this is a constant, not a setting; it is part of the query cache key.
-WHOLE_PICTURE_MAX_SIDE = 1024
 #: Catalogue vectors a sketch query is searched against, by the gateway's ``sketch_search`` setting.
 SKETCH_SEARCH = {"photo": [VIEW_PHOTO], "lines": [VIEW_LINES], "both": [VIEW_LINES, VIEW_PHOTO]}
+#: Regions of a close-up query searched against the catalogue's cut-outs too, by ``closeup_cutouts``.
+CLOSEUP_CUTOUTS = {"off": (), "crops": (KIND_CLOSEUP,), "crops_whole": (KIND_CLOSEUP, KIND_WHOLE_IMAGE)}
 
 
 @dataclass
@@ -108,18 +105,6 @@ class QueryResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
-
-
-def point_id(image_id: str, crop_index: int, model_version: str) -> str:
-    """Deterministic point id (UUID5) of region ``crop_index`` of an image under one model version.
-
-    Regions are numbered as :func:`query_regions` orders them: the crops 0..n-1, then the whole
-    picture n (so the whole picture is 0 when the segmenter found nothing).
-    """
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{image_id}:{crop_index}:{model_version}"))
-
-
 def away_from(vectors: np.ndarray, crop_mask: np.ndarray, negatives: list[tuple[bool, np.ndarray]],
               weight: float) -> np.ndarray:
     """Move query vectors away from disliked examples (the negative term of Rocchio's relevance
@@ -144,38 +129,6 @@ def away_from(vectors: np.ndarray, crop_mask: np.ndarray, negatives: list[tuple[
         moved = out[rows] - weight * np.mean(neg, axis=0)
         out[rows] = moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
     return out
-
-
-def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PICTURE_MAX_SIDE) -> bytes:
-    """The encoded whole picture to embed: ``image`` itself, or a JPEG (quality 92) of ``rgb``
-    shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger.
-
-    Args:
-        image: the encoded image.
-        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
-        max_side: longest side sent to the embedder, px.
-    """
-    h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    return encode_jpeg(small, quality=92)
-
-
-def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list[QueryCrop]:
-    """The regions an image is embedded as: the segmenter's crops, then the whole picture.
-
-    The whole picture (kind ``whole_image``, box ``(0, 0, W, H)``, score 0) is always last; when
-    the segmenter found nothing it is the only region (no duplicate).
-
-    Args:
-        crops: the segmenter's crops (maybe empty).
-        image: the encoded image.
-        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
-    """
-    h, w = rgb.shape[:2]
-    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb))]
 
 
 def crop_filter(flt: SearchFilter) -> SearchFilter | None:
@@ -234,6 +187,9 @@ class QueryService:
             close-up query (:meth:`rotated_copies`); a region's hits are its best over the copies.
         sketch_search: which catalogue vectors a sketch query is searched against (:meth:`search_views`):
             ``photo`` (the default), ``lines`` or ``both``.
+        closeup_cutouts: which regions of a close-up query are also searched against the catalogue's
+            ``cutout`` vectors (:meth:`row_views`): ``crops`` (its close-up crops), ``crops_whole``
+            (and its whole picture) or ``off``.
         feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
         answer_ttl_s: lifetime of a cached whole answer, seconds (any catalogue change invalidates
             all of them at once through the catalogue version).
@@ -242,7 +198,7 @@ class QueryService:
     def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
                  fusion_depth: int = DEFAULT_DEPTH, closeup_rotations: int = 3, sketch_search: str = "photo",
-                 feedback_weight: float = 0.25, answer_ttl_s: int = 600) -> None:
+                 closeup_cutouts: str = "crops", feedback_weight: float = 0.25, answer_ttl_s: int = 600) -> None:
         self.backends = backends
         self.live = live
         self.cache = cache
@@ -256,6 +212,9 @@ class QueryService:
         if sketch_search not in SKETCH_SEARCH:
             raise ValueError(f"sketch_search must be one of {sorted(SKETCH_SEARCH)}, got {sketch_search!r}")
         self.sketch_search = sketch_search
+        if closeup_cutouts not in CLOSEUP_CUTOUTS:
+            raise ValueError(f"closeup_cutouts must be one of {sorted(CLOSEUP_CUTOUTS)}, got {closeup_cutouts!r}")
+        self.closeup_cutouts = closeup_cutouts
         self.feedback_weight = feedback_weight
         self.answer_ttl_s = answer_ttl_s
 
@@ -335,13 +294,14 @@ class QueryService:
         # kind; a region's rotated copies are merged into its list (best per design) before the fusion
         flts = [flt if regions[i].kind == KIND_WHOLE_IMAGE else crops_flt for i in row_regions]
         wanted = [row for row, f in enumerate(flts) if f is not None]
-        names = self.search_views(vector_name)
+        views = self.row_views(vector_name, regions, await self.live.vectors_of(collection))
+        searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
-                collection, [(vectors[row], name, limit, flts[row]) for row in wanted for name in names])
+                collection, [(vectors[row], name, limit, flts[row]) for row, name in searches])
             lists: list[list[list[Hit]]] = [[] for _ in regions]  # per region: one hit list per (row, view)
-            for region, hits in zip([row_regions[row] for row in wanted for _ in names], found):
-                lists[region].append(hits)
+            for (row, _), hits in zip(searches, found):
+                lists[row_regions[row]].append(hits)
             per_query: list[list[Hit]] = [best_per_design(ls) if len(ls) > 1 else (ls[0] if ls else []) for ls in lists]
         with timer.stage("merge"):
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
@@ -370,7 +330,7 @@ class QueryService:
                                self.live.collection, domain, k, dataclasses.astuple(flt), caller.get(), use_feedback,
                                self.fusion_bonus, self.fusion_depth, self.feedback_weight, self.max_crops,
                                WHOLE_PICTURE_MAX_SIDE, self.closeup_rotations, self.sketch_search,
-                               catalogue_version], default=str)
+                               self.closeup_cutouts, catalogue_version], default=str)
         return "ds:ans:" + hashlib.sha256(material.encode()).hexdigest()
 
     async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,
@@ -438,6 +398,24 @@ class QueryService:
         if vector_name != VIEW_LINES:
             return [VIEW_PHOTO]
         return SKETCH_SEARCH[self.sketch_search]
+
+    def row_views(self, vector_name: str, regions: list[QueryCrop], collection_vectors: frozenset[str]) -> list[list[str]]:
+        """The catalogue vectors each region is searched against: :meth:`search_views`, plus ``cutout``
+        (each catalogue wheel alone on white) for the regions :attr:`closeup_cutouts` names of a query the
+        segmenter calls a close-up, when the collection has that vector. A close-up, a rendering or a
+        drawing shows one wheel on a plain background, as the catalogue's wheels on cars never do
+        (``benchmarks/designer_queries.py`` measures the gain); car photos are compared as before.
+
+        Args:
+            vector_name: the query's vector name (``photo``, or ``lines`` for a sketch).
+            regions: the query's regions (:func:`query_regions`).
+            collection_vectors: the named vectors of the collection searched.
+        """
+        base = self.search_views(vector_name)
+        kinds = CLOSEUP_CUTOUTS[self.closeup_cutouts]
+        if VIEW_CUTOUT not in collection_vectors or not any(r.kind == KIND_CLOSEUP for r in regions):
+            kinds = ()
+        return [[*base, VIEW_CUTOUT] if r.kind in kinds else list(base) for r in regions]
 
     def rotated_copies(self, regions: list[QueryCrop]) -> list[int]:
         """Rotated copies to embed per region: :attr:`closeup_rotations` for the close-up crops and the

@@ -13,7 +13,8 @@ from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_LINES, VIEW_PHOTO
 from designsearch.errors import BackendUnavailable, FailedPrecondition, InvalidArgument
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, query_regions
+from designsearch.gateway.query import DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH
+from designsearch.gateway.regions import query_regions
 from designsearch.images import decode_image, is_sketch_like
 from designsearch.verification import pair_similarity
 

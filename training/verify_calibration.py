@@ -51,7 +51,7 @@ def embed_regions(data: bytes, segmenter, embedder, views: tuple[str, ...]) -> d
     Returns:
         view → ``(crops float32 (m, D), whole picture float32 (D,))``.
     """
-    from designsearch.gateway.query import query_regions
+    from designsearch.gateway.regions import query_regions
     from designsearch.gateway.ports import QueryCrop
 
     rgb = decode_image(data)

@@ -85,6 +85,14 @@ class SearchCore:
         """Drop a collection (no-op if absent). Raises InvalidArgument for a malformed name."""
         self.index.delete_collection(check_collection_name(name))
 
+    def vector_dims(self, collection: str) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of a collection or alias.
+
+        Raises:
+            InvalidArgument: a malformed name. NotFound: unknown collection or alias.
+        """
+        return self.index.vector_dims(check_collection_name(collection))
+
     def list_collections(self, aliases: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
         """Collection names, and the collection each of ``aliases`` names (unset aliases left out).
 

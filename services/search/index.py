@@ -65,6 +65,10 @@ class VectorIndex(Protocol):
         """Names of existing collections (not aliases)."""
         ...
 
+    def vector_dims(self, collection: str) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of a collection or alias."""
+        ...
+
     def set_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` atomically (create or switch)."""
         ...

@@ -34,6 +34,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         names, aliases = await asyncio.to_thread(self.core.list_collections, list(request.aliases))
         return search_pb2.ListCollectionsResponse(collections=names, aliases=aliases)
 
+    async def GetCollectionInfo(self, request, context):  # noqa: N802
+        dims = await asyncio.to_thread(self.core.vector_dims, request.collection)
+        return search_pb2.GetCollectionInfoResponse(vectors=dims)
+
     async def SetAlias(self, request, context):  # noqa: N802
         await asyncio.to_thread(self.core.set_alias, request.alias, request.collection)
         return search_pb2.SetAliasResponse()

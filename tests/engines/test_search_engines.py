@@ -150,6 +150,9 @@ def test_errors(tmp_path, points, kind):
         ):
             with pytest.raises(NotFound):
                 call()
+        assert ix.vector_dims("c") == DIMS
+        with pytest.raises(NotFound):
+            ix.vector_dims("nope")
         assert ix.count("c") == 50  # nothing above damaged the data
     finally:
         ix.close()

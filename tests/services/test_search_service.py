@@ -113,6 +113,15 @@ async def test_bad_search_requests_get_clear_errors(tmp_path):
                 assert info.value.code() == code, (name, info.value.details())
             assert "r" not in (await stub.ListCollections(search_pb2.ListCollectionsRequest(), timeout=10)).collections
             assert (await stub.CountPoints(search_pb2.CountPointsRequest(collection="c"), timeout=10)).count == 10
+            # a collection's named vectors, by name or alias; an unknown one is NOT_FOUND
+            await stub.SetAlias(search_pb2.SetAliasRequest(alias="live", collection="c"), timeout=10)
+            for name in ("c", "live"):
+                info_c = await stub.GetCollectionInfo(search_pb2.GetCollectionInfoRequest(collection=name), timeout=10)
+                assert dict(info_c.vectors) == {"photo": DIM, "lines": DIM}
+            for name, code in [("nope", grpc.StatusCode.NOT_FOUND), ("bad name!", grpc.StatusCode.INVALID_ARGUMENT)]:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.GetCollectionInfo(search_pb2.GetCollectionInfoRequest(collection=name), timeout=10)
+                assert info.value.code() == code, (name, info.value.details())
     finally:
         await service.stop(0)
 

@@ -219,3 +219,48 @@ def test_no_wheel_photo_crops_return_nothing(detector, val_with_wheels):
 def test_detect_rejects_non_rgb(detector):
     with pytest.raises(ValueError):
         detector.detect(np.zeros((64, 64), np.uint8))
+
+
+def test_cutout_keeps_the_wheel_and_whitens_everything_else(detector, val_with_wheels):
+    """The catalogue's cut-out of a detected wheel (gateway.regions.region_cutout): the wheel's own pixels
+    inside its mask, pure white outside it and around it, the wheel centred; a mask of the wrong shape and
+    the whole picture give no cut-out."""
+    from designsearch.gateway.ports import QueryCrop
+    from designsearch.gateway.regions import region_cutout
+    from designsearch.images import cutout_on_white, decode_image, encode_png
+
+    checked = 0
+    for _, rgb, _ in val_with_wheels[:10]:
+        for d in detector.detect(rgb)[:2]:
+            x1, y1, x2, y2 = d.box
+            out = cutout_on_white(rgb, d.box, d.mask, feather_px=0)
+            assert out.shape == (256, 256, 3) and out.dtype == np.uint8
+            assert (out[:8] == 255).all() and (out[-8:] == 255).all()  # the margin is white
+            assert (out[:, :8] == 255).all() and (out[:, -8:] == 255).all()
+            # the wheel's pixels are kept: the cut-out of a mask that keeps everything is the box itself resized
+            full = cutout_on_white(rgb, d.box, np.full_like(d.mask, 255), margin=0.0, feather_px=0)
+            bw, bh = x2 - x1, y2 - y1
+            side = max(bw, bh)
+            ref = cv2.resize(rgb[y1:y2, x1:x2], (round(bw * 256 / side), round(bh * 256 / side)),
+                             interpolation=cv2.INTER_AREA if side > 256 else cv2.INTER_LINEAR)
+            top, left = (256 - ref.shape[0]) // 2, (256 - ref.shape[1]) // 2
+            assert np.abs(full[top:top + ref.shape[0], left:left + ref.shape[1]].astype(int) - ref).max() <= 1
+            # outside the mask is white, inside is the wheel (dark metal and rubber)
+            cut = cutout_on_white(rgb, d.box, d.mask)
+            scale = 256 / (side * 1.16)
+            keep = cv2.resize(d.mask, (round(bw * scale), round(bh * scale)), interpolation=cv2.INTER_NEAREST)
+            t, lft = (256 - keep.shape[0]) // 2, (256 - keep.shape[1]) // 2
+            window = cut[t:t + keep.shape[0], lft:lft + keep.shape[1]].astype(int)
+            outside = cv2.dilate(keep, np.ones((7, 7), np.uint8)) == 0
+            assert window[outside].min() >= 240  # (a pixel of position rounding and the feathered edge)
+            assert window[cv2.erode(keep, np.ones((5, 5), np.uint8)) > 0].mean() < 230
+            # the gateway's JPEG of it
+            region = QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask))
+            assert np.abs(decode_image(region_cutout(rgb, region)).astype(int) - cut).mean() < 3
+            with pytest.raises(ValueError):
+                cutout_on_white(rgb, d.box, d.mask[:-1])
+            assert region_cutout(rgb, QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask[:-1]))) is None
+            checked += 1
+    assert checked >= 10
+    h, w = rgb.shape[:2]
+    assert region_cutout(rgb, QueryCrop((0, 0, w, h), "whole_image", 0.0, b"", b"")) is None

@@ -9,12 +9,13 @@ import asyncio
 import hashlib
 import uuid
 
+import cv2
 import numpy as np
 import pytest
 
 from designsearch.domain import KIND_WHEEL, KIND_WHOLE_IMAGE, Hit, SearchFilter
 from designsearch.errors import BackendUnavailable, InvalidArgument
-from designsearch.images import decode_image, encode_jpeg
+from designsearch.images import decode_image, encode_jpeg, encode_png
 from designsearch.gateway.cache import QueryCache
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.core import GatewayCore, IndexItem
@@ -39,9 +40,11 @@ class MemoryBackends:
         self.segment_calls = 0
         self.mirror_flags: list[list[bool]] = []  # mirror_average of each embed call
         self.rotation_counts: list[list[int]] = []  # rotated_copies of each embed call
+        self.embed_views: list[list[str]] = []  # views of each embed call
         self.segment_kind = KIND_WHEEL  # kind of the one crop the in-memory segmenter returns
         self.searched_views: list[list[str]] = []  # catalogue vector of each search, per search_designs_many call
         self.collections: dict[str, dict] = {}
+        self.collection_dims: dict[str, dict[str, int]] = {}
         self.aliases: dict[str, str] = {}
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
@@ -49,7 +52,10 @@ class MemoryBackends:
         rgb = decode_image(image)
         h, w = rgb.shape[:2]
         box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
-        crop = QueryCrop(box, self.segment_kind, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]))
+        mask = np.zeros((box[3] - box[1], box[2] - box[0]), np.uint8)  # the wheel: an ellipse filling the box
+        cv2.ellipse(mask, (mask.shape[1] // 2, mask.shape[0] // 2), (mask.shape[1] // 2, mask.shape[0] // 2), 0, 0, 360,
+                    255, -1)
+        crop = QueryCrop(box, self.segment_kind, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]), encode_png(mask))
         return Segmentation([crop][:max_crops], self.segmenter_model, "", w, h)
 
     async def segmenter_version(self) -> str:
@@ -60,6 +66,7 @@ class MemoryBackends:
             raise BackendUnavailable(f"no embedder serves {version}")
         self.mirror_flags.append(list(mirror_average))
         self.rotation_counts.append(list(rotated_copies))
+        self.embed_views.append(list(views))
         copies = [b + f"@rot{r}".encode() for b, c in zip(images, rotated_copies) for r in range(1, c + 1)]
         return [{v: _vector(b, "photo") for v in views} for b in [*images, *copies]], self.embedder_model
 
@@ -72,10 +79,15 @@ class MemoryBackends:
     async def create_collection(self, name, vectors):
         created = name not in self.collections
         self.collections.setdefault(name, {})
+        self.collection_dims.setdefault(name, dict(vectors))
         return created
+
+    async def collection_vectors(self, collection):
+        return dict(self.collection_dims[self.aliases.get(collection, collection)])
 
     async def delete_collection(self, name):
         self.collections.pop(name, None)
+        self.collection_dims.pop(name, None)
 
     async def set_alias(self, alias, collection):
         self.aliases[alias] = collection
@@ -88,6 +100,8 @@ class MemoryBackends:
         best: dict[str, Hit] = {}
         for p in self.collections[self.aliases.get(collection, collection)].values():
             if flt.kinds and p.payload["kind"] not in flt.kinds or p.payload["design_id"] in flt.exclude_design_ids:
+                continue
+            if using not in p.vectors:  # a point may hold a subset of the named vectors
                 continue
             score = float(p.vectors[using] @ vector)
             if p.payload["design_id"] not in best or score > best[p.payload["design_id"]].score:
@@ -228,13 +242,14 @@ async def test_ingestion_mirrors_the_whole_picture_only_and_queries_never(core, 
     img = catalogue[0]
     flags = core.backends.mirror_flags
     await core.ingest.index_stream([IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())])
-    assert flags == [[False, True]]  # one crop (the in-memory segmenter's), then the whole picture
+    # one crop (the in-memory segmenter's), then the whole picture; the crop's cut-out in a call of its own
+    assert flags == [[False, True], []]
     await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter())
-    assert len(flags) == 2 and not any(flags[1])
+    assert len(flags) == 3 and not any(flags[2])
     core.ingest.mirror_whole_picture = False
     img = catalogue[1]
     await core.ingest.index_stream([IndexItem(img.design_id, img.brand, img.model, img.year, img.path.read_bytes())])
-    assert flags[2] == [False, False]
+    assert flags[3] == [False, False]
 
 
 async def test_closeup_queries_search_rotated_copies_and_cache_them(core, images):
@@ -285,6 +300,45 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(cor
         assert views[-1] == ["photo", "photo"]
     with pytest.raises(ValueError):
         QueryService(core.backends, core.live, core.cache, core.catalogue, sketch_search="edges")
+
+
+async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(core, images):
+    """Ingestion embeds each crop's cut-out on white (photo view, a call of its own) as the crop point's
+    ``cutout`` vector, never one for the whole picture; a close-up query searches it with its close-up crops
+    (each rotated copy too), a car-photo query never; neither happens on a collection without the vector."""
+    from designsearch.domain import KIND_CLOSEUP, VIEW_CUTOUT
+
+    catalogue, queries = images
+    backends = core.backends
+    items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:4]]
+    await core.ingest.index_stream(items[:3])
+    assert sorted(map(tuple, backends.embed_views)) == [("photo",)] * 3 + [("photo", "lines")] * 3
+    points = list(backends.collections[core.live.collection].values())
+    assert len(points) == 6
+    for p in points:
+        assert (VIEW_CUTOUT in p.vectors) == (p.payload["kind"] != KIND_WHOLE_IMAGE)
+        if VIEW_CUTOUT in p.vectors:  # the cut-out is another picture than the crop
+            assert not np.allclose(p.vectors[VIEW_CUTOUT], p.vectors["photo"])
+    views = backends.searched_views
+    backends.segment_kind = KIND_CLOSEUP
+    await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    # rows: the crop, the whole picture, 3 turned copies of each; crops search photo and cutout
+    assert views[-1] == ["photo", "cutout", "photo"] + ["photo", "cutout"] * 3 + ["photo"] * 3
+    core.query.closeup_cutouts = "crops_whole"
+    await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert views[-1] == ["photo", "cutout"] * 8
+    backends.segment_kind = KIND_WHEEL
+    await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert views[-1] == ["photo", "photo"]
+    # a collection made before the cutout vector existed: none computed, none searched
+    backends.collection_dims[core.live.collection].pop(VIEW_CUTOUT)
+    core.live.forget(core.live.collection)
+    backends.embed_views.clear()
+    await core.ingest.index_stream(items[3:])
+    assert backends.embed_views == [["photo", "lines"]]
+    backends.segment_kind = KIND_CLOSEUP
+    await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert VIEW_CUTOUT not in views[-1]
 
 
 async def test_same_bytes_under_another_design_fail_clearly_or_move(core, images):

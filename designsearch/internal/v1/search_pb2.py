@@ -26,7 +26,7 @@ from designsearch.v1 import common_pb2 as designsearch_dot_v1_dot_common__pb2
 from designsearch.internal.v1 import types_pb2 as designsearch_dot_internal_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%designsearch/internal/v1/search.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a$designsearch/internal/v1/types.proto\"\xc5\x01\n\x07Payload\x12\x11\n\tdesign_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04year\x18\x04 \x01(\x05\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.designsearch.v1.CropKind\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08image_id\x18\x07 \x01(\t\x12)\n\x03\x62ox\x18\x08 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\"\xcf\x01\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12=\n\x07vectors\x18\x02 \x03(\x0b\x32,.designsearch.internal.v1.Point.VectorsEntry\x12\x32\n\x07payload\x18\x03 \x01(\x0b\x32!.designsearch.internal.v1.Payload\x1aG\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector:\x02\x38\x01\"\xae\x01\n\x17\x43reateCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12O\n\x07vectors\x18\x02 \x03(\x0b\x32>.designsearch.internal.v1.CreateCollectionRequest.VectorsEntry\x1a.\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"+\n\x18\x43reateCollectionResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"-\n\x17\x44\x65leteCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteCollectionResponse\")\n\x16ListCollectionsRequest\x12\x0f\n\x07\x61liases\x18\x01 \x03(\t\"\xaf\x01\n\x17ListCollectionsResponse\x12\x13\n\x0b\x63ollections\x18\x01 \x03(\t\x12O\n\x07\x61liases\x18\x02 \x03(\x0b\x32>.designsearch.internal.v1.ListCollectionsResponse.AliasesEntry\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\x0fSetAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"\x12\n\x10SetAliasResponse\"Z\n\x13UpsertPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12/\n\x06points\x18\x02 \x03(\x0b\x32\x1f.designsearch.internal.v1.Point\"(\n\x14UpsertPointsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\"6\n\x13\x44\x65letePointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"\x16\n\x14\x44\x65letePointsResponse\"S\n\x12\x43ountPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x18.designsearch.v1.Filters\"$\n\x13\x43ountPointsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"\xd4\x01\n\x13SearchPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\'\n\x06vector\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector\x12-\n\x05using\x18\x03 \x01(\x0e\x32\x1e.designsearch.internal.v1.View\x12\r\n\x05limit\x18\x04 \x01(\x05\x12)\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x18.designsearch.v1.Filters\x12\x17\n\x0fgroup_by_design\x18\x06 \x01(\x08\"\\\n\x0bScoredPoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x32\n\x07payload\x18\x03 \x01(\x0b\x32!.designsearch.internal.v1.Payload\"K\n\x14SearchPointsResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32%.designsearch.internal.v1.ScoredPoint\"[\n\x18SearchPointsBatchRequest\x12?\n\x08searches\x18\x01 \x03(\x0b\x32-.designsearch.internal.v1.SearchPointsRequest\"\\\n\x19SearchPointsBatchResponse\x12?\n\x07results\x18\x01 \x03(\x0b\x32..designsearch.internal.v1.SearchPointsResponse\"1\n\x15\x43reateSnapshotRequest\x12\x12\n\ncollection\x18\x01 \x01(\tJ\x04\x08\x02\x10\x03\"*\n\x16\x43reateSnapshotResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\t\">\n\x16RestoreSnapshotRequest\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"\x19\n\x17RestoreSnapshotResponse\"\x87\x01\n\x17GetGroupCentroidRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12-\n\x05using\x18\x02 \x01(\x0e\x32\x1e.designsearch.internal.v1.View\x12)\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x18.designsearch.v1.Filters\"\x8b\x01\n\x18GetGroupCentroidResponse\x12)\n\x08\x63\x65ntroid\x18\x01 \x01(\x0b\x32\x17.designsearch.v1.Vector\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x1a\n\x12member_cosine_mean\x18\x03 \x01(\x02\x12\x19\n\x11member_cosine_std\x18\x04 \x01(\x02\"3\n\x10GetPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"D\n\x11GetPointsResponse\x12/\n\x06points\x18\x01 \x03(\x0b\x32\x1f.designsearch.internal.v1.Point2\xe5\x0b\n\rSearchService\x12y\n\x10\x43reateCollection\x12\x31.designsearch.internal.v1.CreateCollectionRequest\x1a\x32.designsearch.internal.v1.CreateCollectionResponse\x12y\n\x10\x44\x65leteCollection\x12\x31.designsearch.internal.v1.DeleteCollectionRequest\x1a\x32.designsearch.internal.v1.DeleteCollectionResponse\x12v\n\x0fListCollections\x12\x30.designsearch.internal.v1.ListCollectionsRequest\x1a\x31.designsearch.internal.v1.ListCollectionsResponse\x12\x61\n\x08SetAlias\x12).designsearch.internal.v1.SetAliasRequest\x1a*.designsearch.internal.v1.SetAliasResponse\x12m\n\x0cUpsertPoints\x12-.designsearch.internal.v1.UpsertPointsRequest\x1a..designsearch.internal.v1.UpsertPointsResponse\x12m\n\x0c\x44\x65letePoints\x12-.designsearch.internal.v1.DeletePointsRequest\x1a..designsearch.internal.v1.DeletePointsResponse\x12j\n\x0b\x43ountPoints\x12,.designsearch.internal.v1.CountPointsRequest\x1a-.designsearch.internal.v1.CountPointsResponse\x12m\n\x0cSearchPoints\x12-.designsearch.internal.v1.SearchPointsRequest\x1a..designsearch.internal.v1.SearchPointsResponse\x12|\n\x11SearchPointsBatch\x12\x32.designsearch.internal.v1.SearchPointsBatchRequest\x1a\x33.designsearch.internal.v1.SearchPointsBatchResponse\x12\x64\n\tGetPoints\x12*.designsearch.internal.v1.GetPointsRequest\x1a+.designsearch.internal.v1.GetPointsResponse\x12y\n\x10GetGroupCentroid\x12\x31.designsearch.internal.v1.GetGroupCentroidRequest\x1a\x32.designsearch.internal.v1.GetGroupCentroidResponse\x12s\n\x0e\x43reateSnapshot\x12/.designsearch.internal.v1.CreateSnapshotRequest\x1a\x30.designsearch.internal.v1.CreateSnapshotResponse\x12v\n\x0fRestoreSnapshot\x12\x30.designsearch.internal.v1.RestoreSnapshotRequest\x1a\x31.designsearch.internal.v1.RestoreSnapshotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%designsearch/internal/v1/search.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a$designsearch/internal/v1/types.proto\"\xc5\x01\n\x07Payload\x12\x11\n\tdesign_id\x18\x01 \x01(\t\x12\r\n\x05\x62rand\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04year\x18\x04 \x01(\x05\x12\'\n\x04kind\x18\x05 \x01(\x0e\x32\x19.designsearch.v1.CropKind\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08image_id\x18\x07 \x01(\t\x12)\n\x03\x62ox\x18\x08 \x01(\x0b\x32\x1c.designsearch.v1.BoundingBox\"\xcf\x01\n\x05Point\x12\n\n\x02id\x18\x01 \x01(\t\x12=\n\x07vectors\x18\x02 \x03(\x0b\x32,.designsearch.internal.v1.Point.VectorsEntry\x12\x32\n\x07payload\x18\x03 \x01(\x0b\x32!.designsearch.internal.v1.Payload\x1aG\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector:\x02\x38\x01\"\xae\x01\n\x17\x43reateCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12O\n\x07vectors\x18\x02 \x03(\x0b\x32>.designsearch.internal.v1.CreateCollectionRequest.VectorsEntry\x1a.\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"+\n\x18\x43reateCollectionResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x08\"-\n\x17\x44\x65leteCollectionRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteCollectionResponse\")\n\x16ListCollectionsRequest\x12\x0f\n\x07\x61liases\x18\x01 \x03(\t\"\xaf\x01\n\x17ListCollectionsResponse\x12\x13\n\x0b\x63ollections\x18\x01 \x03(\t\x12O\n\x07\x61liases\x18\x02 \x03(\x0b\x32>.designsearch.internal.v1.ListCollectionsResponse.AliasesEntry\x1a.\n\x0c\x41liasesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x18GetCollectionInfoRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\x9e\x01\n\x19GetCollectionInfoResponse\x12Q\n\x07vectors\x18\x01 \x03(\x0b\x32@.designsearch.internal.v1.GetCollectionInfoResponse.VectorsEntry\x1a.\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"4\n\x0fSetAliasRequest\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"\x12\n\x10SetAliasResponse\"Z\n\x13UpsertPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12/\n\x06points\x18\x02 \x03(\x0b\x32\x1f.designsearch.internal.v1.Point\"(\n\x14UpsertPointsResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\"6\n\x13\x44\x65letePointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"\x16\n\x14\x44\x65letePointsResponse\"S\n\x12\x43ountPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x18.designsearch.v1.Filters\"$\n\x13\x43ountPointsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"\xd4\x01\n\x13SearchPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\'\n\x06vector\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector\x12-\n\x05using\x18\x03 \x01(\x0e\x32\x1e.designsearch.internal.v1.View\x12\r\n\x05limit\x18\x04 \x01(\x05\x12)\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x18.designsearch.v1.Filters\x12\x17\n\x0fgroup_by_design\x18\x06 \x01(\x08\"\\\n\x0bScoredPoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x32\n\x07payload\x18\x03 \x01(\x0b\x32!.designsearch.internal.v1.Payload\"K\n\x14SearchPointsResponse\x12\x33\n\x04hits\x18\x01 \x03(\x0b\x32%.designsearch.internal.v1.ScoredPoint\"[\n\x18SearchPointsBatchRequest\x12?\n\x08searches\x18\x01 \x03(\x0b\x32-.designsearch.internal.v1.SearchPointsRequest\"\\\n\x19SearchPointsBatchResponse\x12?\n\x07results\x18\x01 \x03(\x0b\x32..designsearch.internal.v1.SearchPointsResponse\"1\n\x15\x43reateSnapshotRequest\x12\x12\n\ncollection\x18\x01 \x01(\tJ\x04\x08\x02\x10\x03\"*\n\x16\x43reateSnapshotResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\t\">\n\x16RestoreSnapshotRequest\x12\x10\n\x08snapshot\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"\x19\n\x17RestoreSnapshotResponse\"\x87\x01\n\x17GetGroupCentroidRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12-\n\x05using\x18\x02 \x01(\x0e\x32\x1e.designsearch.internal.v1.View\x12)\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x18.designsearch.v1.Filters\"\x8b\x01\n\x18GetGroupCentroidResponse\x12)\n\x08\x63\x65ntroid\x18\x01 \x01(\x0b\x32\x17.designsearch.v1.Vector\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x1a\n\x12member_cosine_mean\x18\x03 \x01(\x02\x12\x19\n\x11member_cosine_std\x18\x04 \x01(\x02\"3\n\x10GetPointsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"D\n\x11GetPointsResponse\x12/\n\x06points\x18\x01 \x03(\x0b\x32\x1f.designsearch.internal.v1.Point2\xe3\x0c\n\rSearchService\x12y\n\x10\x43reateCollection\x12\x31.designsearch.internal.v1.CreateCollectionRequest\x1a\x32.designsearch.internal.v1.CreateCollectionResponse\x12y\n\x10\x44\x65leteCollection\x12\x31.designsearch.internal.v1.DeleteCollectionRequest\x1a\x32.designsearch.internal.v1.DeleteCollectionResponse\x12v\n\x0fListCollections\x12\x30.designsearch.internal.v1.ListCollectionsRequest\x1a\x31.designsearch.internal.v1.ListCollectionsResponse\x12|\n\x11GetCollectionInfo\x12\x32.designsearch.internal.v1.GetCollectionInfoRequest\x1a\x33.designsearch.internal.v1.GetCollectionInfoResponse\x12\x61\n\x08SetAlias\x12).designsearch.internal.v1.SetAliasRequest\x1a*.designsearch.internal.v1.SetAliasResponse\x12m\n\x0cUpsertPoints\x12-.designsearch.internal.v1.UpsertPointsRequest\x1a..designsearch.internal.v1.UpsertPointsResponse\x12m\n\x0c\x44\x65letePoints\x12-.designsearch.internal.v1.DeletePointsRequest\x1a..designsearch.internal.v1.DeletePointsResponse\x12j\n\x0b\x43ountPoints\x12,.designsearch.internal.v1.CountPointsRequest\x1a-.designsearch.internal.v1.CountPointsResponse\x12m\n\x0cSearchPoints\x12-.designsearch.internal.v1.SearchPointsRequest\x1a..designsearch.internal.v1.SearchPointsResponse\x12|\n\x11SearchPointsBatch\x12\x32.designsearch.internal.v1.SearchPointsBatchRequest\x1a\x33.designsearch.internal.v1.SearchPointsBatchResponse\x12\x64\n\tGetPoints\x12*.designsearch.internal.v1.GetPointsRequest\x1a+.designsearch.internal.v1.GetPointsResponse\x12y\n\x10GetGroupCentroid\x12\x31.designsearch.internal.v1.GetGroupCentroidRequest\x1a\x32.designsearch.internal.v1.GetGroupCentroidResponse\x12s\n\x0e\x43reateSnapshot\x12/.designsearch.internal.v1.CreateSnapshotRequest\x1a\x30.designsearch.internal.v1.CreateSnapshotResponse\x12v\n\x0fRestoreSnapshot\x12\x30.designsearch.internal.v1.RestoreSnapshotRequest\x1a\x31.designsearch.internal.v1.RestoreSnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECOLLECTIONREQUEST_VECTORSENTRY']._serialized_options = b'8\001'
   _globals['_LISTCOLLECTIONSRESPONSE_ALIASESENTRY']._loaded_options = None
   _globals['_LISTCOLLECTIONSRESPONSE_ALIASESENTRY']._serialized_options = b'8\001'
+  _globals['_GETCOLLECTIONINFORESPONSE_VECTORSENTRY']._loaded_options = None
+  _globals['_GETCOLLECTIONINFORESPONSE_VECTORSENTRY']._serialized_options = b'8\001'
   _globals['_PAYLOAD']._serialized_start=136
   _globals['_PAYLOAD']._serialized_end=333
   _globals['_POINT']._serialized_start=336
@@ -61,48 +63,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1061
   _globals['_LISTCOLLECTIONSRESPONSE_ALIASESENTRY']._serialized_start=1015
   _globals['_LISTCOLLECTIONSRESPONSE_ALIASESENTRY']._serialized_end=1061
-  _globals['_SETALIASREQUEST']._serialized_start=1063
-  _globals['_SETALIASREQUEST']._serialized_end=1115
-  _globals['_SETALIASRESPONSE']._serialized_start=1117
-  _globals['_SETALIASRESPONSE']._serialized_end=1135
-  _globals['_UPSERTPOINTSREQUEST']._serialized_start=1137
-  _globals['_UPSERTPOINTSREQUEST']._serialized_end=1227
-  _globals['_UPSERTPOINTSRESPONSE']._serialized_start=1229
-  _globals['_UPSERTPOINTSRESPONSE']._serialized_end=1269
-  _globals['_DELETEPOINTSREQUEST']._serialized_start=1271
-  _globals['_DELETEPOINTSREQUEST']._serialized_end=1325
-  _globals['_DELETEPOINTSRESPONSE']._serialized_start=1327
-  _globals['_DELETEPOINTSRESPONSE']._serialized_end=1349
-  _globals['_COUNTPOINTSREQUEST']._serialized_start=1351
-  _globals['_COUNTPOINTSREQUEST']._serialized_end=1434
-  _globals['_COUNTPOINTSRESPONSE']._serialized_start=1436
-  _globals['_COUNTPOINTSRESPONSE']._serialized_end=1472
-  _globals['_SEARCHPOINTSREQUEST']._serialized_start=1475
-  _globals['_SEARCHPOINTSREQUEST']._serialized_end=1687
-  _globals['_SCOREDPOINT']._serialized_start=1689
-  _globals['_SCOREDPOINT']._serialized_end=1781
-  _globals['_SEARCHPOINTSRESPONSE']._serialized_start=1783
-  _globals['_SEARCHPOINTSRESPONSE']._serialized_end=1858
-  _globals['_SEARCHPOINTSBATCHREQUEST']._serialized_start=1860
-  _globals['_SEARCHPOINTSBATCHREQUEST']._serialized_end=1951
-  _globals['_SEARCHPOINTSBATCHRESPONSE']._serialized_start=1953
-  _globals['_SEARCHPOINTSBATCHRESPONSE']._serialized_end=2045
-  _globals['_CREATESNAPSHOTREQUEST']._serialized_start=2047
-  _globals['_CREATESNAPSHOTREQUEST']._serialized_end=2096
-  _globals['_CREATESNAPSHOTRESPONSE']._serialized_start=2098
-  _globals['_CREATESNAPSHOTRESPONSE']._serialized_end=2140
-  _globals['_RESTORESNAPSHOTREQUEST']._serialized_start=2142
-  _globals['_RESTORESNAPSHOTREQUEST']._serialized_end=2204
-  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_start=2206
-  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_end=2231
-  _globals['_GETGROUPCENTROIDREQUEST']._serialized_start=2234
-  _globals['_GETGROUPCENTROIDREQUEST']._serialized_end=2369
-  _globals['_GETGROUPCENTROIDRESPONSE']._serialized_start=2372
-  _globals['_GETGROUPCENTROIDRESPONSE']._serialized_end=2511
-  _globals['_GETPOINTSREQUEST']._serialized_start=2513
-  _globals['_GETPOINTSREQUEST']._serialized_end=2564
-  _globals['_GETPOINTSRESPONSE']._serialized_start=2566
-  _globals['_GETPOINTSRESPONSE']._serialized_end=2634
-  _globals['_SEARCHSERVICE']._serialized_start=2637
-  _globals['_SEARCHSERVICE']._serialized_end=4146
+  _globals['_GETCOLLECTIONINFOREQUEST']._serialized_start=1063
+  _globals['_GETCOLLECTIONINFOREQUEST']._serialized_end=1109
+  _globals['_GETCOLLECTIONINFORESPONSE']._serialized_start=1112
+  _globals['_GETCOLLECTIONINFORESPONSE']._serialized_end=1270
+  _globals['_GETCOLLECTIONINFORESPONSE_VECTORSENTRY']._serialized_start=674
+  _globals['_GETCOLLECTIONINFORESPONSE_VECTORSENTRY']._serialized_end=720
+  _globals['_SETALIASREQUEST']._serialized_start=1272
+  _globals['_SETALIASREQUEST']._serialized_end=1324
+  _globals['_SETALIASRESPONSE']._serialized_start=1326
+  _globals['_SETALIASRESPONSE']._serialized_end=1344
+  _globals['_UPSERTPOINTSREQUEST']._serialized_start=1346
+  _globals['_UPSERTPOINTSREQUEST']._serialized_end=1436
+  _globals['_UPSERTPOINTSRESPONSE']._serialized_start=1438
+  _globals['_UPSERTPOINTSRESPONSE']._serialized_end=1478
+  _globals['_DELETEPOINTSREQUEST']._serialized_start=1480
+  _globals['_DELETEPOINTSREQUEST']._serialized_end=1534
+  _globals['_DELETEPOINTSRESPONSE']._serialized_start=1536
+  _globals['_DELETEPOINTSRESPONSE']._serialized_end=1558
+  _globals['_COUNTPOINTSREQUEST']._serialized_start=1560
+  _globals['_COUNTPOINTSREQUEST']._serialized_end=1643
+  _globals['_COUNTPOINTSRESPONSE']._serialized_start=1645
+  _globals['_COUNTPOINTSRESPONSE']._serialized_end=1681
+  _globals['_SEARCHPOINTSREQUEST']._serialized_start=1684
+  _globals['_SEARCHPOINTSREQUEST']._serialized_end=1896
+  _globals['_SCOREDPOINT']._serialized_start=1898
+  _globals['_SCOREDPOINT']._serialized_end=1990
+  _globals['_SEARCHPOINTSRESPONSE']._serialized_start=1992
+  _globals['_SEARCHPOINTSRESPONSE']._serialized_end=2067
+  _globals['_SEARCHPOINTSBATCHREQUEST']._serialized_start=2069
+  _globals['_SEARCHPOINTSBATCHREQUEST']._serialized_end=2160
+  _globals['_SEARCHPOINTSBATCHRESPONSE']._serialized_start=2162
+  _globals['_SEARCHPOINTSBATCHRESPONSE']._serialized_end=2254
+  _globals['_CREATESNAPSHOTREQUEST']._serialized_start=2256
+  _globals['_CREATESNAPSHOTREQUEST']._serialized_end=2305
+  _globals['_CREATESNAPSHOTRESPONSE']._serialized_start=2307
+  _globals['_CREATESNAPSHOTRESPONSE']._serialized_end=2349
+  _globals['_RESTORESNAPSHOTREQUEST']._serialized_start=2351
+  _globals['_RESTORESNAPSHOTREQUEST']._serialized_end=2413
+  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_start=2415
+  _globals['_RESTORESNAPSHOTRESPONSE']._serialized_end=2440
+  _globals['_GETGROUPCENTROIDREQUEST']._serialized_start=2443
+  _globals['_GETGROUPCENTROIDREQUEST']._serialized_end=2578
+  _globals['_GETGROUPCENTROIDRESPONSE']._serialized_start=2581
+  _globals['_GETGROUPCENTROIDRESPONSE']._serialized_end=2720
+  _globals['_GETPOINTSREQUEST']._serialized_start=2722
+  _globals['_GETPOINTSREQUEST']._serialized_end=2773
+  _globals['_GETPOINTSRESPONSE']._serialized_start=2775
+  _globals['_GETPOINTSRESPONSE']._serialized_end=2843
+  _globals['_SEARCHSERVICE']._serialized_start=2846
+  _globals['_SEARCHSERVICE']._serialized_end=4481
 # @@protoc_insertion_point(module_scope)

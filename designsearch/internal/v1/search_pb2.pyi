@@ -97,6 +97,25 @@ class ListCollectionsResponse(_message.Message):
     aliases: _containers.ScalarMap[str, str]
     def __init__(self, collections: _Optional[_Iterable[str]] = ..., aliases: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class GetCollectionInfoRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class GetCollectionInfoResponse(_message.Message):
+    __slots__ = ("vectors",)
+    class VectorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.ScalarMap[str, int]
+    def __init__(self, vectors: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
 class SetAliasRequest(_message.Message):
     __slots__ = ("alias", "collection")
     ALIAS_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class SearchServiceStub:
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.GetCollectionInfo = channel.unary_unary(
+                '/designsearch.internal.v1.SearchService/GetCollectionInfo',
+                request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoRequest.SerializeToString,
+                response_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoResponse.FromString,
+                _registered_method=True)
         self.SetAlias = channel.unary_unary(
                 '/designsearch.internal.v1.SearchService/SetAlias',
                 request_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.SetAliasRequest.SerializeToString,
@@ -120,6 +125,13 @@ class SearchServiceServicer:
 
     def ListCollections(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCollectionInfo(self, request, context):
+        """The named vectors of a collection (or of the collection an alias names).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -206,6 +218,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.FromString,
                     response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'GetCollectionInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollectionInfo,
+                    request_deserializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoRequest.FromString,
+                    response_serializer=designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoResponse.SerializeToString,
             ),
             'SetAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAlias,
@@ -340,6 +357,33 @@ class SearchService:
             '/designsearch.internal.v1.SearchService/ListCollections',
             designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsRequest.SerializeToString,
             designsearch_dot_internal_dot_v1_dot_search__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollectionInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/designsearch.internal.v1.SearchService/GetCollectionInfo',
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoRequest.SerializeToString,
+            designsearch_dot_internal_dot_v1_dot_search__pb2.GetCollectionInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

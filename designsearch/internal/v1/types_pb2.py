@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$designsearch/internal/v1/types.proto\x12\x18\x64\x65signsearch.internal.v1*<\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\x0e\n\nVIEW_PHOTO\x10\x01\x12\x0e\n\nVIEW_LINES\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$designsearch/internal/v1/types.proto\x12\x18\x64\x65signsearch.internal.v1*M\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\x0e\n\nVIEW_PHOTO\x10\x01\x12\x0e\n\nVIEW_LINES\x10\x02\x12\x0f\n\x0bVIEW_CUTOUT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'designsearch.internal.v1.ty
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VIEW']._serialized_start=66
-  _globals['_VIEW']._serialized_end=126
+  _globals['_VIEW']._serialized_end=143
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,8 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_UNSPECIFIED: _ClassVar[View]
     VIEW_PHOTO: _ClassVar[View]
     VIEW_LINES: _ClassVar[View]
+    VIEW_CUTOUT: _ClassVar[View]
 VIEW_UNSPECIFIED: View
 VIEW_PHOTO: View
 VIEW_LINES: View
+VIEW_CUTOUT: View

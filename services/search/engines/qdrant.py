@@ -281,6 +281,14 @@ class QdrantIndex(SnapshotMixin):
         self._call(self._client.delete_collection, name, collection=name)
         self._invalidate()
 
+    def vector_dims(self, collection: str) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of a collection or alias.
+
+        Raises:
+            NotFound: unknown collection or alias.
+        """
+        return dict(self._info(collection)[0])
+
     def list_collections(self) -> list[str]:
         """Names of existing collections (not aliases), sorted."""
         resp = self._call(self._client.get_collections)

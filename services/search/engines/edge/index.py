@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from designsearch.domain import Point
+from designsearch.domain import VIEW_CUTOUT, Point
 from designsearch.errors import BackendUnavailable, DesignSearchError, InvalidArgument, NotFound
 from designsearch.services.search.engines.common import canonical_id, prepare_vector
 from designsearch.services.search.engines.edge.build import BuildMixin
@@ -239,8 +239,10 @@ class EdgeIndex(QueryMixin, BuildMixin, SnapshotMixin):
 
     @staticmethod
     def _indexed_points(info: Any, coll: _Collection) -> int:
-        # indexed_vectors_count sums over named vectors; points are indexed per name
-        return int(info.indexed_vectors_count) // max(1, len(coll.dims))
+        # indexed_vectors_count sums over named vectors; points are indexed per name. The cutout
+        # vector is held by crop points only, so it is not counted as one every point has.
+        per_point = max(1, len(coll.dims) - (VIEW_CUTOUT in coll.dims))
+        return min(int(info.points_count), int(info.indexed_vectors_count) // per_point)
 
     def create_collection(self, name: str, vectors: dict[str, int], hnsw: HnswConfig | None = None) -> bool:
         """Create ``name`` with cosine named vectors ``{name: D}`` and payload indexes.
@@ -296,6 +298,14 @@ class EdgeIndex(QueryMixin, BuildMixin, SnapshotMixin):
     def list_collections(self) -> list[str]:
         """Names of existing collections (not aliases), sorted."""
         return self._collection_names()
+
+    def vector_dims(self, collection: str) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of a collection or alias.
+
+        Raises:
+            NotFound: unknown collection or alias.
+        """
+        return dict(self._get(collection).dims)
 
     def set_alias(self, alias: str, collection: str) -> None:
         """Point ``alias`` at ``collection`` (one atomic rename of ``aliases.json``).
