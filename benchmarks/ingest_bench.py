@@ -30,15 +30,16 @@ from designsearch.settings import REPO_ROOT, default_data_dir
 
 
 def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_threads: int | None = None,
-             mirror: bool = True, cutouts: bool = True) -> dict:
+             mirror: bool = True, cutouts: bool = True, lines: bool = False) -> dict:
     """Ingest ``catalogue`` over ``streams`` concurrent streams into a fresh stack; returns the figures.
     ``model_threads`` sets the segmenter's and the embedder's onnxruntime threads (default: their settings);
     ``mirror`` the gateway's ``ingest_mirror_whole_picture`` (catalogue-side flip augmentation), ``cutouts`` its
-    ``ingest_cutouts`` (a cut-out vector per crop)."""
+    ``ingest_cutouts`` (a cut-out vector per crop), ``lines`` its ``ingest_lines_view`` (a lines vector per point)."""
     if var.exists():
         shutil.rmtree(var)
     env = {"DESIGNSEARCH_SEARCH_ENGINE": engine, "DESIGNSEARCH_GATEWAY_INGEST_MIRROR_WHOLE_PICTURE": str(mirror).lower(),
-           "DESIGNSEARCH_GATEWAY_INGEST_CUTOUTS": str(cutouts).lower()}
+           "DESIGNSEARCH_GATEWAY_INGEST_CUTOUTS": str(cutouts).lower(),
+           "DESIGNSEARCH_GATEWAY_INGEST_LINES_VIEW": str(lines).lower()}
     if model_threads:
         env |= {"DESIGNSEARCH_SEGMENTER_THREADS": str(model_threads), "DESIGNSEARCH_EMBEDDER_THREADS": str(model_threads)}
     stack = Stack(var, env=env)
@@ -86,6 +87,8 @@ def main() -> None:
                         help="whole pictures indexed without flip averaging (ingest_mirror_whole_picture=false)")
     parser.add_argument("--no-cutouts", action="store_true",
                         help="crops indexed without a cut-out vector (ingest_cutouts=false)")
+    parser.add_argument("--lines-view", action="store_true",
+                        help="every point also indexed with a lines vector (ingest_lines_view=true)")
     parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-ingest")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "ingest.json")
     args = parser.parse_args()
@@ -97,14 +100,15 @@ def main() -> None:
     runs = []
     for n in args.streams:
         r = run_once(catalogue, queries, n, args.var / f"streams-{n}", args.engine, args.model_threads or None,
-                     mirror=not args.no_mirror, cutouts=not args.no_cutouts)
+                     mirror=not args.no_mirror, cutouts=not args.no_cutouts, lines=args.lines_view)
         runs.append(r)
         print(f"{n} stream(s): {r['images_per_s']:6.1f} images/s ({r['images']} images, {r['points']} points, "
               f"{r['seconds']} s, failed {r['failed']}); CPU ms/image {r['cpu_ms_per_image']} "
               f"= {r['cpu_ms_per_image_total']}")
     out = {"machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
            "engine": args.engine, "model_threads": args.model_threads or "default",
-           "mirror_whole_picture": not args.no_mirror, "cutouts": not args.no_cutouts, "runs": runs}
+           "mirror_whole_picture": not args.no_mirror, "cutouts": not args.no_cutouts,
+           "lines_view": args.lines_view, "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")

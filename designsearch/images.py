@@ -263,17 +263,16 @@ def cutout_on_white(rgb: np.ndarray, box: tuple[int, int, int, int], mask: np.nd
     scale = size / (max(bw, bh) * (1 + 2 * margin))
     ow, oh = max(1, round(bw * scale)), max(1, round(bh * scale))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    obj = cv2.resize(rgb[y1:y2, x1:x2], (ow, oh), interpolation=interpolation).astype(np.float32)
-    alpha = cv2.resize((mask > 0).astype(np.float32), (ow, oh), interpolation=cv2.INTER_LINEAR)
-    canvas_alpha = np.zeros((size, size), np.float32)
-    canvas = np.full((size, size, 3), 255.0, np.float32)
     top, left = (size - oh) // 2, (size - ow) // 2
-    canvas[top:top + oh, left:left + ow] = obj
-    canvas_alpha[top:top + oh, left:left + ow] = alpha
+    canvas = np.full((size, size, 3), 255, np.uint8)
+    canvas[top:top + oh, left:left + ow] = cv2.resize(rgb[y1:y2, x1:x2], (ow, oh), interpolation=interpolation)
+    alpha = np.zeros((size, size), np.float32)
+    alpha[top:top + oh, left:left + ow] = cv2.resize((mask > 0).astype(np.float32), (ow, oh),
+                                                     interpolation=cv2.INTER_LINEAR)
     if feather_px > 0:
-        canvas_alpha = cv2.GaussianBlur(canvas_alpha, (0, 0), feather_px)
-    out = canvas * canvas_alpha[..., None] + 255.0 * (1.0 - canvas_alpha[..., None])
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        alpha = cv2.GaussianBlur(alpha, (0, 0), feather_px)
+    # alpha * object + (1 - alpha) * white, per pixel (OpenCV's blendLinear: uint8 in and out, rounded)
+    return cv2.blendLinear(canvas, np.full_like(canvas, 255), alpha, 1.0 - alpha)
 
 
 def to_model_input(images: list[np.ndarray], size: int) -> np.ndarray:

@@ -61,7 +61,8 @@ class GatewaySettings(ServiceSettings):
     sketch_search: Literal["photo", "lines", "both"] = Field(
         "photo", description="Catalogue vectors a sketch query is searched against: photo (the embedder puts a drawing "
                              "near the photos of its design; designers' drawings are not Canny edge maps), lines (the "
-                             "catalogue's Canny line drawings, the reference system's rule) or both (best hit of the two).")
+                             "catalogue's Canny line drawings, the reference system's rule) or both (best hit of the two); "
+                             "lines and both need a collection created with ingest_lines_view (otherwise: photo).")
     closeup_cutouts: Literal["off", "crops", "crops_whole"] = Field(
         "crops", description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
                              "besides the photo vectors by the close-up crops (crops) or also the whole picture "
@@ -78,6 +79,10 @@ class GatewaySettings(ServiceSettings):
     ingest_cutouts: bool = Field(
         True, description="Give each catalogue crop a cutout vector: its wheel alone on white (segmentation mask), "
                           "embedded as a photo; one more embedding per crop at ingestion.")
+    ingest_lines_view: bool = Field(
+        False, description="Collections created from now on also hold a lines vector (Canny line drawing) per catalogue "
+                           "point, which only sketch_search lines/both search: one more embedding per region at "
+                           "ingestion. Off: designers' drawings match the photo vectors better (README).")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
     max_stream_items: int = Field(100_000, description="Most items one IndexDesigns stream may carry.")
     max_message_mb: int = Field(

@@ -50,7 +50,8 @@ class GatewayCore:
         self.backends = backends
         self.cache = cache
         self.catalogue = catalogue
-        self.live = LiveIndex(backends, settings.collection_prefix, settings.alias_refresh_s)
+        self.live = LiveIndex(backends, settings.collection_prefix, settings.alias_refresh_s,
+                              lines_view=settings.ingest_lines_view)
         self.query = QueryService(backends, self.live, cache, catalogue, default_k=settings.default_k,
                                   max_k=settings.max_k, max_crops=settings.max_crops,
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,

@@ -118,9 +118,10 @@ class Ingestor:
 
         The image becomes one point per region of :func:`designsearch.gateway.regions.query_regions` (its crops,
         then the whole picture; only the whole picture when the segmenter finds nothing), each with
-        a ``photo`` and a ``lines`` vector (the whole picture's flip-averaged when
-        ``mirror_whole_picture``) and, for crops with a mask when ``cutouts`` and the collection has
-        the vector, a ``cutout`` vector (the crop's object on white, embedded as a photo), payload ``kind`` = the region's kind and ``box`` = its box, ids
+        a ``photo`` vector and, when the collection has that vector, a ``lines`` one (the whole
+        picture's flip-averaged when ``mirror_whole_picture``) and, for crops with a mask when
+        ``cutouts`` and the collection has the vector, a ``cutout`` vector (the crop's object on
+        white, embedded as a photo), payload ``kind`` = the region's kind and ``box`` = its box, ids
         :func:`point_id` ``(image_id, region index, version)``, and one catalogue row with a
         thumbnail per point. An image already indexed with ``version`` is a ``duplicate``, unless
         it was indexed before whole-picture points existed (its last point is not a whole picture):
@@ -176,11 +177,13 @@ class Ingestor:
             regions = query_regions(seg.crops, item.image, rgb)
             mirror = [self.mirror_whole_picture and r.kind == KIND_WHOLE_IMAGE for r in regions]
             collection = self.live.collection_for(version)
+            vectors = await self.live.vectors_of(collection)
             cutouts: list[bytes | None] = [None] * len(regions)
-            if self.cutouts and VIEW_CUTOUT in await self.live.vectors_of(collection):
+            if self.cutouts and VIEW_CUTOUT in vectors:
                 cutouts = await asyncio.to_thread(lambda: [region_cutout(rgb, r) for r in regions])
             cut = [i for i, c in enumerate(cutouts) if c is not None]
-            calls = [self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO, VIEW_LINES], version, mirror)]
+            views = [VIEW_PHOTO, VIEW_LINES] if VIEW_LINES in vectors else [VIEW_PHOTO]
+            calls = [self.backends.embed([r.jpeg for r in regions], views, version, mirror)]
             if cut:  # the cut-outs in a call of their own (photo view only); the embedder batches both
                 calls.append(self.backends.embed([cutouts[i] for i in cut], [VIEW_PHOTO], version))
             answers = await asyncio.gather(*calls)
@@ -279,7 +282,7 @@ class Ingestor:
             raise BackendUnavailable(f"no configured embedder serves {version}")
         target = self.live.collection_for(version)
         dim = self.live.dims[version]
-        await self.backends.create_collection(target, collection_vectors(dim))
+        await self.backends.create_collection(target, collection_vectors(dim, self.live.lines_view))
         previous = await self.backends.resolve_alias(self.live.collection_prefix)
         outcomes = await self.index_stream(items, version, on_item)
         counts = {s: sum(o.status == s for o in outcomes) for s in OUTCOMES}

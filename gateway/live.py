@@ -19,10 +19,11 @@ from designsearch.gateway.ports import Backends
 log = get_logger("gateway")
 
 
-def collection_vectors(dim: int) -> dict[str, int]:
-    """Named vectors ``{name: dim}`` of the collections the gateway creates: ``photo`` and ``lines``
-    for every point, ``cutout`` for crop points (:data:`designsearch.domain.VIEW_CUTOUT`)."""
-    return {VIEW_PHOTO: dim, VIEW_LINES: dim, VIEW_CUTOUT: dim}
+def collection_vectors(dim: int, lines: bool = False) -> dict[str, int]:
+    """Named vectors ``{name: dim}`` of the collections the gateway creates: ``photo`` for every point,
+    ``cutout`` for crop points (:data:`designsearch.domain.VIEW_CUTOUT`) and, with ``lines``, ``lines``
+    (the Canny line drawing of every point)."""
+    return {VIEW_PHOTO: dim, **({VIEW_LINES: dim} if lines else {}), VIEW_CUTOUT: dim}
 
 
 class LiveIndex:
@@ -32,10 +33,14 @@ class LiveIndex:
         backends: the gateway's backends.
         collection_prefix: collections are ``<prefix>_<embedder version hex>``; the alias is ``<prefix>``.
         refresh_s: how often the alias and the segmenter version are re-read, seconds.
+        lines_view: collections this gateway creates hold a ``lines`` vector per point (only searched
+            with ``sketch_search`` ``lines`` or ``both``; one more embedding per catalogue region).
     """
 
-    def __init__(self, backends: Backends, collection_prefix: str = "designs", refresh_s: float = 1.0) -> None:
+    def __init__(self, backends: Backends, collection_prefix: str = "designs", refresh_s: float = 1.0,
+                 lines_view: bool = False) -> None:
         self.backends = backends
+        self.lines_view = lines_view
         self.collection_prefix = collection_prefix
         self.refresh_s = refresh_s
         self.embedder_version = ""
@@ -69,7 +74,7 @@ class LiveIndex:
         self.dims = dict(infos)
         version, dim = infos[0]
         collection = self.collection_for(version)
-        await self.backends.create_collection(collection, collection_vectors(dim))
+        await self.backends.create_collection(collection, collection_vectors(dim, self.lines_view))
         if await self.backends.resolve_alias(self.collection_prefix) is None:
             await self.backends.set_alias(self.collection_prefix, collection)
         self.segmenter_version = await self.backends.segmenter_version()
@@ -79,8 +84,9 @@ class LiveIndex:
 
     async def vectors_of(self, collection: str) -> frozenset[str]:
         """The named vectors of ``collection`` (read once, then cached: a collection's vectors are
-        fixed when it is created). Collections created before the ``cutout`` vector existed lack it;
-        ingestion then computes no cut-outs and queries do not search them.
+        fixed when it is created). Ingestion computes, and queries search, only the vectors a collection
+        has: collections created before the ``cutout`` vector existed lack it, and ``lines`` is there only
+        when the collection was created with it (:attr:`lines_view`).
 
         Raises:
             BackendUnavailable: the search service does not answer.

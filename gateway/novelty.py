@@ -75,7 +75,8 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
     has_crop = q.regions[0].kind != KIND_WHOLE_IMAGE
     kinds = (KIND_WHEEL, KIND_CLOSEUP) if has_crop else (KIND_WHOLE_IMAGE,)
     flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, (), group.design_ids)
-    centroid, n, mean, std = await backends.group_centroid(q.collection, query.search_views(q.vector_name)[0], flt)
+    view = query.search_views(q.vector_name, await query.live.vectors_of(q.collection))[0]
+    centroid, n, mean, std = await backends.group_centroid(q.collection, view, flt)
     t = float(q.vectors[0] @ centroid)
     z = (t - mean) / std if std > 1e-9 else 0.0
     return TypicalityResult(t, n, mean, std, z, "crop" if has_crop else KIND_WHOLE_IMAGE, q.embedder_version, q.query_id)

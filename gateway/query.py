@@ -281,12 +281,14 @@ class QueryService:
         regions, vectors, vector_name, query_id = q.regions, q.vectors, q.vector_name, q.query_id
         row_regions = q.row_regions
         version, collection, cached, used_domain = q.embedder_version, q.collection, q.cache_hit, q.domain
+        collection_vectors = await self.live.vectors_of(collection)
         disliked = await asyncio.to_thread(self.catalogue.disliked, query_id, caller.get()) if use_feedback else []
         if disliked:  # this caller's feedback on this query: drop those designs, move the query away from them
             flt = dataclasses.replace(flt, exclude_design_ids=tuple(dict.fromkeys([*flt.exclude_design_ids, *disliked])))
             with timer.stage("feedback"):
                 vectors = await self._away_from_disliked(disliked, [regions[i] for i in row_regions], vectors,
-                                                         self.search_views(vector_name)[0], version, collection)
+                                                         self.search_views(vector_name, collection_vectors)[0], version,
+                                                         collection)
         limit = max(k, self.fusion_depth)
         crops_flt = crop_filter(flt)
 
@@ -294,7 +296,7 @@ class QueryService:
         # kind; a region's rotated copies are merged into its list (best per design) before the fusion
         flts = [flt if regions[i].kind == KIND_WHOLE_IMAGE else crops_flt for i in row_regions]
         wanted = [row for row, f in enumerate(flts) if f is not None]
-        views = self.row_views(vector_name, regions, await self.live.vectors_of(collection))
+        views = self.row_views(vector_name, regions, collection_vectors)
         searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
@@ -388,16 +390,19 @@ class QueryService:
         return EmbeddedQuery(regions, vectors, vector_name, used_domain, cached is not None, query_id, version, collection,
                              rotated_of)
 
-    def search_views(self, vector_name: str) -> list[str]:
+    def search_views(self, vector_name: str, collection_vectors: frozenset[str] | None = None) -> list[str]:
         """The catalogue vectors a query embedded for ``vector_name`` is searched against: a photo query its
         ``photo`` vectors; a sketch query (``lines``) per :attr:`sketch_search`: ``photo`` (default: the
         embedder is trained to put a drawing near the photos of its design, and designers' drawings are
         not Canny edge maps — on ``benchmarks/designer_queries.py`` line drawings find their design in
         the top 6 for 57 % against photos, 44 % against the catalogue's line drawings, 48 % against
-        both), ``lines`` (the reference system's rule) or ``both``."""
+        both), ``lines`` (the reference system's rule) or ``both``. Names the collection lacks
+        (``collection_vectors``, when given: a catalogue indexed without ``lines``) are left out;
+        ``photo`` when none is left."""
         if vector_name != VIEW_LINES:
             return [VIEW_PHOTO]
-        return SKETCH_SEARCH[self.sketch_search]
+        views = [v for v in SKETCH_SEARCH[self.sketch_search] if collection_vectors is None or v in collection_vectors]
+        return views or [VIEW_PHOTO]
 
     def row_views(self, vector_name: str, regions: list[QueryCrop], collection_vectors: frozenset[str]) -> list[list[str]]:
         """The catalogue vectors each region is searched against: :meth:`search_views`, plus ``cutout``
@@ -411,7 +416,7 @@ class QueryService:
             regions: the query's regions (:func:`query_regions`).
             collection_vectors: the named vectors of the collection searched.
         """
-        base = self.search_views(vector_name)
+        base = self.search_views(vector_name, collection_vectors)
         kinds = CLOSEUP_CUTOUTS[self.closeup_cutouts]
         if VIEW_CUTOUT not in collection_vectors or not any(r.kind == KIND_CLOSEUP for r in regions):
             kinds = ()

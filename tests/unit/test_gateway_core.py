@@ -280,24 +280,37 @@ async def test_closeup_queries_search_rotated_copies_and_cache_them(core, images
     assert not any(backends.rotation_counts[-1])
 
 
-async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(core, images):
+async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp_path, make_gateway_settings,
+                                                                            catalogue_url, images):
     """A sketch query searches the catalogue's photo vectors by default, its lines vectors or both (one list
-    per region after merging) when set so; a photo query always its photo vectors; bad modes are refused."""
+    per region after merging) when set so and the collection holds lines vectors (``ingest_lines_view`` at its
+    creation), else its photo vectors; a photo query always its photo vectors; bad modes are refused."""
     from designsearch.gateway.query import QueryService
 
     catalogue, queries = images
-    await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
-                                    for i in catalogue[:3]])
     image = queries[0].path.read_bytes()
-    views = core.backends.searched_views
-    for mode, expected in (("photo", ["photo", "photo"]), ("lines", ["lines", "lines"]),
-                           ("both", ["lines", "photo", "lines", "photo"])):  # the crop, then the whole picture
-        core.query.sketch_search = mode
-        sketch = await core.find_similar(image, 3, SearchFilter(), domain="sketch", use_cache=False)
-        assert views[-1] == expected, mode
-        assert sketch.domain == "sketch" and len({m.design_id for m in sketch.matches}) == len(sketch.matches)
-        await core.find_similar(image, 3, SearchFilter(), domain="photo", use_cache=False)
-        assert views[-1] == ["photo", "photo"]
+    for lines_view in (True, False):
+        backends = MemoryBackends()
+        settings = make_gateway_settings(None, tmp_path / str(lines_view), alias_refresh_s=0.0,
+                                         catalogue_url=catalogue_url, ingest_lines_view=lines_view)
+        core = GatewayCore(backends, QueryCache(settings.redis_url, 60), Catalogue(settings.catalogue_url), settings)
+        await core.start()
+        try:
+            await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
+                                            for i in catalogue[:3]])
+            indexed = {name for p in backends.collections[core.live.collection].values() for name in p.vectors}
+            assert ("lines" in indexed) == lines_view
+            views = backends.searched_views
+            for mode, expected in (("photo", ["photo", "photo"]), ("lines", ["lines", "lines"]),
+                                   ("both", ["lines", "photo", "lines", "photo"])):  # the crop, then the whole picture
+                core.query.sketch_search = mode
+                sketch = await core.find_similar(image, 3, SearchFilter(), domain="sketch", use_cache=False)
+                assert views[-1] == (expected if lines_view else ["photo", "photo"]), mode
+                assert sketch.domain == "sketch" and len({m.design_id for m in sketch.matches}) == len(sketch.matches)
+                await core.find_similar(image, 3, SearchFilter(), domain="photo", use_cache=False)
+                assert views[-1] == ["photo", "photo"]
+        finally:
+            await core.close()
     with pytest.raises(ValueError):
         QueryService(core.backends, core.live, core.cache, core.catalogue, sketch_search="edges")
 
@@ -312,7 +325,7 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     backends = core.backends
     items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:4]]
     await core.ingest.index_stream(items[:3])
-    assert sorted(map(tuple, backends.embed_views)) == [("photo",)] * 3 + [("photo", "lines")] * 3
+    assert backends.embed_views == [["photo"]] * 6  # regions (no lines vector by default), then cut-outs, per image
     points = list(backends.collections[core.live.collection].values())
     assert len(points) == 6
     for p in points:
@@ -335,7 +348,7 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     core.live.forget(core.live.collection)
     backends.embed_views.clear()
     await core.ingest.index_stream(items[3:])
-    assert backends.embed_views == [["photo", "lines"]]
+    assert backends.embed_views == [["photo"]]
     backends.segment_kind = KIND_CLOSEUP
     await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert VIEW_CUTOUT not in views[-1]
