@@ -38,7 +38,7 @@ import numpy as np
 
 from designsearch.catalogue_data import demo_split, read_labels
 from designsearch.client import DesignSearchClient
-from designsearch.images import encode_jpeg, encode_png, read_image
+from designsearch.images import read_image
 from designsearch.procs import Stack
 from designsearch.settings import REPO_ROOT, default_data_dir
 from designsearch.v1 import common_pb2
@@ -46,31 +46,15 @@ from designsearch.v1 import common_pb2
 STYLES = ("photo", "closeup", "rendering", "line_drawing")
 
 
-def wheel_cutout(rgb: np.ndarray, detector, source: str):
-    """The best-scoring ``wheel`` detection of ``rgb`` with a wheel-face mask, as a cut-out; or None."""
-    from designsearch.services.segmenter.detection import KIND_WHEEL
-    from designsearch.training.segmenter.synthetic.cutouts import cutout_from_mask
-
-    for d in sorted(detector.detect(rgb), key=lambda d: -d.score):
-        if d.kind != KIND_WHEEL or d.mask is None:
-            continue
-        full = np.zeros(rgb.shape[:2], np.uint8)
-        x1, y1, x2, y2 = d.box
-        full[y1:y2, x1:x2] = d.mask > 0
-        cut = cutout_from_mask(rgb, full, d.box, source, min_side=32)
-        if cut is not None:
-            return cut
-    return None
-
-
 def designer_pictures(queries, per_style: int, seed: int, size: int = 512) -> tuple[list[dict], int]:
-    """``(pictures, skipped)``: each picture a dict ``style, source, design_id, bytes``."""
+    """``(pictures, skipped)``: each picture a dict ``style, source, design_id, bytes``; each query photo
+    itself, then ``per_style`` pictures of each style of :func:`designsearch.training.designer_pictures.draw`
+    (one seeded generator, styles in turn); ``skipped`` photos give no usable wheel cut-out."""
     from designsearch.services.segmenter.config import SegmenterSettings
     from designsearch.services.segmenter.core import load_detector
+    from designsearch.training.designer_pictures import STYLES as DRAWN, draw, wheel_cutout
     from designsearch.training.segmenter.evaluate import validation_samples
     from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds
-    from designsearch.training.segmenter.synthetic.closeups import render_closeup
-    from designsearch.training.segmenter.synthetic.drawings import line_drawing
 
     settings = SegmenterSettings()
     detector = load_detector("learned", settings.model_path)
@@ -85,17 +69,9 @@ def designer_pictures(queries, per_style: int, seed: int, size: int = 512) -> tu
             skipped += 1
             continue
         for _ in range(per_style):
-            rgb, _ = render_closeup(cut, rng, size, photos=photos, cut_off_p=0.1)
-            out.append({"style": "closeup", "source": q.path.name, "design_id": q.design_id,
-                        "bytes": encode_jpeg(rgb, 92)})
-            rgb, _ = render_closeup(cut, rng, size, fill=(0.5, 0.95), background_kind="white", tyre_p=1.0,
-                                    cut_off_p=0.0, oblique_p=0.3, recolour_p=0.3)
-            out.append({"style": "rendering", "source": q.path.name, "design_id": q.design_id,
-                        "bytes": encode_jpeg(rgb, 92)})
-            kind = ("white", "grey", "gradient")[int(rng.integers(3))]
-            rgb, _ = render_closeup(cut, rng, size, background_kind=kind, cut_off_p=0.0, recolour_p=0.0)
-            out.append({"style": "line_drawing", "source": q.path.name, "design_id": q.design_id,
-                        "bytes": encode_png(line_drawing(rgb, rng))})
+            for style in DRAWN:
+                out.append({"style": style, "source": q.path.name, "design_id": q.design_id,
+                            "bytes": draw(cut, style, rng, size, photos)})
     return out, skipped
 
 

@@ -5,11 +5,15 @@ at the equal-error rate on classes 79-88 and reported on classes 89-98, so the r
 are measured on designs the threshold never saw. Two pair kinds, as designers send them:
 
 * ``photo``: photo vs photo of another image (genuine = same design, i.e. same class here);
-* ``sketch``: a line drawing (the Canny edge map of a photo, :func:`designsearch.images.edge_map`)
-  vs a photo of another image: the drawing embedded as drawn, the photo through its ``photo`` view
-  (``--sketch-view``, default; or its ``lines`` view, the rule before the fifth session). The view
-  is written into the record (``sketch.view``) and Verify compares with it. On these pairs the photo
-  view scores 71.8 % against 71.1 % for the lines view (classes 89-98, seed 0), and on
+* ``sketch``: a line drawing vs a photo of another image: the drawing embedded as drawn, the photo
+  through its ``photo`` view (``--sketch-view``, default; or its ``lines`` view, the rule before the
+  fifth session). The drawing is, by default (``--sketch-style designer``, since the sixth session),
+  what a designer draws: the photo's wheel alone, as a line drawing in the styles of the segmenter's
+  validation set (:func:`designsearch.training.designer_pictures.draw`; photos without a usable wheel
+  cut-out give no drawing); ``canny`` is the Canny edge map of the whole photo
+  (:func:`designsearch.images.edge_map`), the calibration before. The view and the style are written
+  into the record (``sketch.view``, ``sketch.style``) and Verify compares with that view. On Canny
+  pairs the photo view scores 71.8 % against 71.1 % for the lines view (classes 89-98, seed 0), and on
   designer-style line drawings FindSimilar finds the design far more often against photos
   (``benchmarks/designer_queries.py``).
 
@@ -66,29 +70,43 @@ def embed_regions(data: bytes, segmenter, embedder, views: tuple[str, ...]) -> d
     return out
 
 
-def pairs(labels: np.ndarray, rng: np.random.Generator, ordered: bool) -> tuple[np.ndarray, np.ndarray]:
-    """All genuine pairs (same label) and as many random impostor pairs; ``(P, 2)`` index pairs and bool labels."""
+def pairs(labels: np.ndarray, rng: np.random.Generator, ordered: bool,
+          first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All genuine pairs (same label) and as many random impostor pairs; ``(P, 2)`` index pairs and bool
+    labels. ``first`` (bool per item): only these may be a pair's first member (the drawn side)."""
     n = len(labels)
     i, j = np.where(labels[:, None] == labels[None, :])
     keep = i != j if ordered else i < j
+    if first is not None:
+        keep &= first[i]
     genuine = np.stack([i[keep], j[keep]], 1)
+    candidates = np.where(first)[0] if first is not None else None
     impostor = []
     while len(impostor) < len(genuine):
-        a, b = rng.integers(0, n, 2)
+        if candidates is None:
+            a, b = rng.integers(0, n, 2)
+        else:
+            a, b = candidates[rng.integers(0, len(candidates))], rng.integers(0, n)
         if labels[a] != labels[b]:
             impostor.append((a, b))
     return np.r_[genuine, np.array(impostor)], np.r_[np.ones(len(genuine), bool), np.zeros(len(impostor), bool)]
 
 
-def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int = 0, sketch_view: str = "photo") -> dict:
+def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int = 0, sketch_view: str = "photo",
+              sketch_style: str = "designer") -> dict:
     """Embed the validation images, score the pairs, choose thresholds; returns the calibration record.
-    ``sketch_view``: the photos' view a drawing is compared with (``photo`` or ``lines``).
+    ``sketch_view``: the photos' view a drawing is compared with (``photo`` or ``lines``);
+    ``sketch_style``: the drawings (``designer``: the photo's wheel drawn as a designer would, seeded;
+    ``canny``: the Canny edge map of the whole photo).
 
     Raises:
-        ValueError: unknown ``sketch_view``.
+        ValueError: unknown ``sketch_view`` or ``sketch_style``.
     """
     if sketch_view not in ("photo", "lines"):
         raise ValueError(f"sketch_view must be photo or lines, got {sketch_view!r}")
+    if sketch_style not in ("designer", "canny"):
+        raise ValueError(f"sketch_style must be designer or canny, got {sketch_style!r}")
+    from designsearch.training.designer_pictures import draw, wheel_cutout
     from designsearch.services.embedder.core import OnnxEmbedder
     from designsearch.services.segmenter.core import Segmenter, load_detector
 
@@ -97,11 +115,16 @@ def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int =
     segmenter = Segmenter(load_detector("auto", str(segmenter_path)))
     embedder = OnnxEmbedder(embedder_path)
     photos, drawings = [], []
+    draw_rng = np.random.default_rng(seed)
     for k, img in enumerate(images):
         raw = img.path.read_bytes()
         photos.append(embed_regions(raw, segmenter, embedder, ("photo", "lines")))
-        drawing = encode_jpeg(edge_map(decode_image(raw)), quality=95)
-        drawings.append(embed_regions(drawing, segmenter, embedder, ("photo",))["photo"])
+        if sketch_style == "canny":
+            drawing = encode_jpeg(edge_map(decode_image(raw)), quality=95)
+        else:
+            cut = wheel_cutout(decode_image(raw), segmenter.detector, img.path.name)
+            drawing = None if cut is None else draw(cut, "line_drawing", draw_rng)
+        drawings.append(None if drawing is None else embed_regions(drawing, segmenter, embedder, ("photo",))["photo"])
         if (k + 1) % 100 == 0:
             print(f"embedded {k + 1}/{len(images)} images, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     labels = np.array([i.class_id for i in images])
@@ -114,7 +137,8 @@ def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int =
         halves = {}
         for name, classes in (("calibration", CALIBRATION_CLASSES), ("report", REPORT_CLASSES)):
             idx = np.where(np.isin(labels, list(classes)))[0]
-            p, same = pairs(labels[idx], rng, ordered=kind == "sketch")
+            drawn = np.array([drawings[i] is not None for i in idx]) if kind == "sketch" else None
+            p, same = pairs(labels[idx], rng, ordered=kind == "sketch", first=drawn)
             if kind == "photo":
                 scores = [pair_similarity(*photos[idx[a]]["photo"], *photos[idx[b]]["photo"]) for a, b in p]
             else:
@@ -128,7 +152,8 @@ def calibrate(data: Path, embedder_path: Path, segmenter_path: Path, seed: int =
                                    "accuracy": round(report.accuracy, 4), "eer": round(eer_report, 4),
                                    "pairs": report.pairs}}
         if kind == "sketch":
-            record[kind]["view"] = sketch_view
+            record[kind].update(view=sketch_view, style=sketch_style,
+                                drawings=int(sum(d is not None for d in drawings)))
     record["seconds"] = round(time.time() - t0, 1)
     return record
 
@@ -143,9 +168,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sketch-view", choices=["photo", "lines"], default="photo",
                    help="the photos' view a drawing is compared with (written into the record; Verify follows it)")
+    p.add_argument("--sketch-style", choices=["designer", "canny"], default="designer",
+                   help="the drawings: the photo's wheel drawn as a designer would (default) or the Canny edge map "
+                        "of the whole photo")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
-    record = calibrate(args.data, args.embedder, args.segmenter, args.seed, args.sketch_view)
+    record = calibrate(args.data, args.embedder, args.segmenter, args.seed, args.sketch_view, args.sketch_style)
     record["command"] = "python -m designsearch.training.verify_calibration " + " ".join(argv or sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1) + "\n")

@@ -88,3 +88,19 @@ def test_errors():
         recall_at_k(emb, [0, 1], (1,), gallery=emb)  # gallery labels missing
     with pytest.raises(ValueError):
         map_at_r(emb, [0, 1])  # no query has a relevant item
+
+
+def test_verify_calibration_pairs_are_balanced_and_respect_the_drawn_side():
+    """Verify calibration pairs: every genuine pair (same label) once, as many impostors (different labels);
+    with ``first``, only items that have a drawing are a pair's first member (the drawn side)."""
+    from designsearch.training.verify_calibration import pairs
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    p, same = pairs(labels, np.random.default_rng(0), ordered=False)
+    assert same.sum() == 3 + 1 + 3 and len(p) == 2 * same.sum()
+    assert (labels[p[same, 0]] == labels[p[same, 1]]).all() and (labels[p[~same, 0]] != labels[p[~same, 1]]).all()
+    first = np.array([True, False, True, True, False, False, True, True])
+    p, same = pairs(labels, np.random.default_rng(0), ordered=True, first=first)
+    assert first[p[:, 0]].all() and (p[:, 0] != p[:, 1]).all()
+    assert same.sum() == 2 * 2 + 1 + 2 * 2 and len(p) == 2 * same.sum()  # ordered: each drawn item, each partner
+    assert (labels[p[~same, 0]] != labels[p[~same, 1]]).all()
