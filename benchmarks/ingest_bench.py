@@ -37,7 +37,8 @@ def run_once(catalogue, queries, streams: int, var: Path, engine: str, model_thr
     ``ingest_cutouts`` (a cut-out vector per crop), ``lines`` its ``ingest_lines_view`` (a lines vector per point)."""
     if var.exists():
         shutil.rmtree(var)
-    env = {"DESIGNSEARCH_SEARCH_ENGINE": engine, "DESIGNSEARCH_GATEWAY_INGEST_MIRROR_WHOLE_PICTURE": str(mirror).lower(),
+    env = {"DESIGNSEARCH_SEARCH_ENGINE": engine,
+           "DESIGNSEARCH_GATEWAY_INGEST_MIRROR_WHOLE_PICTURE": str(mirror).lower(),
            "DESIGNSEARCH_GATEWAY_INGEST_CUTOUTS": str(cutouts).lower(),
            "DESIGNSEARCH_GATEWAY_INGEST_LINES_VIEW": str(lines).lower()}
     if model_threads:

@@ -240,8 +240,9 @@ class QueryService:
         (crops against catalogue crops, the whole picture against every catalogue point), and the
         lists are fused per design with :func:`designsearch.gateway.fusion.fuse_max_agreement`. Photos are
         searched against the catalogue's ``photo`` vectors, sketches as :meth:`search_views` says (with
-        two views a region keeps each design's best hit); the rotated copies of a close-up query's
-        regions (:meth:`rotated_copies`) are merged the same way.
+        two views a region keeps each design's best hit); a close-up query's close-up crops are also searched
+        against the catalogue's cut-outs (:meth:`row_views`) and the rotated copies of its regions
+        (:meth:`rotated_copies`) are merged the same way.
 
         Args:
             image: encoded image bytes.

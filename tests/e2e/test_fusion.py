@@ -167,8 +167,8 @@ async def test_every_catalogue_image_gets_one_whole_picture_point(indexed, stack
 
 
 async def test_catalogue_whole_pictures_are_flip_averaged_and_crops_are_not(indexed, stack):
-    """Catalogue-side flip augmentation through the real services: the stored whole-picture vectors
-    (photo and lines) of an ingested image are the embedder's flip-averaged vectors of that picture, the
+    """Catalogue-side flip augmentation through the real services: the stored whole-picture vector
+    (photo) of an ingested image is the embedder's flip-averaged vectors of that picture, the
     same as its mirror image's; its crop vectors are the plain ones."""
     catalogue, _, response = indexed
     core = stack["gateway"].core
@@ -179,9 +179,10 @@ async def test_catalogue_whole_pictures_are_flip_averaged_and_crops_are_not(inde
     stored = {p.id: p.vectors for p in await core.backends.get_points(core.collection, ids)}
     whole = stored[ids[-1]]
     mirror = encode_png(np.ascontiguousarray(decode_image(data)[:, ::-1]))
-    (flip, plain, mirror_flip), _ = await core.backends.embed([data, data, mirror], ["photo", "lines"], version,
+    (flip, plain, mirror_flip), _ = await core.backends.embed([data, data, mirror], ["photo"], version,
                                                               [True, False, True])
-    for view in ("photo", "lines"):
+    assert "lines" not in whole  # catalogue lines vectors are off by default (ingest_lines_view)
+    for view in ("photo",):
         assert float(whole[view] @ flip[view]) > 0.999, view
         assert float(whole[view] @ mirror_flip[view]) > 0.99, view  # a car facing the other way: the same vector
         assert float(whole[view] @ plain[view]) < 0.995, view  # not the plain vector
@@ -355,3 +356,49 @@ async def test_sketch_query_fuses_its_crops_and_whole_drawing_against_edge_vecto
     n = len(catalogue[::3])
     print(f"sketch top-1 over {n} catalogue cars: {firsts}")
     assert firsts / n >= 0.5, f"{firsts}/{n}"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def rendering_ranks(indexed, gateway_stub, stack):
+    """Each catalogue wheel drawn as a designer's rendering on white and as a close-up (seeded,
+    ``training/designer_pictures.py``) and sent to FindSimilar with the served rule (close-up crops also
+    against the catalogue's cut-outs) and with it off: ``{rule: [(file, style, rank or None)]}``."""
+    from designsearch.services.segmenter.config import SegmenterSettings
+    from designsearch.services.segmenter.core import load_detector
+    from designsearch.training.designer_pictures import draw, wheel_cutout
+
+    catalogue, _, _ = indexed
+    core = stack["gateway"].core
+    detector = load_detector("learned", SegmenterSettings().model_path)  # the served segmenter's model
+    rng = np.random.default_rng(0)
+    pictures = []
+    for img in catalogue:
+        cut = wheel_cutout(read_image(str(img.path)), detector, img.path.name)
+        if cut is not None:
+            pictures += [(img, style, draw(cut, style, rng)) for style in ("rendering", "closeup")]
+    out = {}
+    served = core.query.closeup_cutouts
+    try:
+        for rule in (served, "off"):
+            core.query.closeup_cutouts = rule
+            ranks = []
+            for img, style, data in pictures:
+                r = await _find(gateway_stub, data, domain=common_pb2.DOMAIN_UNSPECIFIED)
+                ids = [m.design.design_id for m in r.matches]
+                ranks.append((img.path.name, style, ids.index(img.design_id) + 1 if img.design_id in ids else None))
+            out[rule] = ranks
+    finally:
+        core.query.closeup_cutouts = served
+    return out
+
+
+async def test_renderings_of_catalogue_wheels_find_their_design_through_the_cutouts(rendering_ranks):
+    """A catalogue wheel drawn as a rendering on white or a close-up is found through the catalogue's
+    cut-outs: first for most of them, and more often than with the cut-outs not searched."""
+    served, off = rendering_ranks["crops"], rendering_ranks["off"]
+    first = {rule: sum(r[2] == 1 for r in ranks) for rule, ranks in rendering_ranks.items()}
+    print(f"renderings/close-ups of catalogue wheels first: {first} of {len(served)}; "
+          f"served misses {[r for r in served if r[2] != 1]}")
+    assert len(served) >= 20
+    assert first["crops"] >= 0.8 * len(served)
+    assert first["crops"] > first["off"]
