@@ -81,6 +81,10 @@ def test_partner_recall_hand_built_gallery():
     q = e.copy()
     q[2] = e1
     assert partner_recall(q, e, labels, groups) == {"R@1": 0.5, "R@1_photo": 0.25, "queries": 4}
+    # Several views per query (T, N, D): a gallery item scores its best cosine over the views, so the
+    # view that looks like e1 still wins for item 2 (cosine 1 with item 0), and two equal views change nothing.
+    assert partner_recall(np.stack([e, e]), e, labels, groups) == got
+    assert partner_recall(np.stack([e, q]), e, labels, groups) == {"R@1": 0.5, "R@1_photo": 0.25, "queries": 4}
     with pytest.raises(ValueError):
         partner_recall(e[:3], e, labels, groups)
 

@@ -177,7 +177,8 @@ def partner_recall(
     ``gallery[i]`` (e.g. a rotated view of item ``i``); item ``i`` itself is always excluded.
 
     Args:
-        query: float ``(N, D)`` query embeddings, row ``i`` a view of item ``i``.
+        query: float ``(N, D)`` query embeddings, row ``i`` a view of item ``i``; or ``(T, N, D)``: ``T``
+            views of each query (e.g. quarter turns), a gallery item scored by its best cosine over them.
         gallery: float ``(N, D)`` gallery embeddings of the same items.
         labels: ``(N,)`` class of each item.
         groups: ``(N,)`` source photo of each item.
@@ -193,15 +194,17 @@ def partner_recall(
     gallery = np.asarray(gallery, dtype=np.float64)
     labels, groups = np.asarray(labels), np.asarray(groups)
     n = len(gallery)
-    if query.shape != gallery.shape or len(labels) != n or len(groups) != n:
+    if query.ndim == 2:
+        query = query[None]
+    if query.shape[1:] != gallery.shape or len(labels) != n or len(groups) != n:
         raise ValueError(f"shapes disagree: query {query.shape}, gallery {gallery.shape}, labels {labels.shape}, groups {groups.shape}")
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     q_idx = np.flatnonzero(counts[inverse] >= 2)
     if len(q_idx) == 0:
         return {"R@1": 0.0, "R@1_photo": 0.0, "queries": 0}
-    q = query[q_idx] / np.linalg.norm(query[q_idx], axis=1, keepdims=True)
+    q = query[:, q_idx] / np.linalg.norm(query[:, q_idx], axis=2, keepdims=True)
     g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    sims = q @ g.T
+    sims = np.max(q @ g.T, axis=0)
     sims[np.arange(len(q_idx)), q_idx] = -np.inf
     top = sims.argmax(axis=1)
     same_photo = groups[top] == groups[q_idx]
