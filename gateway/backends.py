@@ -24,10 +24,11 @@ from designsearch.gateway.ports import QueryCrop, Segmentation
 
 
 def _grouped_search(collection: str, vector: np.ndarray, using: str, limit: int,
-                    flt: SearchFilter) -> search_pb2.SearchPointsRequest:
-    """A SearchPoints request for the best hit of each of the ``limit`` designs nearest ``vector``."""
+                    flt: SearchFilter, per_design: int = 1) -> search_pb2.SearchPointsRequest:
+    """A SearchPoints request for the best ``per_design`` hits of each of the ``limit`` designs nearest ``vector``."""
     return search_pb2.SearchPointsRequest(collection=collection, vector=vector_to_proto(vector), using=view_to_proto(using),
-                                          limit=limit, filters=filter_to_proto(flt), group_by_design=True)
+                                          limit=limit, filters=filter_to_proto(flt), group_by_design=True,
+                                          group_size=per_design)
 
 class GrpcBackends:
     """:class:`designsearch.gateway.ports.Backends` over gRPC: channels and stubs to the segmenter, embedder and search services.
@@ -138,14 +139,15 @@ class GrpcBackends:
                        timeout=self.timeouts["search"], backend="search")
         return [hit_from_proto(h) for h in r.hits]
 
-    async def search_designs_many(self, collection: str,
-                                  queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]]) -> list[list[Hit]]:
-        """Several grouped searches in one SearchPointsBatch call, results in order."""
+    async def search_designs_many(self, collection: str, queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]],
+                                  per_design: int = 1) -> list[list[Hit]]:
+        """Several grouped searches in one SearchPointsBatch call (the best ``per_design`` hits of each
+        design), results in order."""
         if not queries:
             return []
         r = await call(
             self.search.SearchPointsBatch,
-            search_pb2.SearchPointsBatchRequest(searches=[_grouped_search(collection, *q) for q in queries]),
+            search_pb2.SearchPointsBatchRequest(searches=[_grouped_search(collection, *q, per_design) for q in queries]),
             timeout=self.timeouts["search"], backend="search",
         )
         return [[hit_from_proto(h) for h in res.hits] for res in r.results]

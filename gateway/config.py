@@ -67,6 +67,14 @@ class GatewaySettings(ServiceSettings):
         "crops", description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
                              "besides the photo vectors by the close-up crops (crops) or also the whole picture "
                              "(crops_whole) of a query the segmenter calls a close-up; each design's best hit counts.")
+    design_top_m: int = Field(
+        5, ge=1, le=100,
+        description="For a query the segmenter calls a close-up, a design's score for one query region is the mean "
+                    "cosine of its design_top_m best catalogue points (1 = its best point only, as for other "
+                    "queries): several close pictures of a design outweigh one look-alike picture of another "
+                    "(designer pictures: close-ups first 35 -> 44 %, renderings 48 -> 56 %). Each of those searches "
+                    "returns that many points per design. A design whose best point reaches cosine 0.9 (a "
+                    "near-copy of one of its pictures) scores that cosine.")
     segment_timeout_s: float = Field(5.0, description="Deadline of Segment calls, seconds.")
     embed_timeout_s: float = Field(10.0, description="Deadline of Embed calls, seconds.")
     search_timeout_s: float = Field(3.0, description="Deadline of Search calls, seconds.")

@@ -57,6 +57,7 @@ class GatewayCore:
                                   fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
                                   closeup_rotations=settings.query_closeup_rotations,
                                   sketch_search=settings.sketch_search, closeup_cutouts=settings.closeup_cutouts,
+                                  design_top_m=settings.design_top_m,
                                   feedback_weight=settings.feedback_weight)
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,

@@ -109,6 +109,53 @@ def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAUL
     return out
 
 
+def design_scores(lists: Sequence[Sequence[Hit]], top_m: int = 1, near_copy: float = 0.9) -> list[Hit]:
+    """One hit list from the hit lists of one query region (its searches in several catalogue views, its
+    rotated copies), each list holding up to ``top_m`` hits per design: every catalogue point keeps its
+    best score over the lists, and a design scores the mean of its ``top_m`` best points (all of them when
+    it has fewer) — or its best point's cosine when that reaches ``near_copy`` (a near-copy of one of its
+    pictures is always that design, at its true similarity) — as a hit of its best point; best first.
+
+    ``top_m = 1`` is :func:`best_per_design` (CombMAX). With more, a design is scored by how much of it
+    looks like the query rather than by its single closest picture (the class-level aggregation of
+    nearest-neighbour hits in instance retrieval, e.g. the "mean of the top-k" class score of Boiman
+    et al., "In Defense of Nearest-Neighbor Based Image Classification", CVPR 2008): one look-alike
+    picture of another design weighs less against several close pictures of the right one.
+
+    Args:
+        lists: hit lists, designs named by ``hit.payload["design_id"]``, points by ``hit.id``.
+        top_m: points averaged per design, >= 1.
+        near_copy: cosine at or above which a design scores its best point alone.
+
+    Returns:
+        One hit per design (id and payload of its best point, score the mean), by descending score
+        (ties: design id).
+
+    Raises:
+        ValueError: ``top_m`` < 1.
+    """
+    if top_m < 1:
+        raise ValueError(f"top_m must be >= 1, got {top_m}")
+    if top_m == 1:
+        return best_per_design(lists)
+    points: dict[str, Hit] = {}
+    for hits in lists:
+        for h in hits:
+            if h.id not in points or h.score > points[h.id].score:
+                points[h.id] = h
+    by_design: dict[str, list[Hit]] = {}
+    for h in points.values():
+        by_design.setdefault(h.payload["design_id"], []).append(h)
+    out = []
+    for d, hits in by_design.items():
+        hits.sort(key=lambda h: (-h.score, h.id))
+        best = hits[0].score
+        score = best if best >= near_copy else sum(h.score for h in hits[:top_m]) / min(top_m, len(hits))
+        out.append(Hit(hits[0].id, score, hits[0].payload))
+    out.sort(key=lambda h: (-h.score, h.payload["design_id"]))
+    return out
+
+
 def best_per_design(lists: Sequence[Sequence[Hit]]) -> list[Hit]:
     """One hit list from several lists of the same query region (its rotated copies, its searches in two
     catalogue views): each design's best-scoring hit (CombMAX over the lists), best first — the hits of

@@ -96,9 +96,10 @@ class Backends(Protocol):
         """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
         ...
 
-    async def search_designs_many(self, collection: str,
-                                  queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]]) -> list[list[Hit]]:
-        """:meth:`search_designs` for several ``(vector, using, limit, flt)`` at once (one round trip), in order."""
+    async def search_designs_many(self, collection: str, queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]],
+                                  per_design: int = 1) -> list[list[Hit]]:
+        """:meth:`search_designs` for several ``(vector, using, limit, flt)`` at once (one round trip), in order;
+        with ``per_design`` > 1 each design's best ``per_design`` hits (designs ranked by their best hit)."""
         ...
 
     async def delete_points(self, collection: str, ids: Sequence[str]) -> None:

@@ -23,7 +23,7 @@ from designsearch.logs import caller
 from designsearch.telemetry import StageTimer
 from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
 from designsearch.gateway.catalogue import Catalogue
-from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, best_per_design, fuse_max_agreement
+from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, design_scores, fuse_max_agreement
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends, QueryCrop
 from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions
@@ -40,7 +40,10 @@ CLOSEUP_CUTOUTS = {"off": (), "crops": (KIND_CLOSEUP,), "crops_whole": (KIND_CLO
 
 @dataclass
 class MatchResult:
-    """One matched design: fused ``score`` (best cosine + agreement bonus) and the plain best ``cosine``."""
+    """One matched design: fused ``score`` (its best region's design score — its best point's cosine, or for
+    a close-up query the mean cosine of its ``design_top_m`` best catalogue points unless the best is a
+    near-copy — plus the agreement bonus) and the plain best ``cosine`` of any of its points to any query
+    vector."""
 
     design_id: str
     brand: str
@@ -190,6 +193,10 @@ class QueryService:
         closeup_cutouts: which regions of a close-up query are also searched against the catalogue's
             ``cutout`` vectors (:meth:`row_views`): ``crops`` (its close-up crops), ``crops_whole``
             (and its whole picture) or ``off``.
+        design_top_m: for a query the segmenter calls a close-up, a design's score in a region's list is the
+            mean cosine of its ``design_top_m`` best catalogue points, or its best point's when that is a
+            near-copy (cosine >= 0.9) (:func:`designsearch.gateway.fusion.design_scores`); other queries,
+            and 1, score a design by its best point (each search then returns one point per design).
         feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
         answer_ttl_s: lifetime of a cached whole answer, seconds (any catalogue change invalidates
             all of them at once through the catalogue version).
@@ -198,7 +205,8 @@ class QueryService:
     def __init__(self, backends: Backends, live: LiveIndex, cache: QueryCache, catalogue: Catalogue, *,
                  default_k: int = 6, max_k: int = 100, max_crops: int = 4, fusion_bonus: float = DEFAULT_BONUS,
                  fusion_depth: int = DEFAULT_DEPTH, closeup_rotations: int = 3, sketch_search: str = "photo",
-                 closeup_cutouts: str = "crops", feedback_weight: float = 0.25, answer_ttl_s: int = 600) -> None:
+                 closeup_cutouts: str = "crops", design_top_m: int = 5, feedback_weight: float = 0.25,
+                 answer_ttl_s: int = 600) -> None:
         self.backends = backends
         self.live = live
         self.cache = cache
@@ -215,6 +223,9 @@ class QueryService:
         if closeup_cutouts not in CLOSEUP_CUTOUTS:
             raise ValueError(f"closeup_cutouts must be one of {sorted(CLOSEUP_CUTOUTS)}, got {closeup_cutouts!r}")
         self.closeup_cutouts = closeup_cutouts
+        if design_top_m < 1:
+            raise ValueError(f"design_top_m must be >= 1, got {design_top_m}")
+        self.design_top_m = design_top_m
         self.feedback_weight = feedback_weight
         self.answer_ttl_s = answer_ttl_s
 
@@ -254,9 +265,9 @@ class QueryService:
                 novelty, which describe the image itself, do not.
 
         Returns:
-            Matches ordered by descending fused score (best cosine plus agreement bonus), one per
-            design; each match's ``query_box`` is the box of the query region that gave its best
-            cosine.
+            Matches ordered by descending fused score (the best region's design score plus agreement
+            bonus), one per design; each match's ``query_box`` is the box of the query region that gave
+            that score.
 
         Raises:
             InvalidArgument / InvalidImage: bad request.
@@ -298,14 +309,20 @@ class QueryService:
         flts = [flt if regions[i].kind == KIND_WHOLE_IMAGE else crops_flt for i in row_regions]
         wanted = [row for row, f in enumerate(flts) if f is not None]
         views = self.row_views(vector_name, regions, collection_vectors)
+        top_m = self.design_top_m if any(r.kind == KIND_CLOSEUP for r in regions) else 1
         searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
-                collection, [(vectors[row], name, limit, flts[row]) for row, name in searches])
+                collection, [(vectors[row], name, limit, flts[row]) for row, name in searches], top_m)
             lists: list[list[list[Hit]]] = [[] for _ in regions]  # per region: one hit list per (row, view)
             for (row, _), hits in zip(searches, found):
                 lists[row_regions[row]].append(hits)
-            per_query: list[list[Hit]] = [best_per_design(ls) if len(ls) > 1 else (ls[0] if ls else []) for ls in lists]
+            per_query: list[list[Hit]] = [design_scores(ls, top_m) for ls in lists]
+            best_cosine: dict[str, float] = {}  # each design's best plain cosine (novelty reads it)
+            for hits in found:
+                for h in hits:
+                    d = h.payload["design_id"]
+                    best_cosine[d] = max(best_cosine.get(d, -1.0), h.score)
         with timer.stage("merge"):
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
             records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
@@ -316,7 +333,7 @@ class QueryService:
                     continue
                 matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
                                            m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
-                                           rec.source, m.cosine))
+                                           rec.source, best_cosine.get(m.design_id, m.cosine)))
                 if len(matches) == k:
                     break
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
@@ -333,7 +350,7 @@ class QueryService:
                                self.live.collection, domain, k, dataclasses.astuple(flt), caller.get(), use_feedback,
                                self.fusion_bonus, self.fusion_depth, self.feedback_weight, self.max_crops,
                                WHOLE_PICTURE_MAX_SIDE, self.closeup_rotations, self.sketch_search,
-                               self.closeup_cutouts, catalogue_version], default=str)
+                               self.closeup_cutouts, self.design_top_m, catalogue_version], default=str)
         return "ds:ans:" + hashlib.sha256(material.encode()).hexdigest()
 
     async def embed_query(self, image: bytes, domain: str = DOMAIN_AUTO, use_cache: bool = True,

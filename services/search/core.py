@@ -59,17 +59,22 @@ class SearchCore:
         return len(points)
 
     def search(
-        self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter, group_by_design: bool
+        self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter, group_by_design: bool,
+        group_size: int = 1,
     ) -> list[Hit]:
-        """Top ``limit`` hits (or best hit of each of ``limit`` designs), cosine similarity.
+        """Top ``limit`` hits (or the best ``group_size`` hits of each of ``limit`` designs, designs ranked by
+        their best hit, each design's hits together, best first), cosine similarity.
 
         Raises:
-            InvalidArgument: limit outside 1..max_limit, empty/non-finite vector, reversed years.
+            InvalidArgument: limit outside 1..max_limit, group_size outside 1..100, empty/non-finite vector,
+                reversed years.
             NotFound: unknown collection.
         """
         check_collection_name(collection)
         if not 1 <= limit <= self.max_limit:
             raise InvalidArgument(f"limit {limit} outside 1..{self.max_limit}", field="limit")
+        if not 1 <= group_size <= 100:
+            raise InvalidArgument(f"group_size {group_size} outside 1..100", field="group_size")
         if vector.size == 0 or not np.all(np.isfinite(vector)):
             raise InvalidArgument("query vector is empty or not finite", field="vector")
         check_view(using, "using")
@@ -77,8 +82,8 @@ class SearchCore:
         flt_or_none = None if flt.is_empty() else flt
         if group_by_design:
             groups = self.index.search_groups(collection, vector, using=using, limit=limit, group_by="design_id",
-                                              group_size=1, flt=flt_or_none)
-            return [g[0] for g in groups if g]
+                                              group_size=group_size, flt=flt_or_none)
+            return [h for g in groups for h in g[:group_size]]
         return self.index.search(collection, vector, using=using, limit=limit, flt=flt_or_none)
 
     def delete_collection(self, name: str) -> None:

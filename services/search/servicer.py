@@ -59,7 +59,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     def _search_args(r: search_pb2.SearchPointsRequest) -> tuple:
         """The :meth:`SearchCore.search` arguments of one request."""
         return (r.collection, vector_from_proto(r.vector), view_from_proto(r.using, "using"), r.limit,
-                filter_from_proto(r.filters), r.group_by_design)
+                filter_from_proto(r.filters), r.group_by_design, r.group_size or 1)
 
     async def SearchPoints(self, request, context):  # noqa: N802
         hits = await asyncio.to_thread(self.core.search, *self._search_args(request))

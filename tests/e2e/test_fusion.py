@@ -111,6 +111,29 @@ def test_rotated_copies_merge_to_the_best_hit_per_design():
     assert best_per_design([]) == [] and best_per_design([[], []]) == []
 
 
+def test_design_scores_average_each_designs_best_points_unless_one_is_a_near_copy():
+    """A region's design score: the mean of the design's top_m points (a point seen in several lists counts
+    once, at its best), so several close pictures of one design outrank one look-alike of another; a
+    near-copy (cosine >= 0.9) scores its own cosine; top_m = 1 is best_per_design."""
+    from designsearch.gateway.fusion import best_per_design, design_scores
+
+    photo = [_hit("a", 0.80, "a0"), _hit("b", 0.70, "b0"), _hit("b", 0.68, "b1"), _hit("a", 0.40, "a1")]
+    cutout = [_hit("b", 0.66, "b2"), _hit("b", 0.75, "b0"), _hit("a", 0.35, "a2")]  # b0 again, better here
+    got = design_scores([photo, cutout], top_m=3)
+    assert [h.payload["design_id"] for h in got] == ["b", "a"]
+    assert got[0].id == "b0" and got[0].score == pytest.approx((0.75 + 0.68 + 0.66) / 3)
+    assert got[1].id == "a0" and got[1].score == pytest.approx((0.80 + 0.40 + 0.35) / 3)
+    assert [h.payload["design_id"] for h in design_scores([photo, cutout], top_m=1)] == ["a", "b"]
+    assert design_scores([photo, cutout], top_m=1) == best_per_design([photo, cutout])
+    assert design_scores([[_hit("c", 0.5, "c0")]], top_m=5)[0].score == pytest.approx(0.5)  # fewer than top_m
+    copy = design_scores([[_hit("a", 0.97, "a0"), _hit("a", 0.30, "a1"), _hit("b", 0.80, "b0"),
+                           _hit("b", 0.79, "b1")]], top_m=2)
+    assert [(h.payload["design_id"], round(h.score, 3)) for h in copy] == [("a", 0.97), ("b", 0.795)]
+    assert design_scores([], top_m=3) == []
+    with pytest.raises(ValueError):
+        design_scores([photo], top_m=0)
+
+
 def test_empty_input_and_invalid_parameters():
     assert fuse_max_agreement([], 0.03) == []
     assert fuse_max_agreement([[], []], 0.03) == []

@@ -144,6 +144,23 @@ async def test_search_batch_answers_each_search_as_alone_and_refuses_bad_batches
                 assert [(h.id, round(h.score, 5)) for h in result.hits] == [(h.id, round(h.score, 5)) for h in alone.hits]
             assert len(batch.results[1].hits) == 50  # more designs asked than exist: every design once
             assert {h.payload.brand for h in batch.results[2].hits} == {"Audi"}
+            # group_size: each design's best hits together, designs ranked by their best hit, the same first hits
+            grouped = search_pb2.SearchPointsRequest()
+            grouped.CopyFrom(searches[0])
+            grouped.group_size = 3
+            many = (await stub.SearchPoints(grouped, timeout=10)).hits
+            designs = list(dict.fromkeys(h.payload.design_id for h in many))
+            assert designs == [h.payload.design_id for h in batch.results[0].hits]
+            for d in designs:
+                scores = [h.score for h in many if h.payload.design_id == d]
+                assert len(scores) == 3 and scores == sorted(scores, reverse=True)  # 6 points per design here
+            assert [h.id for h in many][::3] == [h.id for h in batch.results[0].hits]
+            too_many = search_pb2.SearchPointsRequest()
+            too_many.CopyFrom(grouped)
+            too_many.group_size = 101
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.SearchPoints(too_many, timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "group_size" in info.value.details()
             bad = search_pb2.SearchPointsRequest(collection="c", vector=common_pb2.Vector(values=[0.1] * DIM), limit=0)
             for request, fragment in [(search_pb2.SearchPointsBatchRequest(), "0 searches"),
                                       (search_pb2.SearchPointsBatchRequest(searches=[searches[0]] * 65), "65 searches"),

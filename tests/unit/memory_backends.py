@@ -36,6 +36,7 @@ class MemoryBackends:
         self.embed_views: list[list[str]] = []  # views of each embed call
         self.segment_kind = KIND_WHEEL  # kind of the one crop the in-memory segmenter returns
         self.searched_views: list[list[str]] = []  # catalogue vector of each search, per search_designs_many call
+        self.per_design: list[int] = []  # points asked per design, per search_designs_many call
         self.collections: dict[str, dict] = {}
         self.collection_dims: dict[str, dict[str, int]] = {}
         self.aliases: dict[str, str] = {}
@@ -89,21 +90,22 @@ class MemoryBackends:
         for p in points:
             self.collections[self.aliases.get(collection, collection)][p.id] = p
 
-    async def search_designs(self, collection, vector, using, limit, flt: SearchFilter):
-        best: dict[str, Hit] = {}
+    async def search_designs(self, collection, vector, using, limit, flt: SearchFilter, per_design=1):
+        by_design: dict[str, list[Hit]] = {}
         for p in self.collections[self.aliases.get(collection, collection)].values():
             if flt.kinds and p.payload["kind"] not in flt.kinds or p.payload["design_id"] in flt.exclude_design_ids:
                 continue
             if using not in p.vectors:  # a point may hold a subset of the named vectors
                 continue
-            score = float(p.vectors[using] @ vector)
-            if p.payload["design_id"] not in best or score > best[p.payload["design_id"]].score:
-                best[p.payload["design_id"]] = Hit(p.id, score, p.payload)
-        return sorted(best.values(), key=lambda h: -h.score)[:limit]
+            by_design.setdefault(p.payload["design_id"], []).append(Hit(p.id, float(p.vectors[using] @ vector), p.payload))
+        groups = sorted((sorted(hits, key=lambda h: -h.score)[:per_design] for hits in by_design.values()),
+                        key=lambda g: -g[0].score)[:limit]
+        return [h for g in groups for h in g]
 
-    async def search_designs_many(self, collection, queries):
+    async def search_designs_many(self, collection, queries, per_design=1):
         self.searched_views.append([q[1] for q in queries])
-        return [await self.search_designs(collection, *q) for q in queries]
+        self.per_design.append(per_design)
+        return [await self.search_designs(collection, *q, per_design=per_design) for q in queries]
 
     async def count(self, collection):
         return len(self.collections[self.aliases.get(collection, collection)])

@@ -132,3 +132,29 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     backends.segment_kind = KIND_CLOSEUP
     await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert VIEW_CUTOUT not in views[-1]
+
+
+async def test_closeup_queries_score_designs_by_their_best_points(core, images):
+    """A close-up query asks each search for design_top_m points per design and scores a design by their mean;
+    a car photo asks for one (its best point), as does design_top_m = 1; an exact copy of a catalogue picture
+    keeps its cosine (1) whatever the rule."""
+    from designsearch.domain import KIND_CLOSEUP
+
+    catalogue, queries = images
+    backends = core.backends
+    await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
+                                    for i in catalogue[:4]])
+    backends.segment_kind = KIND_CLOSEUP
+    copy = await core.find_similar(catalogue[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert backends.per_design[-1] == core.query.design_top_m == 5
+    assert copy.matches[0].design_id == catalogue[0].design_id and copy.matches[0].cosine == pytest.approx(1.0)
+    assert copy.matches[0].score >= 1.0  # a near-copy scores its own cosine (plus the agreement bonus)
+    other = await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert all(m.score <= m.cosine + core.query.fusion_bonus + 1e-6 for m in other.matches)  # a mean <= the best
+    backends.segment_kind = KIND_WHEEL
+    await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert backends.per_design[-1] == 1
+    core.query.design_top_m = 1
+    backends.segment_kind = KIND_CLOSEUP
+    await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
+    assert backends.per_design[-1] == 1

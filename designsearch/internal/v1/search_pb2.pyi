@@ -169,20 +169,22 @@ class CountPointsResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class SearchPointsRequest(_message.Message):
-    __slots__ = ("collection", "vector", "using", "limit", "filters", "group_by_design")
+    __slots__ = ("collection", "vector", "using", "limit", "filters", "group_by_design", "group_size")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     USING_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_DESIGN_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     vector: _common_pb2.Vector
     using: _types_pb2.View
     limit: int
     filters: _common_pb2.Filters
     group_by_design: bool
-    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., using: _Optional[_Union[_types_pb2.View, str]] = ..., limit: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., group_by_design: _Optional[bool] = ...) -> None: ...
+    group_size: int
+    def __init__(self, collection: _Optional[str] = ..., vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., using: _Optional[_Union[_types_pb2.View, str]] = ..., limit: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., group_by_design: _Optional[bool] = ..., group_size: _Optional[int] = ...) -> None: ...
 
 class ScoredPoint(_message.Message):
     __slots__ = ("id", "score", "payload")
