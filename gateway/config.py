@@ -66,10 +66,11 @@ class GatewaySettings(ServiceSettings):
     closeup_cutouts: Literal["off", "crops", "crops_whole"] = Field(
         "crops", description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
                              "besides the photo vectors by the close-up crops (crops) or also the whole picture "
-                             "(crops_whole) of a query the segmenter calls a close-up; each design's best hit counts.")
+                             "(crops_whole) of a query the segmenter calls a close-up, and by a sketch's wheel crops; "
+                             "each design's best hit counts.")
     design_top_m: int = Field(
         5, ge=1, le=100,
-        description="For a query the segmenter calls a close-up, a design's score for one query region is the mean "
+        description="For a query the segmenter calls a close-up, or a sketch, a design's score for one query region is the mean "
                     "cosine of its design_top_m best catalogue points (1 = its best point only, as for other "
                     "queries): several close pictures of a design outweigh one look-alike picture of another "
                     "(designer pictures: close-ups first 35 -> 44 %, renderings 48 -> 56 %). Each of those searches "

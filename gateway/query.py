@@ -41,8 +41,8 @@ CLOSEUP_CUTOUTS = {"off": (), "crops": (KIND_CLOSEUP,), "crops_whole": (KIND_CLO
 @dataclass
 class MatchResult:
     """One matched design: fused ``score`` (its best region's design score — its best point's cosine, or for
-    a close-up query the mean cosine of its ``design_top_m`` best catalogue points unless the best is a
-    near-copy — plus the agreement bonus) and the plain best ``cosine`` of any of its points to any query
+    a close-up or sketch query the mean cosine of its ``design_top_m`` best catalogue points unless the best
+    is a near-copy — plus the agreement bonus) and the plain best ``cosine`` of any of its points to any query
     vector."""
 
     design_id: str
@@ -193,10 +193,10 @@ class QueryService:
         closeup_cutouts: which regions of a close-up query are also searched against the catalogue's
             ``cutout`` vectors (:meth:`row_views`): ``crops`` (its close-up crops), ``crops_whole``
             (and its whole picture) or ``off``.
-        design_top_m: for a query the segmenter calls a close-up, a design's score in a region's list is the
-            mean cosine of its ``design_top_m`` best catalogue points, or its best point's when that is a
-            near-copy (cosine >= 0.9) (:func:`designsearch.gateway.fusion.design_scores`); other queries,
-            and 1, score a design by its best point (each search then returns one point per design).
+        design_top_m: for a :meth:`designer_query` (a close-up or a sketch), a design's score in a region's
+            list is the mean cosine of its ``design_top_m`` best catalogue points, or its best point's when
+            that is a near-copy (cosine >= 0.9) (:func:`designsearch.gateway.fusion.design_scores`); other
+            queries, and 1, score a design by its best point (each search then returns one point per design).
         feedback_weight: γ of :func:`away_from` for the caller's disliked designs.
         answer_ttl_s: lifetime of a cached whole answer, seconds (any catalogue change invalidates
             all of them at once through the catalogue version).
@@ -251,8 +251,8 @@ class QueryService:
         (crops against catalogue crops, the whole picture against every catalogue point), and the
         lists are fused per design with :func:`designsearch.gateway.fusion.fuse_max_agreement`. Photos are
         searched against the catalogue's ``photo`` vectors, sketches as :meth:`search_views` says (with
-        two views a region keeps each design's best hit); a close-up query's close-up crops are also searched
-        against the catalogue's cut-outs (:meth:`row_views`) and the rotated copies of its regions
+        two views a region keeps each design's best hit); the crops of a close-up or a sketch are also searched
+        against the catalogue's cut-outs (:meth:`row_views`) and the rotated copies of a close-up's regions
         (:meth:`rotated_copies`) are merged the same way.
 
         Args:
@@ -309,7 +309,7 @@ class QueryService:
         flts = [flt if regions[i].kind == KIND_WHOLE_IMAGE else crops_flt for i in row_regions]
         wanted = [row for row, f in enumerate(flts) if f is not None]
         views = self.row_views(vector_name, regions, collection_vectors)
-        top_m = self.design_top_m if any(r.kind == KIND_CLOSEUP for r in regions) else 1
+        top_m = self.design_top_m if self.designer_query(vector_name, regions) else 1
         searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
         with timer.stage("search"):
             found = await self.backends.search_designs_many(
@@ -422,12 +422,20 @@ class QueryService:
         views = [v for v in SKETCH_SEARCH[self.sketch_search] if collection_vectors is None or v in collection_vectors]
         return views or [VIEW_PHOTO]
 
+    @staticmethod
+    def designer_query(vector_name: str, regions: list[QueryCrop]) -> bool:
+        """A picture as designers draw them: one the segmenter calls a close-up, or a sketch. Its crops are
+        also compared with the catalogue's cut-outs (:meth:`row_views`) and it scores designs by their
+        best points (``design_top_m``); car photos are compared as before."""
+        return vector_name == VIEW_LINES or any(r.kind == KIND_CLOSEUP for r in regions)
+
     def row_views(self, vector_name: str, regions: list[QueryCrop], collection_vectors: frozenset[str]) -> list[list[str]]:
         """The catalogue vectors each region is searched against: :meth:`search_views`, plus ``cutout``
-        (each catalogue wheel alone on white) for the regions :attr:`closeup_cutouts` names of a query the
-        segmenter calls a close-up, when the collection has that vector. A close-up, a rendering or a
-        drawing shows one wheel on a plain background, as the catalogue's wheels on cars never do
-        (``benchmarks/designer_queries.py`` measures the gain); car photos are compared as before.
+        (each catalogue wheel alone on white), when the collection has that vector, for the regions
+        :attr:`closeup_cutouts` names of a :meth:`designer_query` (a sketch's wheel crops count as close-up
+        crops). A close-up, a rendering or a drawing shows one wheel on a plain background, as the
+        catalogue's wheels on cars never do (``benchmarks/designer_queries.py`` measures the gain); car
+        photos are compared as before.
 
         Args:
             vector_name: the query's vector name (``photo``, or ``lines`` for a sketch).
@@ -436,8 +444,10 @@ class QueryService:
         """
         base = self.search_views(vector_name, collection_vectors)
         kinds = CLOSEUP_CUTOUTS[self.closeup_cutouts]
-        if VIEW_CUTOUT not in collection_vectors or not any(r.kind == KIND_CLOSEUP for r in regions):
+        if VIEW_CUTOUT not in collection_vectors or not self.designer_query(vector_name, regions):
             kinds = ()
+        elif vector_name == VIEW_LINES and KIND_CLOSEUP in kinds:
+            kinds = (*kinds, KIND_WHEEL)
         return [[*base, VIEW_CUTOUT] if r.kind in kinds else list(base) for r in regions]
 
     def rotated_copies(self, regions: list[QueryCrop]) -> list[int]:

@@ -64,7 +64,8 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp
                                                                             catalogue_url, images):
     """A sketch query searches the catalogue's photo vectors by default, its lines vectors or both (one list
     per region after merging) when set so and the collection holds lines vectors (``ingest_lines_view`` at its
-    creation), else its photo vectors; a photo query always its photo vectors; bad modes are refused."""
+    creation), else its photo vectors — its wheel crop also the catalogue's cut-outs, five points per design;
+    a photo query always its photo vectors, one point per design; bad modes are refused."""
     from designsearch.gateway.query import QueryService
 
     catalogue, queries = images
@@ -81,14 +82,16 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp
             indexed = {name for p in backends.collections[core.live.collection].values() for name in p.vectors}
             assert ("lines" in indexed) == lines_view
             views = backends.searched_views
-            for mode, expected in (("photo", ["photo", "photo"]), ("lines", ["lines", "lines"]),
-                                   ("both", ["lines", "photo", "lines", "photo"])):  # the crop, then the whole picture
+            # the (wheel) crop, then the whole picture
+            for mode, expected in (("photo", ["photo", "cutout", "photo"]), ("lines", ["lines", "cutout", "lines"]),
+                                   ("both", ["lines", "photo", "cutout", "lines", "photo"])):
                 core.query.sketch_search = mode
                 sketch = await core.find_similar(image, 3, SearchFilter(), domain="sketch", use_cache=False)
-                assert views[-1] == (expected if lines_view else ["photo", "photo"]), mode
+                assert views[-1] == (expected if lines_view else ["photo", "cutout", "photo"]), mode
+                assert backends.per_design[-1] == core.query.design_top_m
                 assert sketch.domain == "sketch" and len({m.design_id for m in sketch.matches}) == len(sketch.matches)
                 await core.find_similar(image, 3, SearchFilter(), domain="photo", use_cache=False)
-                assert views[-1] == ["photo", "photo"]
+                assert views[-1] == ["photo", "photo"] and backends.per_design[-1] == 1
         finally:
             await core.close()
     with pytest.raises(ValueError):
