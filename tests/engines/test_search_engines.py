@@ -333,3 +333,23 @@ def test_group_centroid_matches_numpy(tmp_path, points, kind):
             SearchCore(ix).group_centroid("c", "photo", SearchFilter(brands=("no-such-brand",)))
     finally:
         ix.close()
+
+
+@pytest.mark.parametrize("kind", ["edge", "memory"])
+def test_groups_of_several_hits_keep_the_design_order(tmp_path, points, kind):
+    """search_groups with group_size > 1 (the gateway's top-m design score): the same designs in the same order
+    as with one hit each, each group's first hit that one, at most group_size hits per group, best first."""
+    ix = _edge(tmp_path) if kind == "edge" else QdrantIndex(":memory:")
+    try:
+        ix.create_collection("c", DIMS)
+        ix.upsert("c", points[:600])
+        for q in (points[5].vectors["photo"], points[321].vectors["photo"]):
+            one = ix.search_groups("c", q, using="photo", limit=6, group_by="design_id", group_size=1)
+            three = ix.search_groups("c", q, using="photo", limit=6, group_by="design_id", group_size=3)
+            assert [g[0].id for g in three] == [g[0].id for g in one]
+            for g in three:
+                assert 1 <= len(g) <= 3 and len({h.payload["design_id"] for h in g}) == 1
+                assert [h.score for h in g] == sorted((h.score for h in g), reverse=True)
+            assert any(len(g) == 3 for g in three)
+    finally:
+        ix.close()
