@@ -16,7 +16,7 @@ from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_
 from designsearch.errors import AlreadyExists, BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
 from designsearch.gateway.catalogue import Catalogue
-from designsearch.gateway.live import LiveIndex, collection_vectors
+from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends
 from designsearch.gateway.regions import point_id, query_regions, region_cutout
 from designsearch.gateway.streams import bounded_map
@@ -282,7 +282,7 @@ class Ingestor:
             raise BackendUnavailable(f"no configured embedder serves {version}")
         target = self.live.collection_for(version)
         dim = self.live.dims[version]
-        await self.backends.create_collection(target, collection_vectors(dim, self.live.lines_view))
+        await self.backends.create_collection(target, self.live.new_collection_vectors(dim))
         previous = await self.backends.resolve_alias(self.live.collection_prefix)
         outcomes = await self.index_stream(items, version, on_item)
         counts = {s: sum(o.status == s for o in outcomes) for s in OUTCOMES}

@@ -19,13 +19,6 @@ from designsearch.gateway.ports import Backends
 log = get_logger("gateway")
 
 
-def collection_vectors(dim: int, lines: bool = False) -> dict[str, int]:
-    """Named vectors ``{name: dim}`` of the collections the gateway creates: ``photo`` for every point,
-    ``cutout`` for crop points (:data:`designsearch.domain.VIEW_CUTOUT`) and, with ``lines``, ``lines``
-    (the Canny line drawing of every point)."""
-    return {VIEW_PHOTO: dim, **({VIEW_LINES: dim} if lines else {}), VIEW_CUTOUT: dim}
-
-
 class LiveIndex:
     """The live collection and model versions, as last resolved.
 
@@ -74,13 +67,19 @@ class LiveIndex:
         self.dims = dict(infos)
         version, dim = infos[0]
         collection = self.collection_for(version)
-        await self.backends.create_collection(collection, collection_vectors(dim, self.lines_view))
+        await self.backends.create_collection(collection, self.new_collection_vectors(dim))
         if await self.backends.resolve_alias(self.collection_prefix) is None:
             await self.backends.set_alias(self.collection_prefix, collection)
         self.segmenter_version = await self.backends.segmenter_version()
         await self.refresh(force=True)
         log.info("gateway_ready", collection=self.collection, embedder=self.embedder_version,
                  segmenter=self.segmenter_version)
+
+    def new_collection_vectors(self, dim: int) -> dict[str, int]:
+        """Named vectors ``{name: dim}`` of the collections this gateway creates: ``photo`` for every point,
+        ``cutout`` for crop points (:data:`designsearch.domain.VIEW_CUTOUT`) and, with :attr:`lines_view`,
+        ``lines`` (the Canny line drawing of every point)."""
+        return {VIEW_PHOTO: dim, **({VIEW_LINES: dim} if self.lines_view else {}), VIEW_CUTOUT: dim}
 
     async def vectors_of(self, collection: str) -> frozenset[str]:
         """The named vectors of ``collection`` (read once, then cached: a collection's vectors are

@@ -58,14 +58,13 @@ def turned_embeddings(sess, rgbs: list[np.ndarray], turns: int, batch: int = 32)
     """Embeddings of each item's model input turned by ``k`` quarter turns, k = 0..turns-1 (as the embedder
     service turns ``rotated_copies``): float32 ``(turns, N, D)``, unit rows."""
     size = int(sess.get_inputs()[0].shape[2])
-    out = np.zeros((turns, len(rgbs), 0), np.float32)
     parts = []
     for start in range(0, len(rgbs), batch):
         inputs = to_model_input(rgbs[start : start + batch], size)  # (B, 3, S, S)
         e = np.stack([sess.run(None, {"pixels": np.ascontiguousarray(np.rot90(inputs, k, axes=(2, 3)))})[0]
                       for k in range(turns)])
         parts.append(e / np.linalg.norm(e, axis=2, keepdims=True))
-    return np.concatenate(parts, axis=1).astype(np.float32) if parts else out
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def class_recall_max(query: np.ndarray, gallery: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
