@@ -353,3 +353,50 @@ def test_groups_of_several_hits_keep_the_design_order(tmp_path, points, kind):
             assert any(len(g) == 3 for g in three)
     finally:
         ix.close()
+
+
+def _brute_force_groups(points: list[Point], q: np.ndarray, limit: int, group_size: int) -> list[list[str]]:
+    """Exact groups: designs ranked by their best cosine, each with its group_size best point ids."""
+    qn = q / np.linalg.norm(q)
+    by_design: dict[str, list[tuple[float, str]]] = {}
+    for p in points:
+        v = p.vectors["photo"]
+        by_design.setdefault(p.payload["design_id"], []).append((float(v @ qn / np.linalg.norm(v)), p.id))
+    ranked = sorted(by_design.values(), key=lambda hs: -max(hs)[0])[:limit]
+    return [[i for _, i in sorted(hs, reverse=True)[:group_size]] for hs in ranked]
+
+
+@pytest.mark.parametrize("kind", ["edge", "memory"])
+def test_groups_fill_beyond_the_first_page(tmp_path, kind):
+    """A design crowding the first page (100 near-copies of the query) leaves the next designs with one or two
+    hits in it; their groups still get their group_size best points (the brute-force groups), also under a filter."""
+    rng = np.random.default_rng(7)
+    d = DIMS["photo"]
+    q = rng.normal(size=d).astype(np.float32)
+    q /= np.linalg.norm(q)
+
+    def near(scale: float) -> np.ndarray:
+        return (q + rng.normal(scale=scale / np.sqrt(d), size=d)).astype(np.float32)
+
+    specs = [("crowd", 100, 0.1, 0)] + [(f"d{j}", 2, 0.5 + 0.05 * j, 10) for j in range(6)] + [("far", 30, 3.0, 0)]
+    points = []
+    for name, n_close, scale, n_far in specs:
+        for i in range(n_close + n_far):
+            v = near(scale) if i < n_close else rng.normal(size=d).astype(np.float32)
+            points.append(Point(id=str(uuid.UUID(int=len(points) + 1)), vectors={"photo": v},
+                                payload={"design_id": name, "brand": "audi" if i % 2 == 0 else "kia", "kind": "wheel",
+                                         "year": 2000, "model": "m", "model_version": "t"}))
+    ix = _edge(tmp_path) if kind == "edge" else QdrantIndex(":memory:")
+    try:
+        ix.create_collection("c", DIMS)
+        ix.upsert("c", points)
+        groups = ix.search_groups("c", q, using="photo", limit=6, group_by="design_id", group_size=5)
+        assert [[h.id for h in g] for g in groups] == _brute_force_groups(points, q, 6, 5)
+        assert all(len(g) == 5 for g in groups)
+        audi = [p for p in points if p.payload["brand"] == "audi"]
+        groups = ix.search_groups("c", q, using="photo", limit=6, group_by="design_id", group_size=5,
+                                  flt=SearchFilter(brands=("audi",)))
+        assert [[h.id for h in g] for g in groups] == _brute_force_groups(audi, q, 6, 5)
+        assert all(h.payload["brand"] == "audi" for g in groups for h in g)
+    finally:
+        ix.close()
