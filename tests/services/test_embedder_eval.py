@@ -194,3 +194,17 @@ def test_mirror_average_gives_a_picture_and_its_mirror_image_one_vector(data_dir
             assert (a * b).sum(axis=1).min() > 0.995, view
         pa, pb = plain[view][0::2], plain[view][1::2]
         assert (pa * pb).sum(axis=1).max() < 0.999, view  # a picture and its mirror image differ otherwise
+
+
+def test_rotation_distillation_loss_matches_formula():
+    """``train_distill.distillation_loss``: mean of 1 - cosine per row (scale-free), 0 on target, 2 opposite."""
+    torch = pytest.importorskip("torch")
+    from designsearch.training.embedder.train_distill import distillation_loss
+
+    s = torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    t = torch.tensor([[1.0, 0.0], [0.0, -1.0], [1.0, 0.0]])
+    loss, cos = distillation_loss(s, t)
+    assert cos.tolist() == pytest.approx([1.0, -1.0, 2 ** -0.5], abs=1e-6)
+    assert float(loss) == pytest.approx((0.0 + 2.0 + (1 - 2 ** -0.5)) / 3, abs=1e-6)
+    with pytest.raises(ValueError):
+        distillation_loss(s, t[:2])
