@@ -82,6 +82,19 @@ class CosineClassifier(nn.Module):
         return self.scale * (z @ F.normalize(self.weight, dim=1).T)
 
 
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up over ``warmup`` steps
+    (Goyal et al., "Accurate, Large Minibatch SGD", 2017), then cosine decay to 0 at ``total``
+    (Loshchilov & Hutter, "SGDR", ICLR 2017). Shared by the embedder trainers.
+
+    Returns:
+        ``(step + 1) / warmup`` while ``step < warmup``, else ``0.5 (1 + cos(pi (step - warmup) / (total - warmup)))``.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
 def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
     return make_session(path, threads)
 

@@ -52,7 +52,7 @@ from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, expor
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO
-from .feature_cache import CosineClassifier, Head, _export_prefix, _ort_session, cache_views
+from .feature_cache import CosineClassifier, Head, _export_prefix, _ort_session, cache_views, warmup_cosine
 
 #: Default exported model.
 DEFAULT_OUTPUT = EMBEDDER_MODEL
@@ -294,9 +294,7 @@ def train(cfg: TrainConfig) -> dict:
             rows = idx * len(train_kinds) + view_idx[idx]
             fm = torch.from_numpy(train_fmaps[rows].astype(np.float32))
             for g, base in zip(opt.param_groups, base_lrs):
-                g["lr"] = base * (step + 1) / warmup if step < warmup else base * 0.5 * (
-                    1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup))
-                )
+                g["lr"] = base * warmup_cosine(step, warmup, total_steps)
             logits = classifier(run_head(fm))
             target = labels_t[idx]
             loss = F.cross_entropy(logits, target, label_smoothing=cfg.label_smoothing)

@@ -61,6 +61,7 @@ from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 from . import data as D
 from .augment import wheel_design_view
 from .contrastive import normalized_softmax_ce, supcon_loss
+from .feature_cache import warmup_cosine
 
 #: Side of the preloaded square images (pixels); views are warped from it.
 PRELOAD_SIZE = 224
@@ -262,12 +263,6 @@ class BatchSampler:
         return np.repeat(np.array(wheels + cars, dtype=np.int64), self.vpc)
 
 
-def _lr_factor(step: int, cfg: ContrastiveConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
-
-
 def train(cfg: ContrastiveConfig) -> dict:
     """One run: pool → full-network fine-tuning → ONNX export (→ evaluation).
 
@@ -373,7 +368,7 @@ def train(cfg: ContrastiveConfig) -> dict:
         idx = sampler()
         views = np.stack([wheel_design_view(pool.images[i], cfg.size, rng, pool.domain[i], cfg.p_stroke, cfg.p_tyre_mask) for i in idx])
         for g, base in zip(opt.param_groups, base_lrs):
-            g["lr"] = base * _lr_factor(step, cfg)
+            g["lr"] = base * warmup_cosine(step, cfg.warmup, cfg.steps)
         z = net(_to_tensor(views))
         loss = z.sum() * 0.0
         sc = ce = torch.zeros(())

@@ -57,7 +57,7 @@ from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, expor
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO
-from .feature_cache import Head, _export_prefix, _ort_session, cache_views
+from .feature_cache import Head, _export_prefix, _ort_session, cache_views, warmup_cosine
 from .train import NUM_BLOCKS, TrainConfig, _counts, _hardware, build_items, export_check, validation_metrics
 
 
@@ -239,8 +239,7 @@ def distill(cfg: DistillConfig) -> dict:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             fm = torch.from_numpy(train_fmaps[idx * len(kinds) + view_idx[idx]].astype(np.float32))
             for g, base in zip(opt.param_groups, base_lrs):
-                g["lr"] = base * (step + 1) / cfg.warmup_steps if step < cfg.warmup_steps else base * 0.5 * (
-                    1 + math.cos(math.pi * (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)))
+                g["lr"] = base * warmup_cosine(step, cfg.warmup_steps, total)
             idx_t = torch.from_numpy(idx)
             loss, cos = distillation_loss(run_student(fm), targets[idx_t])
             opt.zero_grad(set_to_none=True)
