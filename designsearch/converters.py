@@ -12,7 +12,8 @@ import numpy as np
 
 from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Box,
                                  Hit, Point, SearchFilter, check_filter)
-from designsearch.errors import InvalidArgument
+from designsearch.errors import InvalidArgument, InvalidImage
+from designsearch.images import MAX_PIXELS, MAX_SIDE
 from designsearch.internal.v1 import search_pb2, types_pb2
 from designsearch.v1 import common_pb2
 
@@ -88,6 +89,33 @@ def vector_to_proto(v: np.ndarray) -> common_pb2.Vector:
 def vector_from_proto(v: common_pb2.Vector) -> np.ndarray:
     """``Vector`` → float32 ``(D,)``."""
     return np.asarray(v.values, dtype=np.float32)
+
+
+def pixels_to_proto(rgb: np.ndarray) -> types_pb2.Pixels:
+    """``uint8`` ``(H, W, 3)`` RGB → ``Pixels`` (its bytes, row-major).
+
+    Raises:
+        ValueError: not a ``uint8`` ``(H, W, 3)`` array.
+    """
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"pixels must be uint8 (H, W, 3); got {rgb.dtype} {rgb.shape}")
+    return types_pb2.Pixels(width=rgb.shape[1], height=rgb.shape[0], rgb=np.ascontiguousarray(rgb).tobytes())
+
+
+def pixels_from_proto(p: types_pb2.Pixels, field: str = "pixels") -> np.ndarray:
+    """``Pixels`` → ``uint8`` ``(H, W, 3)`` RGB, a read-only view of the message's bytes (no copy).
+
+    Raises:
+        InvalidImage: a side under 8 px or over :data:`designsearch.images.MAX_SIDE`, more than
+            :data:`designsearch.images.MAX_PIXELS` pixels, or ``len(rgb) != width * height * 3``.
+    """
+    w, h = p.width, p.height
+    if min(w, h) < 8 or max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise InvalidImage(f"pixels of {w}x{h}: each side must be 8-{MAX_SIDE} px and at most {MAX_PIXELS} px in all",
+                           field=field)
+    if len(p.rgb) != w * h * 3:
+        raise InvalidImage(f"pixels of {w}x{h} need {w * h * 3} bytes of RGB; got {len(p.rgb)}", field=field)
+    return np.frombuffer(p.rgb, dtype=np.uint8).reshape(h, w, 3)
 
 
 def vectors_from_proto(vectors: Mapping[str, common_pb2.Vector]) -> dict[str, np.ndarray]:

@@ -292,9 +292,9 @@ def to_model_input(images: list[np.ndarray], size: int) -> np.ndarray:
     batch = np.empty((len(images), 3, size, size), dtype=np.float32)
     for i, rgb in enumerate(images):
         h, w = rgb.shape[:2]
-        interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
-        resized = cv2.resize(rgb, (size, size), interpolation=interp)
-        batch[i] = resized.transpose(2, 0, 1)
+        if (h, w) != (size, size):  # an image at the input size already is used as it is
+            rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR)
+        batch[i] = rgb.transpose(2, 0, 1)
     return batch
 
 

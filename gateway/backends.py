@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, point_from_proto,
-                                     point_to_proto,
-                                     vector_from_proto, vector_to_proto, vectors_from_proto, view_to_proto)
+from designsearch.converters import (box_from_proto, filter_to_proto, hit_from_proto, kind_from_proto, pixels_from_proto,
+                                     pixels_to_proto, point_from_proto, point_to_proto, vector_from_proto, vector_to_proto,
+                                     vectors_from_proto, view_to_proto)
 from designsearch.domain import Hit, Point, SearchFilter
 from designsearch.errors import BackendUnavailable
 from designsearch.rpc import call, make_channel
@@ -20,6 +20,7 @@ from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2
 from designsearch.v1 import common_pb2
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from designsearch.gateway.ports import QueryCrop, Segmentation
+from designsearch.gateway.regions import CROP_SIZE
 
 
 
@@ -42,23 +43,31 @@ class GrpcBackends:
         timeouts: deadlines in seconds for ``segment``, ``embed`` and ``search`` calls.
         internal_token: the internal services' token, sent with every call.
         tls_ca: PEM CA bundle of the backends' TLS certificates; None = plaintext.
+        crop_size: side of the square crops asked from the segmenter, as pixels (no JPEG between the
+            services), px: :data:`designsearch.gateway.regions.CROP_SIZE`.
     """
 
     def __init__(self, segmenter: str, embedders: Sequence[str], search: str, timeouts: dict[str, float],
-                 internal_token: str = "", tls_ca: bytes | None = None) -> None:
+                 internal_token: str = "", tls_ca: bytes | None = None, crop_size: int = CROP_SIZE) -> None:
         self.channels = [make_channel(a, token=internal_token, tls_ca=tls_ca) for a in (segmenter, search, *embedders)]
         self.segmenter = segmenter_pb2_grpc.SegmenterServiceStub(self.channels[0])
         self.search = search_pb2_grpc.SearchServiceStub(self.channels[1])
         self.embedders = [embedder_pb2_grpc.EmbedderServiceStub(ch) for ch in self.channels[2:]]
         self.by_version: dict[str, embedder_pb2_grpc.EmbedderServiceStub] = {}
         self.timeouts = timeouts
+        self.crop_size = crop_size
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
-        """Crops of ``image`` (see ``SegmenterService.Segment``)."""
+        """Crops of ``image`` (see ``SegmenterService.Segment``), as ``crop_size`` px pixels."""
         r = await call(self.segmenter.Segment,
-                       segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image), max_crops=max_crops),
+                       segmenter_pb2.SegmentRequest(image=common_pb2.Image(content=image), max_crops=max_crops,
+                                                    crop_pixels=True, crop_size=self.crop_size),
                        timeout=self.timeouts["segment"], backend="segmenter")
-        crops = [QueryCrop(box_from_proto(c.box), kind_from_proto(c.kind), c.score, c.image, c.mask) for c in r.crops]
+        pictures = [pixels_from_proto(p, "crop_pixels") for p in r.crop_pixels] if r.crop_pixels else [c.image for c in r.crops]
+        if len(pictures) != len(r.crops):
+            raise BackendUnavailable(f"the segmenter sent {len(r.crops)} crops and {len(pictures)} crop pictures")
+        crops = [QueryCrop(box_from_proto(c.box), kind_from_proto(c.kind), c.score, pic, c.mask)
+                 for c, pic in zip(r.crops, pictures)]
         return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
 
     async def segmenter_version(self) -> str:
@@ -67,7 +76,7 @@ class GrpcBackends:
                        timeout=self.timeouts["segment"], backend="segmenter")
         return r.model_version
 
-    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str,
+    async def embed(self, images: Sequence[bytes | np.ndarray], views: Sequence[str], version: str,
                     mirror_average: Sequence[bool] = (),
                     rotated_copies: Sequence[int] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
         """Unit vectors per image and view from the embedder serving ``version``, and the version it answered with
@@ -80,7 +89,9 @@ class GrpcBackends:
         if stub is None:
             raise BackendUnavailable(f"no embedder serves model {version}; configured: {sorted(self.by_version)}")
         r = await call(stub.Embed,
-                       embedder_pb2.EmbedRequest(images=[common_pb2.Image(content=b) for b in images],
+                       embedder_pb2.EmbedRequest(inputs=[embedder_pb2.EmbedInput(pixels=pixels_to_proto(b))
+                                                         if isinstance(b, np.ndarray) else embedder_pb2.EmbedInput(encoded=b)
+                                                         for b in images],
                                                  views=[view_to_proto(v) for v in views],
                                                  mirror_average=list(mirror_average),
                                                  rotated_copies=list(rotated_copies)),

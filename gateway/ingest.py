@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Point
 from designsearch.errors import AlreadyExists, BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
@@ -178,12 +180,12 @@ class Ingestor:
             mirror = [self.mirror_whole_picture and r.kind == KIND_WHOLE_IMAGE for r in regions]
             collection = self.live.collection_for(version)
             vectors = await self.live.vectors_of(collection)
-            cutouts: list[bytes | None] = [None] * len(regions)
+            cutouts: list[np.ndarray | None] = [None] * len(regions)
             if self.cutouts and VIEW_CUTOUT in vectors:
                 cutouts = await asyncio.to_thread(lambda: [region_cutout(rgb, r) for r in regions])
             cut = [i for i, c in enumerate(cutouts) if c is not None]
             views = [VIEW_PHOTO, VIEW_LINES] if VIEW_LINES in vectors else [VIEW_PHOTO]
-            calls = [self.backends.embed([r.jpeg for r in regions], views, version, mirror)]
+            calls = [self.backends.embed([r.image for r in regions], views, version, mirror)]
             if cut:  # the cut-outs in a call of their own (photo view only); the embedder batches both
                 calls.append(self.backends.embed([cutouts[i] for i in cut], [VIEW_PHOTO], version))
             answers = await asyncio.gather(*calls)
@@ -199,8 +201,7 @@ class Ingestor:
                 points.append(Point(pid, vecs, {
                     "design_id": item.design_id, "brand": item.brand, "model": item.model, "year": item.year,
                     "kind": region.kind, "model_version": version, "image_id": image_id, "box": list(region.box)}))
-                region_rgb = rgb if region.kind == KIND_WHOLE_IMAGE else \
-                    await asyncio.to_thread(decode_image, region.jpeg)
+                region_rgb = rgb if region.kind == KIND_WHOLE_IMAGE else await asyncio.to_thread(region.pixels)
                 crop_rows.append({"point_id": pid, "box": region.box, "kind": region.kind,
                                   "thumbnail": thumbnail(region_rgb, self.thumbnail_px)})
             await self.backends.upsert(collection, points)

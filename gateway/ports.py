@@ -13,17 +13,27 @@ from typing import Protocol
 import numpy as np
 
 from designsearch.domain import Box, Hit, Point, SearchFilter
+from designsearch.images import decode_image
 
 
 @dataclass
 class QueryCrop:
-    """A region of an image: box ``(x1, y1, x2, y2)`` px, crop kind, score, JPEG, mask PNG."""
+    """A region of an image: box ``(x1, y1, x2, y2)`` px, crop kind, score, the region's picture (an encoded
+    image, or ``uint8`` ``(H, W, 3)`` RGB pixels as the segmenter sends its crops to the gateway), mask PNG."""
 
     box: Box
     kind: str
     score: float
-    jpeg: bytes
+    image: bytes | np.ndarray
     mask: bytes = b""
+
+    def pixels(self) -> np.ndarray:
+        """The region's picture as ``uint8`` ``(H, W, 3)`` RGB (decoded when it is an encoded image).
+
+        Raises:
+            InvalidImage: an encoded image that does not decode.
+        """
+        return self.image if isinstance(self.image, np.ndarray) else decode_image(self.image)
 
 
 @dataclass
@@ -46,18 +56,19 @@ class Backends(Protocol):
     """
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
-        """Crops of an encoded image, best first (at most ``max_crops``)."""
+        """Crops of an encoded image, best first (at most ``max_crops``); each crop's picture as pixels or
+        an encoded image (:class:`QueryCrop`)."""
         ...
 
     async def segmenter_version(self) -> str:
         """The version string :meth:`segment` answers with now."""
         ...
 
-    async def embed(self, images: Sequence[bytes], views: Sequence[str], version: str,
+    async def embed(self, images: Sequence[bytes | np.ndarray], views: Sequence[str], version: str,
                     mirror_average: Sequence[bool] = (),
                     rotated_copies: Sequence[int] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
-        """Unit float32 vectors ``(D,)`` per image and view from the embedder serving ``version``,
-        and the version it answered with. ``mirror_average`` (empty, or one flag per image): the
+        """Unit float32 vectors ``(D,)`` per image (encoded, or ``uint8`` ``(H, W, 3)`` RGB pixels) and view
+        from the embedder serving ``version``, and the version it answered with. ``mirror_average`` (empty, or one flag per image): the
         flagged images are embedded as the normalised mean of their own and their mirror image's vector.
         ``rotated_copies`` (empty, or 0-3 per image): that many copies of the image turned by 90, 180,
         270 degrees are embedded too; their vectors follow the images', image by image, then by angle."""

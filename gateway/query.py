@@ -393,7 +393,7 @@ class QueryService:
             copies = self.rotated_copies(regions)
             rotated_of = [i for i, c in enumerate(copies) for _ in range(c)]
             with timer.stage("embed"):
-                embedded, answered = await self.backends.embed([r.jpeg for r in regions], [VIEW_PHOTO], version,
+                embedded, answered = await self.backends.embed([r.image for r in regions], [VIEW_PHOTO], version,
                                                                rotated_copies=copies if rotated_of else ())
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "

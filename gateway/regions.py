@@ -19,6 +19,11 @@ from designsearch.gateway.ports import QueryCrop
 #: this is a constant, not a setting; it is part of the query cache key.
 WHOLE_PICTURE_MAX_SIDE = 1024
 
+#: Side of the square crops the gateway asks the segmenter for (as pixels) and of its cut-outs, px: the
+#: embedder's input size, so crops go to the embedder neither encoded nor resized. Queries and ingestion
+#: must agree (a catalogue's vectors were computed from crops of this size), so this is a constant.
+CROP_SIZE = 224
+
 POINT_NAMESPACE = uuid.UUID("6f0c2a4e-8b1d-4e4a-9a57-2f1f0d7f5b10")
 
 
@@ -63,13 +68,15 @@ def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list
     return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb))]
 
 
-def region_cutout(rgb: np.ndarray, region: QueryCrop) -> bytes | None:
-    """JPEG (quality 92) of a crop region's object alone on white (:func:`designsearch.images.cutout_on_white`
-    with the segmenter's mask), or None for the whole picture and for crops without a usable mask.
+def region_cutout(rgb: np.ndarray, region: QueryCrop, size: int = CROP_SIZE) -> np.ndarray | None:
+    """A crop region's object alone on white (:func:`designsearch.images.cutout_on_white` with the
+    segmenter's mask), ``uint8`` ``(size, size, 3)`` RGB, or None for the whole picture and for crops
+    without a usable mask.
 
     Args:
         rgb: ``uint8`` ``(H, W, 3)`` decoding of the image the region was cut from.
         region: one of :func:`query_regions`.
+        size: side of the cut-out, px.
     """
     if region.kind == KIND_WHOLE_IMAGE or not region.mask:
         return None
@@ -77,6 +84,6 @@ def region_cutout(rgb: np.ndarray, region: QueryCrop) -> bytes | None:
         mask = decode_mask(region.mask)
         if not mask.any():
             return None
-        return encode_jpeg(cutout_on_white(rgb, region.box, mask), quality=92)
+        return cutout_on_white(rgb, region.box, mask, size=size)
     except (ValueError, InvalidImage):  # a mask that does not fit its box: index the crop without a cut-out
         return None

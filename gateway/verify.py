@@ -72,7 +72,7 @@ class Verifier:
     async def _regions(self, image: bytes, rgb: np.ndarray, view: str, version: str) -> tuple[np.ndarray, np.ndarray]:
         seg = await self.backends.segment(image, self.max_crops)
         regions = query_regions(seg.crops, image, rgb)
-        embedded, answered = await self.backends.embed([r.jpeg for r in regions], [view], version)
+        embedded, answered = await self.backends.embed([r.image for r in regions], [view], version)
         if answered != version:
             raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}", retry_after_s=5)
         vectors = np.stack([e[view] for e in embedded])

@@ -55,14 +55,14 @@ def embed_regions(data: bytes, segmenter, embedder, views: tuple[str, ...]) -> d
     Returns:
         view → ``(crops float32 (m, D), whole picture float32 (D,))``.
     """
-    from designsearch.gateway.regions import query_regions
+    from designsearch.gateway.regions import CROP_SIZE, query_regions
     from designsearch.gateway.ports import QueryCrop
 
     rgb = decode_image(data)
-    seg = segmenter.segment(data, max_crops=4)
-    crops = [QueryCrop(c.detection.box, c.detection.kind, c.detection.score, c.crop_jpeg) for c in seg.crops]
+    seg = segmenter.segment(data, max_crops=4, crop_size=CROP_SIZE, pixels=True)  # as the gateway asks for them
+    crops = [QueryCrop(c.detection.box, c.detection.kind, c.detection.score, c.crop_rgb) for c in seg.crops]
     regions = query_regions(crops, data, rgb)
-    rgbs = [rgb if r.kind == KIND_WHOLE_IMAGE and r.jpeg is data else decode_image(r.jpeg) for r in regions]
+    rgbs = [rgb if r.kind == KIND_WHOLE_IMAGE and r.image is data else r.pixels() for r in regions]
     out = {}
     for view in views:
         vec = embedder.embed(rgbs if view == "photo" else [edge_map(x) for x in rgbs])

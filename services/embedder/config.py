@@ -30,7 +30,10 @@ class EmbedderSettings(ServiceSettings):
         ["CUDAExecutionProvider", "CPUExecutionProvider"],
         description="onnxruntime execution providers in order of preference; unavailable ones are skipped.",
     )
-    threads: int = Field(2, description="onnxruntime intra-op threads (CPU).")
+    threads: int = Field(2, description="onnxruntime intra-op threads (CPU), per model instance.")
+    instances: int = Field(
+        1, ge=1, le=16, description="Model instances (onnxruntime sessions of the model file) run side by side, each "
+                                    "with `threads` threads; a request of several images is split across them.")
     ort_spinning: bool = Field(
         False, description="onnxruntime threads busy-wait between runs: on only when the service has its cores to "
                            "itself (off, the default, when services share cores; see designsearch.onnx.make_session).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,33 +97,46 @@ class AdaptiveBatcher:
     resized; done in the caller's thread, overlapping the model's run), so the model thread only
     concatenates and runs the network.
 
+    With several model instances (sessions of one model file), each has a worker taking batches from the
+    one queue, and a request of several images is split into one part per instance, so that alone it
+    still runs on every instance at once (data parallelism instead of onnxruntime's intra-op threads;
+    see ``benchmarks/embedder_service_bench.py`` for when it pays).
+
     Args:
-        embedder: the model.
+        embedder: the model, or its instances (sessions of the same file: same version and input size).
         max_batch_size: most images per model call.
         max_batch_time_s: longest wait, after the first queued image, for more images.
+
+    Raises:
+        ValueError: no instance, or instances of different model versions.
     """
 
-    def __init__(self, embedder: OnnxEmbedder, max_batch_size: int = 32, max_batch_time_s: float = 0.005) -> None:
-        self.embedder = embedder
+    def __init__(self, embedder: OnnxEmbedder | Sequence[OnnxEmbedder], max_batch_size: int = 32,
+                 max_batch_time_s: float = 0.005) -> None:
+        self.instances = [embedder] if isinstance(embedder, OnnxEmbedder) else list(embedder)
+        if not self.instances or len({e.version for e in self.instances}) != 1:
+            raise ValueError("an adaptive batcher needs one or more instances of one model")
+        self.embedder = self.instances[0]
         self.max_batch_size = max_batch_size
         self.max_batch_time_s = max_batch_time_s
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._worker: asyncio.Task | None = None
+        self._workers: list[asyncio.Task] = []
+        self._idle = 0  # workers waiting on the queue
 
     def start(self) -> None:
-        """Start the worker task on the running loop."""
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run())
+        """Start one worker task per instance on the running loop."""
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._run(e)) for e in self.instances]
 
     async def stop(self) -> None:
-        """Stop the worker; queued jobs are cancelled."""
-        if self._worker:
-            self._worker.cancel()
+        """Stop the workers; queued jobs are cancelled."""
+        for worker in self._workers:
+            worker.cancel()
             try:
-                await self._worker
+                await worker
             except asyncio.CancelledError:
                 pass
-            self._worker = None
+        self._workers = []
 
     async def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Preprocess RGB ``uint8`` ``images`` in a thread, queue them and wait for their vectors,
@@ -130,18 +144,30 @@ class AdaptiveBatcher:
         return await self.embed_inputs(await asyncio.to_thread(self.embedder.preprocess, images))
 
     async def embed_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        """Queue a preprocessed batch, float32 ``(N, 3, S, S)``, and wait for its vectors, float32 ``(N, D)``."""
-        self.start()
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(inputs, future))
-        return await future
+        """Queue a preprocessed batch, float32 ``(N, 3, S, S)`` (split into one part per instance), and wait
+        for its vectors, float32 ``(N, D)``."""
+        if not self._workers:
+            self.start()
+            await asyncio.sleep(0)  # let the workers reach the queue, so the parts go to different ones
+        parts = np.array_split(inputs, min(len(self.instances), len(inputs))) if len(inputs) > 1 else [inputs]
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in parts]
+        for part, future in zip(parts, futures):
+            self._queue.put_nowait(_Job(part, future))
+        vectors = [await f for f in futures]
+        return vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
 
-    async def _run(self) -> None:
+    async def _run(self, embedder: OnnxEmbedder) -> None:
         while True:
-            jobs = [await self._queue.get()]
+            self._idle += 1
+            try:
+                jobs = [await self._queue.get()]
+            finally:
+                self._idle -= 1
             count = len(jobs[0].inputs)
             deadline = time.monotonic() + self.max_batch_time_s
-            while count < self.max_batch_size:
+            # a worker waiting for work takes the next job: batches grow only while every instance is busy
+            while count < self.max_batch_size and not self._idle:
                 if not self._queue.empty():  # whatever queued while the previous batch ran: no waiting
                     job = self._queue.get_nowait()
                     jobs.append(job)
@@ -157,7 +183,7 @@ class AdaptiveBatcher:
                 jobs.append(job)
                 count += len(job.inputs)
             try:
-                vectors = await asyncio.to_thread(self._embed_chunked, [job.inputs for job in jobs])
+                vectors = await asyncio.to_thread(self._embed_chunked, embedder, [job.inputs for job in jobs])
             except Exception as exc:  # resolve every waiting request, keep the worker alive
                 for job in jobs:
                     if not job.future.done():
@@ -170,11 +196,11 @@ class AdaptiveBatcher:
                     job.future.set_result(vectors[start : start + n])
                 start += n
 
-    def _embed_chunked(self, inputs: list[np.ndarray]) -> np.ndarray:
+    def _embed_chunked(self, embedder: OnnxEmbedder, inputs: list[np.ndarray]) -> np.ndarray:
         batch = np.concatenate(inputs) if len(inputs) > 1 else inputs[0]
-        parts = [self.embedder.embed_inputs(batch[i : i + self.max_batch_size])
+        parts = [embedder.embed_inputs(batch[i : i + self.max_batch_size])
                  for i in range(0, len(batch), self.max_batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), np.float32)
+        return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
 
 
 class EmbedService:
@@ -194,12 +220,13 @@ class EmbedService:
         """Model version id."""
         return self.batcher.embedder.version
 
-    async def embed(self, encoded: list[bytes], views: list[str], mirror_average: list[bool] | None = None,
+    async def embed(self, encoded: list[bytes | np.ndarray], views: list[str], mirror_average: list[bool] | None = None,
                     rotated_copies: list[int] | None = None) -> list[dict[str, np.ndarray]]:
-        """Embed each encoded image in each view.
+        """Embed each image in each view.
 
         Args:
-            encoded: encoded image files.
+            encoded: encoded image files, or decoded ``uint8`` ``(H, W, 3)`` RGB pixels (not decoded again;
+                at the model's input size, square, not resized either).
             views: subset of :data:`designsearch.domain.VIEWS` (``photo``, ``lines``); empty = ``["photo"]``.
             mirror_average: per image (empty or None = none): also embed its mirror image (left-right
                 flip of the model input; for ``lines``, of the line drawing) and return the normalised
@@ -251,7 +278,7 @@ class EmbedService:
         embedder = self.batcher.embedder
 
         def prepare() -> np.ndarray:  # decode, draw the line views, resize: off the event loop and the model thread
-            rgbs = [decode_image(b) for b in encoded]
+            rgbs = [b if isinstance(b, np.ndarray) else decode_image(b) for b in encoded]
             base = embedder.preprocess([rgb if view == VIEW_PHOTO else edge_map(rgb) for rgb in rgbs for view in views])
             inputs = np.concatenate([base] + [np.rot90(base[i * nv:(i + 1) * nv], r, axes=(2, 3))
                                               for i, r in slots[len(encoded):]]) if len(slots) > len(encoded) else base

@@ -17,9 +17,9 @@ from designsearch.services.embedder.servicer import EmbedderServicer
 async def create_server(settings: EmbedderSettings | None = None) -> Service:
     """Load the ONNX model, start the server; SERVING once the model answered a warm-up batch."""
     settings = settings or EmbedderSettings()
-    embedder = await asyncio.to_thread(OnnxEmbedder, settings.model_path, settings.providers, settings.threads,
-                                       settings.ort_spinning)
-    batcher = AdaptiveBatcher(embedder, settings.max_batch_size, settings.max_batch_time_ms / 1000)
+    instances = [await asyncio.to_thread(OnnxEmbedder, settings.model_path, settings.providers, settings.threads,
+                                         settings.ort_spinning) for _ in range(settings.instances)]
+    batcher = AdaptiveBatcher(instances, settings.max_batch_size, settings.max_batch_time_ms / 1000)
     service_core = EmbedService(batcher, settings.max_images_per_request)
     servicer = EmbedderServicer(service_core)
 
@@ -29,8 +29,9 @@ async def create_server(settings: EmbedderSettings | None = None) -> Service:
 
     # Warm-up: the first run of an onnxruntime session allocates its arenas and picks kernels
     # (tens of ms); do it before SERVING so the first real request does not pay for it.
-    size = embedder.input_size
-    await asyncio.to_thread(embedder.embed, [np.full((size, size, 3), 128, dtype=np.uint8)] * 2)
+    size = instances[0].input_size
+    for embedder in instances:
+        await asyncio.to_thread(embedder.embed, [np.full((size, size, 3), 128, dtype=np.uint8)] * 2)
     service = await build_server(settings, register, internal_token=settings.internal_token)
     batcher.start()
     service.on_stop.append(batcher.stop)

@@ -15,11 +15,13 @@ from designsearch.services.segmenter.detection import Detection, WheelDetector
 
 @dataclass
 class CropResult:
-    """One crop ready to send: detection plus encoded square crop (JPEG) and mask (PNG)."""
+    """One crop ready to send: detection, the square crop as a JPEG or as pixels (``uint8`` ``(S, S, 3)``
+    RGB; the other one empty / None), and the mask (PNG)."""
 
     detection: Detection
     crop_jpeg: bytes
     mask_png: bytes
+    crop_rgb: np.ndarray | None = None
 
 
 @dataclass
@@ -77,8 +79,15 @@ class Segmenter:
         version = getattr(self.detector, "model_version", "")
         return version if version.startswith(self.detector.name) else f"{self.detector.name}:{version}"
 
-    def segment(self, data: bytes, *, max_crops: int) -> SegmentResult:
+    def segment(self, data: bytes, *, max_crops: int, crop_size: int | None = None, pixels: bool = False) -> SegmentResult:
         """Decode ``data`` and return up to ``max_crops`` crops, best first.
+
+        Args:
+            data: the encoded image.
+            max_crops: most crops.
+            crop_size: side of the square crops, px (None = :attr:`crop_size`).
+            pixels: give each crop as pixels (:attr:`CropResult.crop_rgb`) instead of a JPEG, for a
+                caller that embeds it next (no encoding here, no decoding there).
 
         Raises:
             InvalidImage: the bytes are not a valid image (see :func:`decode_image`).
@@ -88,16 +97,17 @@ class Segmenter:
         detections = self.detector.detect(rgb)[:max_crops]
         if not detections:
             return SegmentResult([], w, h, reason=f"no {self.detector.name} detection: no wheel found")
-        return SegmentResult([self._crop(rgb, d) for d in detections], w, h)
+        return SegmentResult([self._crop(rgb, d, crop_size or self.crop_size, pixels) for d in detections], w, h)
 
-    def _crop(self, rgb: np.ndarray, det: Detection) -> CropResult:
+    def _crop(self, rgb: np.ndarray, det: Detection, size: int, pixels: bool) -> CropResult:
         h, w = rgb.shape[:2]
         sx1, sy1, sx2, sy2 = square_box(det.box, w, h, self.crop_margin)
         crop = rgb[sy1:sy2, sx1:sx2].copy()
         mask_png = encode_png(det.mask) if det.mask is not None else b""
         crop = _pad_square(crop)
-        crop = cv2.resize(crop, (self.crop_size, self.crop_size),
-                          interpolation=cv2.INTER_AREA if crop.shape[0] > self.crop_size else cv2.INTER_LINEAR)
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
+        if pixels:
+            return CropResult(det, b"", mask_png, crop)
         return CropResult(det, encode_jpeg(crop, quality=92), mask_png)
 
 

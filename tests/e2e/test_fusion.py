@@ -162,7 +162,7 @@ def test_whole_picture_is_the_last_region_and_is_bounded():
     crop = QueryCrop((10, 10, 60, 60), KIND_WHEEL, 0.9, b"jpeg")
     regions = query_regions([crop], data, small)
     assert [r.kind for r in regions] == [KIND_WHEEL, KIND_WHOLE_IMAGE]
-    assert regions[1].box == (0, 0, 500, 300) and regions[1].jpeg == data  # small: sent as it came
+    assert regions[1].box == (0, 0, 500, 300) and regions[1].image == data  # small: sent as it came
     assert [r.kind for r in query_regions([], data, small)] == [KIND_WHOLE_IMAGE]  # no duplicate
     big = np.zeros((1500, 3000, 3), np.uint8)
     shrunk = decode_image(whole_picture_bytes(encode_jpeg(big), big))
@@ -211,7 +211,7 @@ async def test_catalogue_whole_pictures_are_flip_averaged_and_crops_are_not(inde
         assert float(whole[view] @ plain[view]) < 0.995, view  # not the plain vector
     if result.crops_indexed > 1:
         seg = await core.backends.segment(data, core.query.max_crops)
-        (crop,), _ = await core.backends.embed([seg.crops[0].jpeg], ["photo"], version)
+        (crop,), _ = await core.backends.embed([seg.crops[0].image], ["photo"], version)
         assert float(stored[ids[0]]["photo"] @ crop["photo"]) > 0.999
 
 
@@ -228,7 +228,7 @@ async def _old_rule(core, image: bytes, k: int = 5) -> list[tuple[str, float]]:
     seg = await core.backends.segment(image, core.query.max_crops)
     if not seg.crops:
         return []
-    embedded, _ = await core.backends.embed([c.jpeg for c in seg.crops], ["photo"], core.embedder_version)
+    embedded, _ = await core.backends.embed([c.image for c in seg.crops], ["photo"], core.embedder_version)
     best: dict[str, float] = {}
     for e in embedded:
         hits = await core.backends.search_designs(core.collection, e["photo"], "photo", k,
@@ -258,7 +258,7 @@ async def test_fusion_keeps_the_right_design_first_when_the_best_crop_is_wrong(i
     wheel_of: dict[str, np.ndarray] = {}
     for img in catalogue:
         if img.design_id not in wheel_of and segs[img.path].crops:
-            wheel_of[img.design_id] = decode_image(segs[img.path].crops[0].jpeg)
+            wheel_of[img.design_id] = segs[img.path].crops[0].pixels()
     singles = [img for img in catalogue if len(segs[img.path].crops) == 1]
     assert singles, "the construction needs catalogue photos with exactly one detected wheel"
     cases = []
@@ -317,7 +317,7 @@ async def rotated_ranks(indexed, gateway_stub, stack):
         if not seg.crops:
             continue
         with_crop += 1
-        wheel = decode_image(seg.crops[0].jpeg)
+        wheel = seg.crops[0].pixels()
         for degrees in ROTATIONS:
             r = await _find(gateway_stub, encode_jpeg(_rotate(wheel, degrees), quality=92))
             ids = [m.design.design_id for m in r.matches]

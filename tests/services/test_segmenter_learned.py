@@ -222,12 +222,12 @@ def test_detect_rejects_non_rgb(detector):
 
 
 def test_cutout_keeps_the_wheel_and_whitens_everything_else(detector, val_with_wheels):
-    """The catalogue's cut-out of a detected wheel (gateway.regions.region_cutout): the wheel's own pixels
+    """The catalogue's cut-out of a detected wheel (``cutout_on_white``; the gateway's ``region_cutout``): the wheel's own pixels
     inside its mask, pure white outside it and around it, the wheel centred; a mask of the wrong shape and
     the whole picture give no cut-out."""
     from designsearch.gateway.ports import QueryCrop
-    from designsearch.gateway.regions import region_cutout
-    from designsearch.images import cutout_on_white, decode_image, encode_png
+    from designsearch.gateway.regions import CROP_SIZE, region_cutout
+    from designsearch.images import cutout_on_white, encode_png
 
     checked = 0
     for _, rgb, _ in val_with_wheels[:10]:
@@ -254,9 +254,9 @@ def test_cutout_keeps_the_wheel_and_whitens_everything_else(detector, val_with_w
             outside = cv2.dilate(keep, np.ones((7, 7), np.uint8)) == 0
             assert window[outside].min() >= 240  # (a pixel of position rounding and the feathered edge)
             assert window[cv2.erode(keep, np.ones((5, 5), np.uint8)) > 0].mean() < 230
-            # the gateway's JPEG of it
+            # the gateway's cut-out: the same at its crop size, as pixels for the embedder
             region = QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask))
-            assert np.abs(decode_image(region_cutout(rgb, region)).astype(int) - cut).mean() < 3
+            np.testing.assert_array_equal(region_cutout(rgb, region), cutout_on_white(rgb, d.box, d.mask, size=CROP_SIZE))
             with pytest.raises(ValueError):
                 cutout_on_white(rgb, d.box, d.mask[:-1])
             assert region_cutout(rgb, QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask[:-1]))) is None

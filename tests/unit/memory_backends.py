@@ -12,7 +12,7 @@ import numpy as np
 
 from designsearch.domain import KIND_WHEEL, Hit, SearchFilter
 from designsearch.errors import BackendUnavailable
-from designsearch.images import decode_image, encode_jpeg, encode_png
+from designsearch.images import decode_image, encode_png
 from designsearch.gateway.ports import QueryCrop, Segmentation
 
 DIM = 16
@@ -49,7 +49,8 @@ class MemoryBackends:
         mask = np.zeros((box[3] - box[1], box[2] - box[0]), np.uint8)  # the wheel: an ellipse filling the box
         cv2.ellipse(mask, (mask.shape[1] // 2, mask.shape[0] // 2), (mask.shape[1] // 2, mask.shape[0] // 2), 0, 0, 360,
                     255, -1)
-        crop = QueryCrop(box, self.segment_kind, 0.9, encode_jpeg(rgb[box[1]:box[3], box[0]:box[2]]), encode_png(mask))
+        # the crop as pixels, as the segmenter sends it to the gateway
+        crop = QueryCrop(box, self.segment_kind, 0.9, np.ascontiguousarray(rgb[box[1]:box[3], box[0]:box[2]]), encode_png(mask))
         return Segmentation([crop][:max_crops], self.segmenter_model, "", w, h)
 
     async def segmenter_version(self) -> str:
@@ -61,6 +62,7 @@ class MemoryBackends:
         self.mirror_flags.append(list(mirror_average))
         self.rotation_counts.append(list(rotated_copies))
         self.embed_views.append(list(views))
+        images = [b.tobytes() if isinstance(b, np.ndarray) else b for b in images]
         copies = [b + f"@rot{r}".encode() for b, c in zip(images, rotated_copies) for r in range(1, c + 1)]
         return [{v: _vector(b, "photo") for v in views} for b in [*images, *copies]], self.embedder_model
 

@@ -54,3 +54,27 @@ async def test_a_failing_model_call_fails_its_requests_and_the_worker_goes_on(em
     ok = await batcher.embed([pictures[0]])
     await batcher.stop()
     assert ok.shape == (1, embedder.dim) and abs(float(np.linalg.norm(ok[0])) - 1) < 1e-5
+
+
+async def test_instances_split_a_request_and_keep_its_rows_in_order(embedder_model, embedder, pictures):
+    """Two model instances: a lone request of several images runs on both at once (one part each), concurrent
+    requests still share model calls, and every request gets its own rows in order."""
+    instances = [OnnxEmbedder(embedder_model, threads=1) for _ in range(2)]
+    calls: list[list[int]] = [[], []]
+    runs = [e.embed_inputs for e in instances]
+    for k, e in enumerate(instances):
+        e.embed_inputs = lambda batch, k=k: (calls[k].append(len(batch)), runs[k](batch))[1]
+    batcher = AdaptiveBatcher(instances, max_batch_size=32, max_batch_time_s=0.0)
+    try:
+        lone = await batcher.embed(pictures)
+        assert sorted(calls[0] + calls[1]) == [4, 4], calls  # split in two, one part per instance
+        together = await asyncio.gather(*[batcher.embed([p]) for p in pictures * 3])
+    finally:
+        await batcher.stop()
+    assert sum(calls[0] + calls[1]) == 8 + 24 and len(calls[0] + calls[1]) < 2 + 24, calls  # batched, nothing lost
+    alone = embedder.embed(pictures)
+    np.testing.assert_allclose(lone, alone, atol=2e-5)
+    for i, v in enumerate(together):
+        np.testing.assert_allclose(v[0], alone[i % len(pictures)], atol=2e-5)
+    with pytest.raises(ValueError):
+        AdaptiveBatcher([])

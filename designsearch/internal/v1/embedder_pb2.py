@@ -26,7 +26,7 @@ from designsearch.v1 import common_pb2 as designsearch_dot_v1_dot_common__pb2
 from designsearch.internal.v1 import types_pb2 as designsearch_dot_internal_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'designsearch/internal/v1/embedder.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a$designsearch/internal/v1/types.proto\"\x95\x01\n\x0c\x45mbedRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.designsearch.v1.Image\x12-\n\x05views\x18\x02 \x03(\x0e\x32\x1e.designsearch.internal.v1.View\x12\x16\n\x0emirror_average\x18\x03 \x03(\x08\x12\x16\n\x0erotated_copies\x18\x04 \x03(\x05\"\x97\x01\n\tEmbedding\x12\x41\n\x07vectors\x18\x01 \x03(\x0b\x32\x30.designsearch.internal.v1.Embedding.VectorsEntry\x1aG\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector:\x02\x38\x01\"l\n\rEmbedResponse\x12\x37\n\nembeddings\x18\x01 \x03(\x0b\x32#.designsearch.internal.v1.Embedding\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\"\x15\n\x13GetModelInfoRequest\"k\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x12\n\ninput_size\x18\x03 \x01(\x05\x12\x1b\n\x13\x65xecution_providers\x18\x04 \x03(\t2\xda\x01\n\x0f\x45mbedderService\x12X\n\x05\x45mbed\x12&.designsearch.internal.v1.EmbedRequest\x1a\'.designsearch.internal.v1.EmbedResponse\x12m\n\x0cGetModelInfo\x12-.designsearch.internal.v1.GetModelInfoRequest\x1a..designsearch.internal.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'designsearch/internal/v1/embedder.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a$designsearch/internal/v1/types.proto\"\xcb\x01\n\x0c\x45mbedRequest\x12&\n\x06images\x18\x01 \x03(\x0b\x32\x16.designsearch.v1.Image\x12-\n\x05views\x18\x02 \x03(\x0e\x32\x1e.designsearch.internal.v1.View\x12\x16\n\x0emirror_average\x18\x03 \x03(\x08\x12\x16\n\x0erotated_copies\x18\x04 \x03(\x05\x12\x34\n\x06inputs\x18\x05 \x03(\x0b\x32$.designsearch.internal.v1.EmbedInput\"\\\n\nEmbedInput\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12\x32\n\x06pixels\x18\x02 \x01(\x0b\x32 .designsearch.internal.v1.PixelsH\x00\x42\x07\n\x05image\"\x97\x01\n\tEmbedding\x12\x41\n\x07vectors\x18\x01 \x03(\x0b\x32\x30.designsearch.internal.v1.Embedding.VectorsEntry\x1aG\n\x0cVectorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.designsearch.v1.Vector:\x02\x38\x01\"l\n\rEmbedResponse\x12\x37\n\nembeddings\x18\x01 \x03(\x0b\x32#.designsearch.internal.v1.Embedding\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\"\x15\n\x13GetModelInfoRequest\"k\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x12\n\ninput_size\x18\x03 \x01(\x05\x12\x1b\n\x13\x65xecution_providers\x18\x04 \x03(\t2\xda\x01\n\x0f\x45mbedderService\x12X\n\x05\x45mbed\x12&.designsearch.internal.v1.EmbedRequest\x1a\'.designsearch.internal.v1.EmbedResponse\x12m\n\x0cGetModelInfo\x12-.designsearch.internal.v1.GetModelInfoRequest\x1a..designsearch.internal.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDING_VECTORSENTRY']._loaded_options = None
   _globals['_EMBEDDING_VECTORSENTRY']._serialized_options = b'8\001'
   _globals['_EMBEDREQUEST']._serialized_start=138
-  _globals['_EMBEDREQUEST']._serialized_end=287
-  _globals['_EMBEDDING']._serialized_start=290
-  _globals['_EMBEDDING']._serialized_end=441
-  _globals['_EMBEDDING_VECTORSENTRY']._serialized_start=370
-  _globals['_EMBEDDING_VECTORSENTRY']._serialized_end=441
-  _globals['_EMBEDRESPONSE']._serialized_start=443
-  _globals['_EMBEDRESPONSE']._serialized_end=551
-  _globals['_GETMODELINFOREQUEST']._serialized_start=553
-  _globals['_GETMODELINFOREQUEST']._serialized_end=574
-  _globals['_GETMODELINFORESPONSE']._serialized_start=576
-  _globals['_GETMODELINFORESPONSE']._serialized_end=683
-  _globals['_EMBEDDERSERVICE']._serialized_start=686
-  _globals['_EMBEDDERSERVICE']._serialized_end=904
+  _globals['_EMBEDREQUEST']._serialized_end=341
+  _globals['_EMBEDINPUT']._serialized_start=343
+  _globals['_EMBEDINPUT']._serialized_end=435
+  _globals['_EMBEDDING']._serialized_start=438
+  _globals['_EMBEDDING']._serialized_end=589
+  _globals['_EMBEDDING_VECTORSENTRY']._serialized_start=518
+  _globals['_EMBEDDING_VECTORSENTRY']._serialized_end=589
+  _globals['_EMBEDRESPONSE']._serialized_start=591
+  _globals['_EMBEDRESPONSE']._serialized_end=699
+  _globals['_GETMODELINFOREQUEST']._serialized_start=701
+  _globals['_GETMODELINFOREQUEST']._serialized_end=722
+  _globals['_GETMODELINFORESPONSE']._serialized_start=724
+  _globals['_GETMODELINFORESPONSE']._serialized_end=831
+  _globals['_EMBEDDERSERVICE']._serialized_start=834
+  _globals['_EMBEDDERSERVICE']._serialized_end=1052
 # @@protoc_insertion_point(module_scope)

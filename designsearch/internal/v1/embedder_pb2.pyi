@@ -9,16 +9,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("images", "views", "mirror_average", "rotated_copies")
+    __slots__ = ("images", "views", "mirror_average", "rotated_copies", "inputs")
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     MIRROR_AVERAGE_FIELD_NUMBER: _ClassVar[int]
     ROTATED_COPIES_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[_common_pb2.Image]
     views: _containers.RepeatedScalarFieldContainer[_types_pb2.View]
     mirror_average: _containers.RepeatedScalarFieldContainer[bool]
     rotated_copies: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[_types_pb2.View, str]]] = ..., mirror_average: _Optional[_Iterable[bool]] = ..., rotated_copies: _Optional[_Iterable[int]] = ...) -> None: ...
+    inputs: _containers.RepeatedCompositeFieldContainer[EmbedInput]
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.Image, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[_types_pb2.View, str]]] = ..., mirror_average: _Optional[_Iterable[bool]] = ..., rotated_copies: _Optional[_Iterable[int]] = ..., inputs: _Optional[_Iterable[_Union[EmbedInput, _Mapping]]] = ...) -> None: ...
+
+class EmbedInput(_message.Message):
+    __slots__ = ("encoded", "pixels")
+    ENCODED_FIELD_NUMBER: _ClassVar[int]
+    PIXELS_FIELD_NUMBER: _ClassVar[int]
+    encoded: bytes
+    pixels: _types_pb2.Pixels
+    def __init__(self, encoded: _Optional[bytes] = ..., pixels: _Optional[_Union[_types_pb2.Pixels, _Mapping]] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("vectors",)

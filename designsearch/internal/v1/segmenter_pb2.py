@@ -23,23 +23,24 @@ _sym_db = _symbol_database.Default()
 
 
 from designsearch.v1 import common_pb2 as designsearch_dot_v1_dot_common__pb2
+from designsearch.internal.v1 import types_pb2 as designsearch_dot_internal_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(designsearch/internal/v1/segmenter.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\"P\n\x0eSegmentRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\x11\n\tmax_crops\x18\x03 \x01(\x05J\x04\x08\x02\x10\x03\"\x89\x01\n\x0fSegmentResponse\x12$\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x19\n\x17GetSegmenterInfoRequest\"C\n\x18GetSegmenterInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x02 \x01(\t2\xed\x01\n\x10SegmenterService\x12^\n\x07Segment\x12(.designsearch.internal.v1.SegmentRequest\x1a).designsearch.internal.v1.SegmentResponse\x12y\n\x10GetSegmenterInfo\x12\x31.designsearch.internal.v1.GetSegmenterInfoRequest\x1a\x32.designsearch.internal.v1.GetSegmenterInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(designsearch/internal/v1/segmenter.proto\x12\x18\x64\x65signsearch.internal.v1\x1a\x1c\x64\x65signsearch/v1/common.proto\x1a$designsearch/internal/v1/types.proto\"x\n\x0eSegmentRequest\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.designsearch.v1.Image\x12\x11\n\tmax_crops\x18\x03 \x01(\x05\x12\x13\n\x0b\x63rop_pixels\x18\x04 \x01(\x08\x12\x11\n\tcrop_size\x18\x05 \x01(\x05J\x04\x08\x02\x10\x03\"\xc0\x01\n\x0fSegmentResponse\x12$\n\x05\x63rops\x18\x01 \x03(\x0b\x32\x15.designsearch.v1.Crop\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x35\n\x0b\x63rop_pixels\x18\x06 \x03(\x0b\x32 .designsearch.internal.v1.Pixels\"\x19\n\x17GetSegmenterInfoRequest\"C\n\x18GetSegmenterInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x02 \x01(\t2\xed\x01\n\x10SegmenterService\x12^\n\x07Segment\x12(.designsearch.internal.v1.SegmentRequest\x1a).designsearch.internal.v1.SegmentResponse\x12y\n\x10GetSegmenterInfo\x12\x31.designsearch.internal.v1.GetSegmenterInfoRequest\x1a\x32.designsearch.internal.v1.GetSegmenterInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'designsearch.internal.v1.segmenter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEGMENTREQUEST']._serialized_start=100
-  _globals['_SEGMENTREQUEST']._serialized_end=180
-  _globals['_SEGMENTRESPONSE']._serialized_start=183
-  _globals['_SEGMENTRESPONSE']._serialized_end=320
-  _globals['_GETSEGMENTERINFOREQUEST']._serialized_start=322
-  _globals['_GETSEGMENTERINFOREQUEST']._serialized_end=347
-  _globals['_GETSEGMENTERINFORESPONSE']._serialized_start=349
-  _globals['_GETSEGMENTERINFORESPONSE']._serialized_end=416
-  _globals['_SEGMENTERSERVICE']._serialized_start=419
-  _globals['_SEGMENTERSERVICE']._serialized_end=656
+  _globals['_SEGMENTREQUEST']._serialized_start=138
+  _globals['_SEGMENTREQUEST']._serialized_end=258
+  _globals['_SEGMENTRESPONSE']._serialized_start=261
+  _globals['_SEGMENTRESPONSE']._serialized_end=453
+  _globals['_GETSEGMENTERINFOREQUEST']._serialized_start=455
+  _globals['_GETSEGMENTERINFOREQUEST']._serialized_end=480
+  _globals['_GETSEGMENTERINFORESPONSE']._serialized_start=482
+  _globals['_GETSEGMENTERINFORESPONSE']._serialized_end=549
+  _globals['_SEGMENTERSERVICE']._serialized_start=552
+  _globals['_SEGMENTERSERVICE']._serialized_end=789
 # @@protoc_insertion_point(module_scope)

@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$designsearch/internal/v1/types.proto\x12\x18\x64\x65signsearch.internal.v1*M\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\x0e\n\nVIEW_PHOTO\x10\x01\x12\x0e\n\nVIEW_LINES\x10\x02\x12\x0f\n\x0bVIEW_CUTOUT\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$designsearch/internal/v1/types.proto\x12\x18\x64\x65signsearch.internal.v1\"4\n\x06Pixels\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\x0b\n\x03rgb\x18\x03 \x01(\x0c*M\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\x0e\n\nVIEW_PHOTO\x10\x01\x12\x0e\n\nVIEW_LINES\x10\x02\x12\x0f\n\x0bVIEW_CUTOUT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'designsearch.internal.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VIEW']._serialized_start=66
-  _globals['_VIEW']._serialized_end=143
+  _globals['_VIEW']._serialized_start=120
+  _globals['_VIEW']._serialized_end=197
+  _globals['_PIXELS']._serialized_start=66
+  _globals['_PIXELS']._serialized_end=118
 # @@protoc_insertion_point(module_scope)
