@@ -68,10 +68,11 @@ class Backends(Protocol):
                     mirror_average: Sequence[bool] = (),
                     rotated_copies: Sequence[int] = ()) -> tuple[list[dict[str, np.ndarray]], str]:
         """Unit float32 vectors ``(D,)`` per image (encoded, or ``uint8`` ``(H, W, 3)`` RGB pixels) and view
-        from the embedder serving ``version``, and the version it answered with. ``mirror_average`` (empty, or one flag per image): the
-        flagged images are embedded as the normalised mean of their own and their mirror image's vector.
-        ``rotated_copies`` (empty, or 0-3 per image): that many copies of the image turned by 90, 180,
-        270 degrees are embedded too; their vectors follow the images', image by image, then by angle."""
+        from the embedder serving ``version``, and the version it answered with. ``mirror_average`` (empty,
+        or one flag per image): the flagged images are embedded as the normalised mean of their own and their
+        mirror image's vector. ``rotated_copies`` (empty, or 0-3 per image): that many copies of the image
+        turned by 90, 180, 270 degrees are embedded too; their vectors follow the images', image by image,
+        then by angle."""
         ...
 
     async def model_infos(self) -> list[tuple[str, int]]:

@@ -154,7 +154,7 @@ class AdaptiveBatcher:
         futures = [loop.create_future() for _ in parts]
         for part, future in zip(parts, futures):
             self._queue.put_nowait(_Job(part, future))
-        vectors = [await f for f in futures]
+        vectors = await asyncio.gather(*futures)  # a failed part fails the request; every part's outcome is read
         return vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
 
     async def _run(self, embedder: OnnxEmbedder) -> None:
