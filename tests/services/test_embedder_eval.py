@@ -208,3 +208,42 @@ def test_rotation_distillation_loss_matches_formula():
     assert float(loss) == pytest.approx((0.0 + 2.0 + (1 - 2 ** -0.5)) / 3, abs=1e-6)
     with pytest.raises(ValueError):
         distillation_loss(s, t[:2])
+
+
+def test_orbit_targets_are_the_same_for_a_wheel_and_its_quarter_turn(data_dir, tmp_path):
+    """``train_distill.orbit_targets`` (K = 4): a real crop and the same crop turned 90 degrees get one
+    target (their rotation orbits are the same set of pictures), which differs from the upright
+    embedding; a whole car keeps its upright target; the result is cached and re-read; K < 2 is refused."""
+    torch = pytest.importorskip("torch")
+    import cv2
+
+    from designsearch.training.embedder import data as D
+    from designsearch.training.embedder.model import EmbeddingNet
+    from designsearch.training.embedder.train_distill import orbit_targets
+
+    crops, _ = _real_crops(data_dir, 2)
+    crop = cv2.resize(crops[0], (224, 224), interpolation=cv2.INTER_AREA)  # at the model input: no resize
+    paths = []
+    for name, img in (("wheel", crop), ("wheel_rot90", np.ascontiguousarray(np.rot90(crop))), ("car", crops[1])):
+        paths.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    items = [D.Item(str(paths[0]), 80, "a", D.DOMAIN_WHEEL), D.Item(str(paths[1]), 80, "b", D.DOMAIN_WHEEL),
+             D.Item(str(paths[2]), 80, "c", D.DOMAIN_CAR)]
+    torch.manual_seed(0)
+    teacher = EmbeddingNet("lite0", dim=32).eval()  # ImageNet backbone: a random one maps every picture alike
+    upright = torch.nn.functional.normalize(torch.randn(3, 32), dim=1)
+    out = tmp_path / "orbit_targets_4.npy"
+    targets, stats = orbit_targets(teacher, items, upright, 4, 224, 1, out)
+
+    assert targets.shape == (3, 32)
+    assert torch.allclose(targets.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert float(targets[0] @ targets[1]) > 0.9999  # one orbit, one target
+    with torch.no_grad():
+        single = teacher(torch.from_numpy(np.stack([crop.transpose(2, 0, 1).astype(np.float32)])))[0]
+    assert float(targets[0] @ torch.nn.functional.normalize(single, dim=0)) < 0.99  # not the upright embedding
+    assert torch.equal(targets[2], upright[2])  # whole cars keep the upright target
+    assert stats["wheels"] == 2 and 0 < stats["mean_norm"] <= 1.0 + 1e-6
+    again, _ = orbit_targets(teacher, items, upright, 4, 224, 1, out)  # read from the cache file
+    assert torch.allclose(again, targets)
+    with pytest.raises(ValueError):
+        orbit_targets(teacher, items, upright, 1, 224, 1, out)

@@ -16,7 +16,19 @@ colour, greyscale and blur; whole cars ±8°; line-drawing views of both (Canny,
 
 so a rotated wheel (and its line drawing) lands where the teacher puts the upright photo, while
 the teacher's geometry of designs and car models — what its car-model cross-entropy learned — is
-the target everywhere (no labels are used). Issue 9 asks for partner retrieval and rotated-query
+the target everywhere (no labels are used).
+
+Orbit targets (``target_rotations`` K > 1, eighth session): a wheel crop's target is instead the
+teacher's embedding averaged over its rotation orbit,
+
+    t_K(x) = normalise( sum_{k<K} t(R_{360 k / K} x) )
+
+(R_a: rotation about the centre, border replicated, as the evaluation rotates its queries) — the
+group-averaging construction of an invariant from a non-invariant map (Reynolds operator; as in
+test-time rotation pooling, here moved into training so one forward pass serves). The upright target
+holds where the wheel's valve or logo happened to point in its photo, which no rotated view can
+predict; t_K is the same for every rotation of the wheel (exactly for multiples of 360/K), so the
+student is asked for something a single forward pass can give. Whole cars keep the upright target. Issue 9 asks for partner retrieval and rotated-query
 retrieval within 2 points; cross-entropy with rotations 0-360° (``ce-rot180``), test-time rotation
 pooling and rotation canonicalisation each bought rotation robustness at the price of the class
 rows (models/embedder/MODEL_CARD.md).
@@ -56,7 +68,7 @@ from designsearch.settings import repo_relative
 from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
 
 from . import data as D
-from .augment import VIEW_LINES, VIEW_PHOTO
+from .augment import VIEW_LINES, VIEW_PHOTO, make_view, rotate_about_centre
 from .feature_cache import Head, _export_prefix, _ort_session, cache_views, warmup_cosine
 from .train import NUM_BLOCKS, TrainConfig, _counts, _hardware, build_items, export_check, validation_metrics
 
@@ -83,6 +95,10 @@ class DistillConfig:
         trainable_blocks: last MBConv blocks trained.
         views_photo, views_edge: augmented photo / line-drawing views cached per picture.
         wheel_rotation: largest rotation of a wheel view, degrees (180 = any angle).
+        target_rotations: K; 1 = the teacher's embedding of the upright clean picture is every
+            view's target; K > 1 = a wheel crop's target is the normalised mean of the teacher's
+            embeddings of the clean crop rotated by ``360 k / K`` degrees, k < K (orbit target;
+            computed with the teacher exported to ONNX, kept in ``<output dir>/orbit_targets_K.npy``).
         threads: torch / onnxruntime intra-op threads.
         output: exported ONNX path; ``<output dir>/weights.pt`` gets the student's state dict.
         runs: folder of crops and caches (shared with :mod:`.train`).
@@ -110,6 +126,7 @@ class DistillConfig:
     views_photo: int = 6
     views_edge: int = 2
     wheel_rotation: float = 180.0
+    target_rotations: int = 1
     threads: int = 2
     output: str = "runs/embedder/rotd/model.onnx"
     runs: str = str(D.DEFAULT_RUNS)
@@ -132,6 +149,71 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> tuple[tor
         raise ValueError(f"need two (N, D) tensors of one shape; got {tuple(student.shape)} and {tuple(teacher.shape)}")
     cos = (F.normalize(student, dim=1) * F.normalize(teacher, dim=1)).sum(1)
     return (1.0 - cos).mean(), cos
+
+
+def orbit_targets(teacher: nn.Module, items: list, upright: torch.Tensor, rotations: int, size: int, threads: int,
+                  path: Path, batch: int = 64) -> tuple[torch.Tensor, dict]:
+    """Rotation-orbit targets of the wheel crops: ``normalise(sum_k t(R_{360 k / K} x))``.
+
+    Args:
+        teacher: the frozen teacher (exported to ONNX next to ``path`` and run with onnxruntime).
+        items: the training items, in target-row order.
+        upright: float32 ``(N, D)`` upright targets (rows of non-wheel items are kept).
+        rotations: K >= 2.
+        size: model input side, pixels.
+        threads: onnxruntime intra-op threads.
+        path: ``.npy`` cache of the result (reused when its shape matches).
+
+    Returns:
+        ``(targets, stats)``: float32 ``(N, D)`` unit rows; ``stats`` with the mean norm of the orbit
+        mean before normalisation (1 = the teacher is already invariant) and its cosine to the upright target.
+
+    Raises:
+        ValueError: ``rotations < 2``.
+    """
+    if rotations < 2:
+        raise ValueError(f"orbit targets need K >= 2 rotations; got {rotations}")
+    wheel_rows = np.array([i for i, it in enumerate(items) if it.domain == D.DOMAIN_WHEEL])
+    if path.is_file() and np.load(path, mmap_mode="r").shape == (len(wheel_rows), upright.shape[1] + 1):
+        arr = np.load(path)
+    else:
+        onnx_path = path.with_name("teacher.onnx")
+        export_onnx(teacher, onnx_path, size)
+        sess = _ort_session(onnx_path, threads)
+        arr = np.zeros((len(wheel_rows), upright.shape[1] + 1), np.float32)
+        t0, pending, owners = time.time(), [], []
+
+        def flush() -> None:
+            emb = sess.run(None, {"pixels": np.stack(pending)})[0]
+            np.add.at(arr[:, :-1], np.array(owners), emb)
+            pending.clear()
+            owners.clear()
+
+        for j, row in enumerate(wheel_rows):
+            rgb = D.load_rgb(items[row])
+            for k in range(rotations):
+                view = rotate_about_centre(rgb, 360.0 * k / rotations) if k else rgb
+                pending.append(make_view(view, VIEW_PHOTO, size))
+                owners.append(j)
+            if len(pending) >= batch:
+                flush()
+            if (j + 1) % 1000 == 0:
+                print(f"orbit targets: {j + 1}/{len(wheel_rows)} wheels, {time.time() - t0:.0f} s", flush=True)
+        if pending:
+            flush()
+        mean = arr[:, :-1] / rotations
+        arr[:, -1] = np.linalg.norm(mean, axis=1)
+        np.save(path, arr)
+    norms = arr[:, -1]
+    orbit = F.normalize(torch.from_numpy(arr[:, :-1].copy()), dim=1)
+    targets = upright.clone()
+    rows_t = torch.from_numpy(wheel_rows)
+    cos_upright = (orbit * upright[rows_t]).sum(1)
+    targets[rows_t] = orbit
+    stats = {"rotations": rotations, "wheels": int(len(wheel_rows)), "mean_norm": round(float(norms.mean()), 4),
+             "cos_to_upright_mean": round(float(cos_upright.mean()), 4), "file": repo_relative(path)}
+    print(f"orbit targets: {json.dumps(stats)}", flush=True)
+    return targets, stats
 
 
 def _batched(fn, fmaps: np.ndarray, rows: np.ndarray, batch: int = 128) -> torch.Tensor:
@@ -202,6 +284,10 @@ def distill(cfg: DistillConfig) -> dict:
     s_mid = nn.ModuleList(student.backbone._blocks[cfg.cache_block : NUM_BLOCKS - cfg.trainable_blocks]).eval()
     t_targets = time.time()
     targets = _batched(t_head, clean_fmaps, np.arange(len(train_items)))  # (N, dim), unit norm
+    orbit = None
+    if cfg.target_rotations > 1:
+        targets, orbit = orbit_targets(teacher, train_items, targets, cfg.target_rotations, size, cfg.threads,
+                                       out_dir / f"orbit_targets_{cfg.target_rotations}.npy")
     target_seconds = time.time() - t_targets
     print(f"teacher targets: {tuple(targets.shape)} in {target_seconds:.0f} s", flush=True)
 
@@ -267,6 +353,7 @@ def distill(cfg: DistillConfig) -> dict:
         "split": {"train_classes": f"1-{cfg.train_max_class}", "val_classes": f"{cfg.train_max_class + 1}-98",
                   "train_items": _counts(train_items), "val_items": _counts(val_items)},
         "crops": crop_meta,
+        "orbit_targets": orbit,
         "epochs": log,
         "seconds": {"total": round(time.time() - t_start, 1), "cache": round(cache_seconds, 1),
                     "targets": round(target_seconds, 1), "train": round(train_seconds, 1)},
