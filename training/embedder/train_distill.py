@@ -28,7 +28,12 @@ group-averaging construction of an invariant from a non-invariant map (Reynolds 
 test-time rotation pooling, here moved into training so one forward pass serves). The upright target
 holds where the wheel's valve or logo happened to point in its photo, which no rotated view can
 predict; t_K is the same for every rotation of the wheel (exactly for multiples of 360/K), so the
-student is asked for something a single forward pass can give. Whole cars keep the upright target. Issue 9 asks for partner retrieval and rotated-query
+student is asked for something a single forward pass can give. Whole cars keep the upright target.
+
+With ``ce_weight`` λ > 0 the car-model cross-entropy of the teacher's own training
+(:mod:`.train`: normalised softmax, Zhai & Wu, BMVC 2019; one class per car model and domain) is
+added, ``L + λ · CE``, its class weights imprinted from the class means of the targets, so that the
+class geometry the distillation alone lets drift is held by labels. Issue 9 asks for partner retrieval and rotated-query
 retrieval within 2 points; cross-entropy with rotations 0-360° (``ce-rot180``), test-time rotation
 pooling and rotation canonicalisation each bought rotation robustness at the price of the class
 rows (models/embedder/MODEL_CARD.md).
@@ -69,8 +74,8 @@ from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, expor
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO, make_view, rotate_about_centre
-from .feature_cache import Head, _export_prefix, _ort_session, cache_views, warmup_cosine
-from .train import NUM_BLOCKS, TrainConfig, _counts, _hardware, build_items, export_check, validation_metrics
+from .feature_cache import CosineClassifier, Head, _export_prefix, _ort_session, cache_views, warmup_cosine
+from .train import NUM_BLOCKS, TrainConfig, _counts, _labels, _hardware, build_items, export_check, validation_metrics
 
 
 @dataclass
@@ -99,6 +104,8 @@ class DistillConfig:
             view's target; K > 1 = a wheel crop's target is the normalised mean of the teacher's
             embeddings of the clean crop rotated by ``360 k / K`` degrees, k < K (orbit target;
             computed with the teacher exported to ONNX, kept in ``<output dir>/orbit_targets_K.npy``).
+        ce_weight: λ of the added car-model cross-entropy (0 = distillation only).
+        temperature, label_smoothing: of that cross-entropy (as :class:`.train.TrainConfig`).
         threads: torch / onnxruntime intra-op threads.
         output: exported ONNX path; ``<output dir>/weights.pt`` gets the student's state dict.
         runs: folder of crops and caches (shared with :mod:`.train`).
@@ -127,6 +134,9 @@ class DistillConfig:
     views_edge: int = 2
     wheel_rotation: float = 180.0
     target_rotations: int = 1
+    ce_weight: float = 0.0
+    temperature: float = 0.05
+    label_smoothing: float = 0.1
     threads: int = 2
     output: str = "runs/embedder/rotd/model.onnx"
     runs: str = str(D.DEFAULT_RUNS)
@@ -307,10 +317,20 @@ def distill(cfg: DistillConfig) -> dict:
     def validate() -> dict:
         return {k: round(v, 4) for k, v in validation_metrics(run_student, val_items, val_fmaps).items()}
 
+    classifier, labels_t, head_params = None, None, list(s_head.projection.parameters())
+    if cfg.ce_weight > 0:
+        labels = _labels(train_items, cfg.train_max_class)
+        classifier = CosineClassifier(cfg.dim, 2 * cfg.train_max_class, cfg.temperature)
+        with torch.no_grad():  # imprinted: each class's weight is the mean of its pictures' targets
+            for c in np.unique(labels):
+                classifier.weight[c] = F.normalize(targets[torch.from_numpy(labels == c)].mean(0), dim=0)
+        labels_t = torch.from_numpy(labels)
+        head_params += list(classifier.parameters())
+
     log = [{"epoch": 0, **validate()}]
     print(json.dumps(log[0]), flush=True)
     opt = torch.optim.AdamW([{"params": backbone_params, "lr": cfg.backbone_lr},
-                             {"params": list(s_head.projection.parameters()), "lr": cfg.lr}], weight_decay=cfg.weight_decay)
+                             {"params": head_params, "lr": cfg.lr}], weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
     steps_per_epoch = math.ceil(len(train_items) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
@@ -319,7 +339,7 @@ def distill(cfg: DistillConfig) -> dict:
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train_items))
         view_idx = rng.integers(0, len(kinds), size=len(train_items))
-        sums = {"loss": 0.0, "cos_wheel": 0.0, "cos_car": 0.0}
+        sums = {"loss": 0.0, "cos_wheel": 0.0, "cos_car": 0.0, "ce": 0.0}
         t_epoch = time.time()
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
@@ -327,7 +347,12 @@ def distill(cfg: DistillConfig) -> dict:
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * warmup_cosine(step, cfg.warmup_steps, total)
             idx_t = torch.from_numpy(idx)
-            loss, cos = distillation_loss(run_student(fm), targets[idx_t])
+            emb = run_student(fm)
+            loss, cos = distillation_loss(emb, targets[idx_t])
+            if classifier is not None:
+                ce = F.cross_entropy(classifier(emb), labels_t[idx_t], label_smoothing=cfg.label_smoothing)
+                sums["ce"] += float(ce.detach()) * len(idx)
+                loss = loss + cfg.ce_weight * ce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -338,7 +363,7 @@ def distill(cfg: DistillConfig) -> dict:
             sums["cos_car"] += float(cos[~w].detach().sum())
         n_w = int(is_wheel.sum())
         entry = {"epoch": epoch + 1, "loss": round(sums["loss"] / len(train_items), 4),
-                 "cos_wheel": round(sums["cos_wheel"] / n_w, 4), "cos_car": round(sums["cos_car"] / (len(train_items) - n_w), 4),
+                 "ce": round(sums["ce"] / len(train_items), 4), "cos_wheel": round(sums["cos_wheel"] / n_w, 4), "cos_car": round(sums["cos_car"] / (len(train_items) - n_w), 4),
                  "seconds": round(time.time() - t_epoch, 1), **validate()}
         log.append(entry)
         print(json.dumps(entry), flush=True)
