@@ -168,3 +168,23 @@ def test_mixture_car_negative_share_is_honoured(split):
     assert tuple(pixels.shape) == (3, 128, 128) and float(target.sum()) == 0.0
     with pytest.raises(ValueError):
         S.DesignerMixDataset(train, cuts, S.PhotoBackgrounds(train), train, 128, car_negative_p=1.5)
+
+
+def test_recall_by_box_shape_on_the_validation_photos(split):
+    """Set (a)'s recall split by ground-truth box shape: the greedy VOC matching gives per-box hits
+    (a higher-scored detection takes the box it overlaps most; a box nothing reaches stays a miss),
+    every validation wheel falls in one shape class, and the served model finds the wheels whose face
+    is visible far more often than the edge-on ones (measured 0.95 against 0.37)."""
+    from designsearch.services.segmenter.detection import Detection
+    from designsearch.training.segmenter.evaluate import box_shape, evaluate_detector, matched_ground_truth
+
+    assert [box_shape(b) for b in [(0, 0, 50, 50), (0, 0, 20, 100), (0, 0, 100, 30)]] == ["face", "edge_on", "flat"]
+    gts = [(0, 0, 100, 100), (200, 0, 260, 60), (400, 400, 420, 480)]
+    dets = [Detection((5, 5, 100, 100), 0.6), Detection((0, 0, 100, 90), 0.9), Detection((205, 0, 260, 60), 0.8)]
+    assert matched_ground_truth(dets, gts) == [True, True, False]
+    report = evaluate_detector(LearnedWheelDetector(ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"),
+                               split[1], warmup=0)
+    by_shape = report["recall_by_shape"]
+    assert sum(v["n_gt"] for v in by_shape.values()) == report["n_gt"]
+    assert sum(v["n_gt"] * v["recall"] for v in by_shape.values()) == pytest.approx(report["tp"])
+    assert by_shape["face"]["recall"] > 0.9 and by_shape["face"]["recall"] > by_shape["edge_on"]["recall"] + 0.3

@@ -15,6 +15,10 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
 * ``latency_ms_p50`` / ``p95``: wall time of ``detect`` per image (decoded 512 px RGB in memory),
   after ``warmup`` untimed calls, on this machine with the detector's own thread setting.
 * ``empty_images_with_detections``: validation photos without wheels where something was found.
+* ``recall_by_shape``: recall per ground-truth box shape (:func:`box_shape`): ``face`` (height / width
+  0.6-2.8: the wheel's face visible, frontal or oblique), ``edge_on`` (taller than 2.8 widths: a wheel
+  seen at a grazing angle, mostly the far side or a front / rear view's side wheels) and ``flat``
+  (under 0.6: a tyre's tread under a bumper in a front or rear view) — the last two show no design.
 
 Three validation sets, all from validation-split photos only (split by source photo, so no wheel
 or background is in both training and validation; :mod:`designsearch.training.segmenter.synthetic`):
@@ -55,6 +59,18 @@ from designsearch.training.segmenter.synthetic import ValItem, build_validation_
 #: Box IoU with the true wheel for a close-up detection to count as the whole wheel.
 WHOLE_IOU = 0.8
 
+#: Height / width limits of :func:`box_shape`'s ``face`` class.
+FACE_ASPECT = (0.6, 2.8)
+
+
+def box_shape(box: tuple[int, int, int, int]) -> str:
+    """Shape class of a ground-truth wheel box ``(x1, y1, x2, y2)`` pixels by its height / width ratio:
+    ``"flat"`` below 0.6, ``"edge_on"`` above 2.8, else ``"face"`` (:data:`FACE_ASPECT`). A wheel's face
+    seen square-on is a circle (ratio ~1); turning it away narrows the box."""
+    w, h = max(box[2] - box[0], 1), max(box[3] - box[1], 1)
+    ratio = h / w
+    return "flat" if ratio < FACE_ASPECT[0] else "edge_on" if ratio > FACE_ASPECT[1] else "face"
+
 
 def detections_mask(dets: list[Detection], height: int, width: int) -> np.ndarray:
     """Union of the detections' masks as a boolean ``(height, width)`` array.
@@ -79,8 +95,15 @@ def match_instances(
     dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5
 ) -> int:
     """Number of true positives: greedy matching in descending score order at box IoU >= threshold."""
+    return sum(matched_ground_truth(dets, gt_boxes, iou_threshold))
+
+
+def matched_ground_truth(
+    dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5
+) -> list[bool]:
+    """Per ground-truth box, whether a detection was matched to it (greedy, in descending score order,
+    each detection to the unmatched box of highest IoU >= ``iou_threshold``)."""
     used = [False] * len(gt_boxes)
-    tp = 0
     for d in sorted(dets, key=lambda d: -d.score):
         best, best_iou = -1, iou_threshold
         for j, g in enumerate(gt_boxes):
@@ -91,8 +114,7 @@ def match_instances(
                 best, best_iou = j, iou
         if best >= 0:
             used[best] = True
-            tp += 1
-    return tp
+    return used
 
 
 def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float = 0.5, warmup: int = 3) -> dict:
@@ -106,7 +128,8 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
 
     Returns:
         Dict with ``name``, ``n_images``, ``n_gt``, ``n_det``, ``tp``, ``precision``, ``recall``,
-        ``f1``, ``pixel_iou``, ``mean_image_iou``, ``empty_images_with_detections``,
+        ``f1``, ``pixel_iou``, ``mean_image_iou``, ``empty_images_with_detections``, ``recall_by_shape``
+        (``{shape: {"n_gt", "recall"}}``, :func:`box_shape`),
         ``latency_ms_p50``, ``latency_ms_p95``, ``latency_ms_mean``, ``per_image`` (file name,
         gt, det, tp, iou).
     """
@@ -118,6 +141,7 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
     n_gt = n_det = tp = 0
     empty_hits = 0
     times, per_image, image_ious = [], [], []
+    shape_counts: dict[str, list[int]] = {}  # shape -> [ground-truth boxes, matched]
     for s, rgb in zip(samples, images):
         t0 = time.perf_counter()
         dets = detector.detect(rgb)
@@ -128,7 +152,12 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         inter += i
         union += u
         gt_boxes = s.instances()
-        m = match_instances(dets, gt_boxes, iou_threshold)
+        matched = matched_ground_truth(dets, gt_boxes, iou_threshold)
+        m = sum(matched)
+        for g, hit in zip(gt_boxes, matched):
+            shape_counts.setdefault(box_shape(g), [0, 0])
+            shape_counts[box_shape(g)][0] += 1
+            shape_counts[box_shape(g)][1] += int(hit)
         n_gt += len(gt_boxes)
         n_det += len(dets)
         tp += m
@@ -155,6 +184,7 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         "pixel_iou": inter / union if union else 1.0,
         "mean_image_iou": float(np.mean(image_ious)) if image_ious else None,
         "empty_images_with_detections": empty_hits,
+        "recall_by_shape": {k: {"n_gt": n, "recall": hit / n} for k, (n, hit) in sorted(shape_counts.items())},
         "latency_ms_p50": float(np.percentile(times, 50)) if times else None,
         "latency_ms_p95": float(np.percentile(times, 95)) if times else None,
         "latency_ms_mean": float(np.mean(times)) if times else None,
@@ -396,6 +426,10 @@ def format_table(report: dict) -> str:
             v = r[c]
             cells.append(f"{v:>16.3f}" if isinstance(v, float) else f"{str(v):>16}")
         lines.append(f"{r['name']:<12}" + "".join(cells))
+    for r in report["results"]:
+        if r.get("recall_by_shape"):
+            lines.append(f"{r['name']:<12}recall by ground-truth box shape: " + ", ".join(
+                f"{k} {v['recall']:.3f} ({v['n_gt']})" for k, v in r["recall_by_shape"].items()))
     if "closeups" in report:
         lines.append("")
         lines.append(f"(b) close-ups, renderings, line drawings of validation wheels ({report['n_closeups']} pictures)")
