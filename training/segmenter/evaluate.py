@@ -67,8 +67,7 @@ def box_shape(box: tuple[int, int, int, int]) -> str:
     """Shape class of a ground-truth wheel box ``(x1, y1, x2, y2)`` pixels by its height / width ratio:
     ``"flat"`` below 0.6, ``"edge_on"`` above 2.8, else ``"face"`` (:data:`FACE_ASPECT`). A wheel's face
     seen square-on is a circle (ratio ~1); turning it away narrows the box."""
-    w, h = max(box[2] - box[0], 1), max(box[3] - box[1], 1)
-    ratio = h / w
+    ratio = max(box[3] - box[1], 1) / max(box[2] - box[0], 1)
     return "flat" if ratio < FACE_ASPECT[0] else "edge_on" if ratio > FACE_ASPECT[1] else "face"
 
 
@@ -91,16 +90,13 @@ def detections_mask(dets: list[Detection], height: int, width: int) -> np.ndarra
     return out
 
 
-def match_instances(
-    dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5
-) -> int:
+def match_instances(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5) -> int:
     """Number of true positives: greedy matching in descending score order at box IoU >= threshold."""
     return sum(matched_ground_truth(dets, gt_boxes, iou_threshold))
 
 
-def matched_ground_truth(
-    dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5
-) -> list[bool]:
+def matched_ground_truth(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]],
+                         iou_threshold: float = 0.5) -> list[bool]:
     """Per ground-truth box, whether a detection was matched to it (greedy, in descending score order,
     each detection to the unmatched box of highest IoU >= ``iou_threshold``)."""
     used = [False] * len(gt_boxes)
@@ -155,9 +151,8 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         matched = matched_ground_truth(dets, gt_boxes, iou_threshold)
         m = sum(matched)
         for g, hit in zip(gt_boxes, matched):
-            shape_counts.setdefault(box_shape(g), [0, 0])
-            shape_counts[box_shape(g)][0] += 1
-            shape_counts[box_shape(g)][1] += int(hit)
+            counts = shape_counts.setdefault(box_shape(g), [0, 0])
+            counts[0], counts[1] = counts[0] + 1, counts[1] + int(hit)
         n_gt += len(gt_boxes)
         n_det += len(dets)
         tp += m
