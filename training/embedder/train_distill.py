@@ -18,7 +18,7 @@ so a rotated wheel (and its line drawing) lands where the teacher puts the uprig
 the teacher's geometry of designs and car models — what its car-model cross-entropy learned — is
 the target everywhere (no labels are used).
 
-Orbit targets (``target_rotations`` K > 1, eighth session): a wheel crop's target is instead the
+Orbit targets (``target_rotations`` K > 1, ninth session): a wheel crop's target is instead the
 teacher's embedding averaged over its rotation orbit,
 
     t_K(x) = normalise( sum_{k<K} t(R_{360 k / K} x) )
@@ -33,10 +33,11 @@ student is asked for something a single forward pass can give. Whole cars keep t
 With ``ce_weight`` λ > 0 the car-model cross-entropy of the teacher's own training
 (:mod:`.train`: normalised softmax, Zhai & Wu, BMVC 2019; one class per car model and domain) is
 added, ``L + λ · CE``, its class weights imprinted from the class means of the targets, so that the
-class geometry the distillation alone lets drift is held by labels. Issue 9 asks for partner retrieval and rotated-query
-retrieval within 2 points; cross-entropy with rotations 0-360° (``ce-rot180``), test-time rotation
-pooling and rotation canonicalisation each bought rotation robustness at the price of the class
-rows (models/embedder/MODEL_CARD.md).
+class geometry the distillation alone lets drift is held by labels.
+
+Issue 9 asks for partner retrieval and rotated-query retrieval within 2 points; cross-entropy with
+rotations 0-360° (``ce-rot180``), test-time rotation pooling and rotation canonicalisation each bought
+rotation robustness at the price of the class rows (models/embedder/MODEL_CARD.md).
 
 CPU budget as :mod:`.train`: the frozen prefix (stem + blocks ``[0, cache_block)``, identical in
 teacher and student, never trained) is run once with onnxruntime over every view and cached as
@@ -103,7 +104,7 @@ class DistillConfig:
         target_rotations: K; 1 = the teacher's embedding of the upright clean picture is every
             view's target; K > 1 = a wheel crop's target is the normalised mean of the teacher's
             embeddings of the clean crop rotated by ``360 k / K`` degrees, k < K (orbit target;
-            computed with the teacher exported to ONNX, kept in ``<output dir>/orbit_targets_K.npy``).
+            computed with the teacher exported to ONNX, kept in ``<output dir>/orbit_targets_K_<teacher sha256[:12]>.npy``).
         ce_weight: λ of the added car-model cross-entropy (0 = distillation only).
         temperature, label_smoothing: of that cross-entropy (as :class:`.train.TrainConfig`).
         threads: torch / onnxruntime intra-op threads.
@@ -297,7 +298,7 @@ def distill(cfg: DistillConfig) -> dict:
     orbit = None
     if cfg.target_rotations > 1:
         targets, orbit = orbit_targets(teacher, train_items, targets, cfg.target_rotations, size, cfg.threads,
-                                       out_dir / f"orbit_targets_{cfg.target_rotations}.npy")
+                                       out_dir / f"orbit_targets_{cfg.target_rotations}_{teacher_sha[:12]}.npy")
     target_seconds = time.time() - t_targets
     print(f"teacher targets: {tuple(targets.shape)} in {target_seconds:.0f} s", flush=True)
 
@@ -363,7 +364,8 @@ def distill(cfg: DistillConfig) -> dict:
             sums["cos_car"] += float(cos[~w].detach().sum())
         n_w = int(is_wheel.sum())
         entry = {"epoch": epoch + 1, "loss": round(sums["loss"] / len(train_items), 4),
-                 "ce": round(sums["ce"] / len(train_items), 4), "cos_wheel": round(sums["cos_wheel"] / n_w, 4), "cos_car": round(sums["cos_car"] / (len(train_items) - n_w), 4),
+                 "ce": round(sums["ce"] / len(train_items), 4), "cos_wheel": round(sums["cos_wheel"] / n_w, 4),
+                 "cos_car": round(sums["cos_car"] / (len(train_items) - n_w), 4),
                  "seconds": round(time.time() - t_epoch, 1), **validate()}
         log.append(entry)
         print(json.dumps(entry), flush=True)
