@@ -173,7 +173,8 @@ def orbit_targets(teacher: nn.Module, items: list, upright: torch.Tensor, rotati
         rotations: K >= 2.
         size: model input side, pixels.
         threads: onnxruntime intra-op threads.
-        path: ``.npy`` cache of the result (reused when its shape matches).
+        path: ``.npy`` cache of the per-wheel sums of the K embeddings, float32 ``(wheels, D)`` (reused when
+            its shape matches; the file name carries the teacher's hash).
 
     Returns:
         ``(targets, stats)``: float32 ``(N, D)`` unit rows; ``stats`` with the mean norm of the orbit
@@ -185,18 +186,17 @@ def orbit_targets(teacher: nn.Module, items: list, upright: torch.Tensor, rotati
     if rotations < 2:
         raise ValueError(f"orbit targets need K >= 2 rotations; got {rotations}")
     wheel_rows = np.array([i for i, it in enumerate(items) if it.domain == D.DOMAIN_WHEEL])
-    if path.is_file() and np.load(path, mmap_mode="r").shape == (len(wheel_rows), upright.shape[1] + 1):
-        arr = np.load(path)
-    else:
+    sums = np.load(path) if path.is_file() else None  # (wheels, D): sum of the K rotated embeddings
+    if sums is None or sums.shape != (len(wheel_rows), upright.shape[1]):
         onnx_path = path.with_name("teacher.onnx")
         export_onnx(teacher, onnx_path, size)
         sess = _ort_session(onnx_path, threads)
-        arr = np.zeros((len(wheel_rows), upright.shape[1] + 1), np.float32)
+        sums = np.zeros((len(wheel_rows), upright.shape[1]), np.float32)
         t0, pending, owners = time.time(), [], []
 
         def flush() -> None:
             emb = sess.run(None, {"pixels": np.stack(pending)})[0]
-            np.add.at(arr[:, :-1], np.array(owners), emb)
+            np.add.at(sums, np.array(owners), emb)
             pending.clear()
             owners.clear()
 
@@ -212,11 +212,9 @@ def orbit_targets(teacher: nn.Module, items: list, upright: torch.Tensor, rotati
                 print(f"orbit targets: {j + 1}/{len(wheel_rows)} wheels, {time.time() - t0:.0f} s", flush=True)
         if pending:
             flush()
-        mean = arr[:, :-1] / rotations
-        arr[:, -1] = np.linalg.norm(mean, axis=1)
-        np.save(path, arr)
-    norms = arr[:, -1]
-    orbit = F.normalize(torch.from_numpy(arr[:, :-1].copy()), dim=1)
+        np.save(path, sums)
+    norms = np.linalg.norm(sums, axis=1) / rotations  # of the mean of K unit vectors
+    orbit = F.normalize(torch.from_numpy(sums), dim=1)
     targets = upright.clone()
     rows_t = torch.from_numpy(wheel_rows)
     cos_upright = (orbit * upright[rows_t]).sum(1)
