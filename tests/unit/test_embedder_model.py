@@ -102,3 +102,34 @@ def test_gem_pooling_export_matches_torch_and_formula(tmp_path):
     assert np.abs(ref - got).max() < 1e-4
     with pytest.raises(ValueError, match="pooling_p"):
         EmbeddingNet("lite0", dim=512, pooling_p=0.5)
+
+
+def test_weight_interpolation_ends_are_the_networks_and_the_middle_is_between(tmp_path):
+    """WiSE-FT interpolation (training/embedder/interpolate.py): α = 0 / 1 reproduce the two networks'
+    embeddings; α = 0.5 is a network whose weights are the mean; bad α and mismatched dicts are refused."""
+    from designsearch.training.embedder.interpolate import interpolate_state_dicts
+
+    torch.manual_seed(0)
+    a = EmbeddingNet("lite0", dim=512).eval()
+    torch.manual_seed(1)
+    b = EmbeddingNet("lite0", dim=512).eval()  # another seeded projection on the same backbone
+    with torch.no_grad():
+        for p in b.backbone._blocks[-1].parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    sa, sb = a.state_dict(), b.state_dict()
+    x = torch.from_numpy(_pixels(2, seed=3))
+    for alpha, ref in ((0.0, a), (1.0, b)):
+        net = EmbeddingNet("lite0", dim=512, pretrained=False).eval()
+        net.load_state_dict(interpolate_state_dicts(sa, sb, alpha))
+        with torch.no_grad():
+            assert torch.allclose(net(x), ref(x), atol=1e-6)
+    mid = interpolate_state_dicts(sa, sb, 0.5)
+    key = "projection.weight" if "projection.weight" in sa else next(k for k in sa if sa[k].is_floating_point())
+    assert torch.allclose(mid[key], (sa[key] + sb[key]) / 2)
+    assert not torch.allclose(mid[key], sa[key])
+    int_keys = [k for k in sa if not sa[k].is_floating_point()]
+    assert int_keys and all(torch.equal(mid[k], sa[k]) for k in int_keys)
+    with pytest.raises(ValueError, match="alpha"):
+        interpolate_state_dicts(sa, sb, 1.5)
+    with pytest.raises(ValueError, match="keys"):
+        interpolate_state_dicts(sa, {k: v for k, v in sb.items() if k != key}, 0.5)
