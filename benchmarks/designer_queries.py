@@ -20,9 +20,12 @@ plus ``photo``, the held-out photo itself (the demo's query). Each picture is se
 A class is a car model here, so "same design" means "a wheel of the same car model".
 
     python benchmarks/designer_queries.py [--per-style 2] [--seed 0] [--closeup-rotations N] [--sketch-search MODE]
-                                          [--domain auto] [--save DIR] [--out FILE]
+                                          [--domain auto] [--save DIR] [--out FILE] [--compare OTHER.json]
 
-Writes ``benchmarks/results/designer_queries.json`` and prints a table.
+Writes ``benchmarks/results/designer_queries.json`` (with every query's outcome) and prints a table. With
+``--compare`` (an earlier run's file with the same pictures: same ``--per-style`` and ``--seed``) it also prints,
+per style, the paired difference in hits and firsts with McNemar's exact test (the two-sided binomial test on
+the discordant queries; McNemar, Psychometrika 1947): whether two models differ beyond the draw of pictures.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ def main() -> None:
     parser.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "bench-designer")
     parser.add_argument("--save", type=Path, default=None, help="also write the query pictures to this folder")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "designer_queries.json")
+    parser.add_argument("--compare", type=Path, default=None, help="an earlier run's JSON: paired comparison per style")
     args = parser.parse_args()
 
     catalogue, queries = demo_split(read_labels(default_data_dir() / "stanford-cars" / "labels.csv"), range(79, 99), 2)
@@ -140,7 +144,8 @@ def main() -> None:
               "closeup_rotations": "setting default (3)" if args.closeup_rotations is None else args.closeup_rotations,
               "domain": args.domain, "sketch_search": args.sketch_search or "setting default (photo)",
               "closeup_cutouts": args.closeup_cutouts or "setting default (crops)",
-              "results": by_style, "command": " ".join(["python benchmarks/designer_queries.py", *sys.argv[1:]])}
+              "results": by_style, "queries": [{k: r[k] for k in ("style", "source", "hit", "first")} for r in rows],
+              "command": " ".join(["python benchmarks/designer_queries.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"| style | queries | design in the top {args.k} | design first | no crop | a close-up crop | p50 ms |\n"
@@ -149,6 +154,38 @@ def main() -> None:
         print(f"| {style} | {r['queries']} | {r[f'hit@{args.k}']:.1%} | {r['first']:.1%} | {r['no_crop']:.1%} | "
               f"{r['closeup_crop']:.1%} | {r['client_ms_p50']} |")
     print(f"({skipped} of {len(queries)} held-out photos had no usable wheel cut-out; wrote {args.out})")
+    if args.compare:
+        print(paired_comparison(json.loads(args.compare.read_text()), report, args.k))
+
+
+def paired_comparison(before: dict, after: dict, k: int = 6) -> str:
+    """Markdown table: per style and outcome (hit@k, first), the queries only ``before`` / only ``after`` got
+    right and McNemar's exact p-value (two-sided binomial test of the discordant counts at 1/2).
+
+    Args:
+        before, after: reports of this benchmark with per-query outcomes (``"queries"``), made on the same
+            pictures (same ``per_style`` and ``seed``), in the same order.
+
+    Raises:
+        ValueError: a report without per-query outcomes, or made on other pictures.
+    """
+    from scipy.stats import binomtest
+
+    qa, qb = before.get("queries"), after.get("queries")
+    if not qa or not qb:
+        raise ValueError("both reports need per-query outcomes ('queries'; runs since the tenth session)")
+    if [(q["style"], q["source"]) for q in qa] != [(q["style"], q["source"]) for q in qb]:
+        raise ValueError("the two reports were made on different pictures (per_style / seed)")
+    lines = [f"| style | outcome | before | after | only before | only after | McNemar exact p |", "|---|---|---:|---:|---:|---:|---:|"]
+    for style in STYLES:
+        pairs = [(a, b) for a, b in zip(qa, qb) if a["style"] == style]
+        for outcome, name in (("hit", f"hit@{k}"), ("first", "first")):
+            only_a = sum(a[outcome] and not b[outcome] for a, b in pairs)
+            only_b = sum(b[outcome] and not a[outcome] for a, b in pairs)
+            p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+            lines.append(f"| {style} | {name} | {sum(a[outcome] for a, _ in pairs)} | {sum(b[outcome] for _, b in pairs)} | "
+                         f"{only_a} | {only_b} | {p:.3f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
