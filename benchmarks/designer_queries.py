@@ -176,7 +176,7 @@ def paired_comparison(before: dict, after: dict, k: int = 6) -> str:
         raise ValueError("both reports need per-query outcomes ('queries'; runs since the tenth session)")
     if [(q["style"], q["source"]) for q in qa] != [(q["style"], q["source"]) for q in qb]:
         raise ValueError("the two reports were made on different pictures (per_style / seed)")
-    lines = [f"| style | outcome | before | after | only before | only after | McNemar exact p |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| style | outcome | before | after | only before | only after | McNemar exact p |", "|---|---|---:|---:|---:|---:|---:|"]
     for style in STYLES:
         pairs = [(a, b) for a, b in zip(qa, qb) if a["style"] == style]
         for outcome, name in (("hit", f"hit@{k}"), ("first", "first")):

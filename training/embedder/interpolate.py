@@ -9,7 +9,7 @@ training. Integer tensors (BatchNorm's ``num_batches_tracked``) are taken from `
 statistics are interpolated like the weights (the distilled student kept the teacher's, frozen).
 
     python -m designsearch.training.embedder.interpolate --a runs/embedder/ce-b12/weights.pt \\
-        --b runs/embedder/rotd-orbit8-ce/weights.pt --alpha 0.5 --out runs/embedder/wise-050/model.onnx
+        --b runs/embedder/rotd-orbit8-ce/weights.pt --alpha 0.5 --out runs/embedder/wise/a0.5/model.onnx
 
 writes ``weights.pt`` beside ``--out`` and the ONNX file exported with GeM pooling ``--gem-p`` (2, as
 served); whitening and quantisation follow as for any trained network
@@ -51,6 +51,14 @@ def interpolate_state_dicts(a: dict, b: dict, alpha: float) -> dict:
 def interpolate(a: str | Path, b: str | Path, alpha: float, out: str | Path, pooling_p: float = 2.0,
                 variant: str = "lite0", dim: int = 512) -> str:
     """Interpolate two weight files, save ``weights.pt`` beside ``out`` and export ``out`` (ONNX).
+
+    Args:
+        a, b: ``EmbeddingNet`` state-dict files (``.pt``) of the same ``variant`` and ``dim``.
+        alpha: weight of ``b`` in [0, 1].
+        out: ONNX file to write (input ``pixels`` float32 (N, 3, S, S) RGB 0..255, output ``embedding``
+            float32 (N, dim), unit L2 norm).
+        pooling_p: GeM exponent of the export (1 = average pooling).
+        variant, dim: the networks' EfficientNet-Lite variant and projection size.
 
     Returns:
         The model version id of ``out`` (``sha256:`` + 16 hex digits).
