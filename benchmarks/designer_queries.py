@@ -124,7 +124,9 @@ def main() -> None:
                 r = client.find_similar(p["bytes"], args.k, no_cache=True, domain=args.domain)
                 designs = [m.design.design_id for m in r.matches]
                 crops = [c.kind for c in r.query_crops if c.kind != common_pb2.CROP_KIND_WHOLE_IMAGE]
-                rows.append({"style": p["style"], "source": p["source"], "hit": p["design_id"] in designs,
+                rows.append({"style": p["style"], "source": p["source"], "design_id": p["design_id"],
+                             "top": designs, "scores": [round(m.score, 4) for m in r.matches],
+                             "hit": p["design_id"] in designs,
                              "first": bool(designs) and designs[0] == p["design_id"],
                              "ms": round((time.perf_counter() - t) * 1000, 1), "crops": len(crops),
                              "closeup": common_pb2.CROP_KIND_CLOSEUP in crops})
@@ -144,7 +146,8 @@ def main() -> None:
               "closeup_rotations": "setting default (3)" if args.closeup_rotations is None else args.closeup_rotations,
               "domain": args.domain, "sketch_search": args.sketch_search or "setting default (photo)",
               "closeup_cutouts": args.closeup_cutouts or "setting default (crops)",
-              "results": by_style, "queries": [{k: r[k] for k in ("style", "source", "hit", "first")} for r in rows],
+              "results": by_style, "queries": [{k: r[k] for k in ("style", "source", "design_id", "hit", "first", "top", "scores")}
+                                            for r in rows],
               "command": " ".join(["python benchmarks/designer_queries.py", *sys.argv[1:]])}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
