@@ -19,6 +19,11 @@ Metrics per detector (any object with ``name`` and ``detect(rgb) -> list[Detecti
   0.6-2.8: the wheel's face visible, frontal or oblique), ``edge_on`` (taller than 2.8 widths: a wheel
   seen at a grazing angle, mostly the far side or a front / rear view's side wheels) and ``flat``
   (under 0.6: a tyre's tread under a bumper in a front or rear view) — the last two show no design.
+* ``pixel_iou_budget``: where the pooled pixel IoU's error (union − intersection) comes from, as shares of
+  the union (:func:`~designsearch.training.segmenter.matching.pixel_error_budget`): ``missed_wheels`` (true
+  wheels nothing matched), ``extra_detections`` (detections matching no annotated wheel) and ``boundary``
+  (the mask edges of the wheels found); ``pixel_iou_found``: the IoU with the first two removed, i.e. the
+  masks' own quality on the wheels that were found.
 
 Three validation sets, all from validation-split photos only (split by source photo, so no wheel
 or background is in both training and validation; :mod:`designsearch.training.segmenter.synthetic`):
@@ -52,66 +57,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from designsearch.services.segmenter.detection import Detection, box_iou
+from designsearch.services.segmenter.detection import box_iou
 from designsearch.training.segmenter.dataset import WheelSample, default_data_dir, load_samples, select, split_samples
 from designsearch.training.segmenter.synthetic import ValItem, build_validation_sets
+from designsearch.training.segmenter.matching import (  # noqa: F401 (re-exported)
+    BUDGET_PARTS, FACE_ASPECT, box_shape, detections_mask, match_instances, match_pairs, matched_ground_truth,
+    pixel_error_budget)
 
 #: Box IoU with the true wheel for a close-up detection to count as the whole wheel.
 WHOLE_IOU = 0.8
-
-#: Height / width limits of :func:`box_shape`'s ``face`` class.
-FACE_ASPECT = (0.6, 2.8)
-
-
-def box_shape(box: tuple[int, int, int, int]) -> str:
-    """Shape class of a ground-truth wheel box ``(x1, y1, x2, y2)`` pixels by its height / width ratio:
-    ``"flat"`` below 0.6, ``"edge_on"`` above 2.8, else ``"face"`` (:data:`FACE_ASPECT`). A wheel's face
-    seen square-on is a circle (ratio ~1); turning it away narrows the box."""
-    ratio = max(box[3] - box[1], 1) / max(box[2] - box[0], 1)
-    return "flat" if ratio < FACE_ASPECT[0] else "edge_on" if ratio > FACE_ASPECT[1] else "face"
-
-
-def detections_mask(dets: list[Detection], height: int, width: int) -> np.ndarray:
-    """Union of the detections' masks as a boolean ``(height, width)`` array.
-
-    Masks are pasted at their boxes (clipped to the image); a detection without a mask, or whose
-    mask shape does not match its box, contributes its filled box.
-    """
-    out = np.zeros((height, width), bool)
-    for d in dets:
-        x1, y1, x2, y2 = (int(v) for v in d.box)
-        cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
-        if cx2 <= cx1 or cy2 <= cy1:
-            continue
-        if d.mask is not None and d.mask.shape == (y2 - y1, x2 - x1):
-            out[cy1:cy2, cx1:cx2] |= d.mask[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] > 0
-        else:
-            out[cy1:cy2, cx1:cx2] = True
-    return out
-
-
-def match_instances(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]], iou_threshold: float = 0.5) -> int:
-    """Number of true positives: greedy matching in descending score order at box IoU >= threshold."""
-    return sum(matched_ground_truth(dets, gt_boxes, iou_threshold))
-
-
-def matched_ground_truth(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]],
-                         iou_threshold: float = 0.5) -> list[bool]:
-    """Per ground-truth box, whether a detection was matched to it (greedy, in descending score order,
-    each detection to the unmatched box of highest IoU >= ``iou_threshold``)."""
-    used = [False] * len(gt_boxes)
-    for d in sorted(dets, key=lambda d: -d.score):
-        best, best_iou = -1, iou_threshold
-        for j, g in enumerate(gt_boxes):
-            if used[j]:
-                continue
-            iou = box_iou(d.box, g)
-            if iou >= best_iou:
-                best, best_iou = j, iou
-        if best >= 0:
-            used[best] = True
-    return used
-
 
 def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float = 0.5, warmup: int = 3) -> dict:
     """Metrics of one detector on ``samples`` (see the module docstring).
@@ -124,7 +78,8 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
 
     Returns:
         Dict with ``name``, ``n_images``, ``n_gt``, ``n_det``, ``tp``, ``precision``, ``recall``,
-        ``f1``, ``pixel_iou``, ``mean_image_iou``, ``empty_images_with_detections``, ``recall_by_shape``
+        ``f1``, ``pixel_iou``, ``pixel_iou_budget``, ``pixel_iou_found``, ``mean_image_iou``,
+        ``empty_images_with_detections``, ``recall_by_shape``
         (``{shape: {"n_gt", "recall"}}``, :func:`box_shape`),
         ``latency_ms_p50``, ``latency_ms_p95``, ``latency_ms_mean``, ``per_image`` (file name,
         gt, det, tp, iou).
@@ -134,6 +89,7 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         if images:
             detector.detect(images[0])
     inter = union = 0
+    budget = dict.fromkeys(BUDGET_PARTS, 0)
     n_gt = n_det = tp = 0
     empty_hits = 0
     times, per_image, image_ious = [], [], []
@@ -148,8 +104,13 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         inter += i
         union += u
         gt_boxes = s.instances()
-        matched = matched_ground_truth(dets, gt_boxes, iou_threshold)
-        m = sum(matched)
+        pairs = match_pairs(dets, gt_boxes, iou_threshold)
+        parts = pixel_error_budget(gt_mask, pred, dets, gt_boxes, pairs)
+        for k in BUDGET_PARTS:
+            budget[k] += parts[k]
+        found = {g for _, g in pairs}
+        matched = [j in found for j in range(len(gt_boxes))]
+        m = len(pairs)
         for g, hit in zip(gt_boxes, matched):
             counts = shape_counts.setdefault(box_shape(g), [0, 0])
             counts[0], counts[1] = counts[0] + 1, counts[1] + int(hit)
@@ -177,6 +138,9 @@ def evaluate_detector(detector, samples: list[WheelSample], iou_threshold: float
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "pixel_iou": inter / union if union else 1.0,
+        "pixel_iou_budget": {k: v / union if union else 0.0 for k, v in budget.items()},
+        "pixel_iou_found": inter / (union - budget["missed_wheels"] - budget["extra_detections"])
+        if union > budget["missed_wheels"] + budget["extra_detections"] else 1.0,
         "mean_image_iou": float(np.mean(image_ious)) if image_ious else None,
         "empty_images_with_detections": empty_hits,
         "recall_by_shape": {k: {"n_gt": n, "recall": hit / n} for k, (n, hit) in sorted(shape_counts.items())},
@@ -425,6 +389,10 @@ def format_table(report: dict) -> str:
         if r.get("recall_by_shape"):
             lines.append(f"{r['name']:<12}recall by ground-truth box shape: " + ", ".join(
                 f"{k} {v['recall']:.3f} ({v['n_gt']})" for k, v in r["recall_by_shape"].items()))
+        if r.get("pixel_iou_budget"):
+            lines.append(f"{r['name']:<12}pixel IoU error, share of the union: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in r["pixel_iou_budget"].items())
+                + f"; IoU on the wheels found {r['pixel_iou_found']:.3f}")
     if "closeups" in report:
         lines.append("")
         lines.append(f"(b) close-ups, renderings, line drawings of validation wheels ({report['n_closeups']} pictures)")
