@@ -19,16 +19,9 @@ import numpy as np
 from designsearch.services.segmenter.learned import LearnedWheelDetector
 from designsearch.settings import REPO_ROOT
 from designsearch.training.segmenter.dataset import default_data_dir, load_samples, split_samples
-from designsearch.training.segmenter.matching import detections_mask, match_pairs
+from designsearch.training.segmenter.matching import boxes_mask, detections_mask, match_pairs
 
 MODEL = REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"
-
-
-def _boxes(boxes, shape) -> np.ndarray:
-    out = np.zeros(shape, bool)
-    for x1, y1, x2, y2 in boxes:
-        out[max(0, int(y1)):max(0, int(y2)), max(0, int(x1)):max(0, int(x2))] = True
-    return out
 
 
 def main() -> None:
@@ -40,12 +33,12 @@ def main() -> None:
         dets, gt, gtb = det.detect(s.read_rgb()), s.mask().astype(bool), s.instances()
         pred = detections_mask(dets, *gt.shape)
         pairs = match_pairs(dets, gtb)
-        inm = _boxes([gtb[j] for _, j in pairs] + [dets[i].box for i, _ in pairs], gt.shape)
+        inm = boxes_mask([gtb[j] for _, j in pairs] + [dets[i].box for i, _ in pairs], *gt.shape)
         over += int((pred & ~gt & inm).sum())
         under += int((gt & ~pred & inm).sum())
         union += int((gt | pred).sum())
         for i, j in pairs:
-            box = _boxes([gtb[j], dets[i].box], gt.shape)
+            box = boxes_mask([gtb[j], dets[i].box], *gt.shape)
             ratios.append((detections_mask([dets[i]], *gt.shape) & box).sum() / max((gt & box).sum(), 1))
     r = np.array(ratios)
     print(f"set (a), found wheels ({len(r)}): over-segmented {over / union:.3f}, under-segmented {under / union:.3f} "

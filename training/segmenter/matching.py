@@ -79,7 +79,8 @@ def match_instances(dets: list[Detection], gt_boxes: list[tuple[int, int, int, i
     return len(match_pairs(dets, gt_boxes, iou_threshold))
 
 
-def _boxes_mask(boxes, height: int, width: int) -> np.ndarray:
+def boxes_mask(boxes, height: int, width: int) -> np.ndarray:
+    """Boolean ``(height, width)`` array, True inside any of ``boxes`` ``(x1, y1, x2, y2)`` pixels (clipped at 0)."""
     out = np.zeros((height, width), bool)
     for x1, y1, x2, y2 in boxes:
         out[max(0, int(y1)):max(0, int(y2)), max(0, int(x1)):max(0, int(x2))] = True
@@ -113,9 +114,9 @@ def pixel_error_budget(gt_mask: np.ndarray, pred: np.ndarray, dets: list[Detecti
         raise ValueError(f"mask shapes differ: {gt_mask.shape} vs {pred.shape}")
     h, w = gt_mask.shape
     matched_d, matched_g = {i for i, _ in pairs}, {j for _, j in pairs}
-    in_matched = _boxes_mask([gt_boxes[j] for j in matched_g] + [dets[i].box for i in matched_d], h, w)
-    missed_area = _boxes_mask([g for j, g in enumerate(gt_boxes) if j not in matched_g], h, w) & ~in_matched
-    extra_area = _boxes_mask([d.box for i, d in enumerate(dets) if i not in matched_d], h, w) & ~in_matched
+    in_matched = boxes_mask([gt_boxes[j] for j in matched_g] + [dets[i].box for i in matched_d], h, w)
+    missed_area = boxes_mask([g for j, g in enumerate(gt_boxes) if j not in matched_g], h, w) & ~in_matched
+    extra_area = boxes_mask([d.box for i, d in enumerate(dets) if i not in matched_d], h, w) & ~in_matched
     fn, fp = gt_mask & ~pred, pred & ~gt_mask
     missed = int((fn & missed_area).sum())
     extra = int((fp & extra_area).sum())
