@@ -247,3 +247,63 @@ def test_orbit_targets_are_the_same_for_a_wheel_and_its_quarter_turn(data_dir, t
     assert torch.allclose(again, targets)
     with pytest.raises(ValueError):
         orbit_targets(teacher, items, upright, 1, 224, 1, out)
+
+
+def test_designer_views_of_real_training_wheels(data_dir, tmp_path):
+    """``designer_views.cache_designer_views``: a training-class wheel whose photo gives a cut-out gets its
+    designer-style pictures (close-up, rendering, line drawing — three different pictures), a wheel-less crop
+    falls back to its own rotated picture, cars get no rows; rows go through the frozen prefix and are cached.
+    ``train_distill._fetch`` picks regular and designer rows by view index."""
+    torch = pytest.importorskip("torch")
+    import csv
+
+    import cv2
+
+    from designsearch.services.segmenter.learned import LearnedWheelDetector
+    from designsearch.settings import REPO_ROOT
+    from designsearch.training.designer_pictures import wheel_cutout
+    from designsearch.training.embedder import data as D
+    from designsearch.training.embedder.designer_views import cache_designer_views, designer_pictures_of
+    from designsearch.training.embedder.feature_cache import _export_prefix, _ort_session
+    from designsearch.training.embedder.model import EmbeddingNet
+    from designsearch.training.embedder.train_distill import _fetch
+
+    detector = LearnedWheelDetector(REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx", threads=1,
+                                    input_size=480)
+    with open(data_dir / "stanford-cars" / "labels.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["class_id"]) <= 78][:12]
+    photo = cut = None
+    for r in rows:  # the first training photo whose best wheel gives a cut-out
+        path = str(data_dir / "stanford-cars" / r["file"])
+        cut = wheel_cutout(read_image(path), detector, path)
+        if cut is not None:
+            photo = path
+            break
+    assert cut is not None, "no usable wheel in the first training photos"
+    pictures, drawn = designer_pictures_of(read_image(photo)[:64, :64], detector, 3, np.random.default_rng(0), cut=cut)
+    assert drawn and [p.shape for p in pictures] == [(512, 512, 3)] * 3
+    assert min(float(np.abs(a.astype(int) - b).mean()) for a, b in ((pictures[0], pictures[1]), (pictures[1], pictures[2]))) > 5
+
+    blank = np.full((160, 160, 3), 128, np.uint8)
+    paths = {"photo": photo, "blank": tmp_path / "blank.png"}
+    cv2.imwrite(str(paths["blank"]), blank)
+    items = [D.Item(photo, 1, "p", D.DOMAIN_WHEEL), D.Item(photo, 1, "p", D.DOMAIN_CAR),
+             D.Item(str(paths["blank"]), 1, "b", D.DOMAIN_WHEEL)]
+    torch.manual_seed(0)
+    prefix = tmp_path / "prefix.onnx"
+    _export_prefix(EmbeddingNet("lite0", dim=32).eval(), 2, prefix, 224)
+    session = _ort_session(prefix, 1)
+    out = tmp_path / "designer.npy"
+    fmaps, stats = cache_designer_views(items, 3, detector, session, 224, 0, out, photo_of={"p": photo})
+    assert fmaps.shape[0] == 2 * 3 and stats["fallback_wheels"] == 1 and np.isfinite(fmaps.astype(np.float32)).all()
+    assert float(np.abs(fmaps[0].astype(np.float32) - fmaps[1]).mean()) > 0  # different pictures
+    again, stats2 = cache_designer_views(items, 3, detector, session, 224, 0, out, photo_of={"p": photo})
+    assert np.array_equal(np.asarray(again), np.asarray(fmaps)) and stats2["fallback_wheels"] == 1
+    with pytest.raises(ValueError, match="per_item"):
+        cache_designer_views(items, 0, detector, session, 224, 0, tmp_path / "x.npy")
+
+    regular = np.arange(3 * 2, dtype=np.float32).reshape(6, 1)  # 3 items x 2 kinds
+    designer = 100 + np.arange(2 * 3, dtype=np.float32).reshape(6, 1)  # 2 wheels x 3 pictures
+    wheel_pos = np.array([0, 0, 1])
+    got = _fetch(regular, designer, wheel_pos, np.array([0, 1, 2, 2]), np.array([1, 0, 3, 4]), 2, 3)
+    assert got[:, 0].tolist() == [1, 2, 104, 105]

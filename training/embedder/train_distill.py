@@ -106,6 +106,11 @@ class DistillConfig:
             embeddings of the clean crop rotated by ``360 k / K`` degrees, k < K (orbit target;
             computed with the teacher exported to ONNX, kept in ``<output dir>/orbit_targets_K_<teacher sha256[:12]>.npy``).
         ce_weight: λ of the added car-model cross-entropy (0 = distillation only).
+        designer_views: K designer-style pictures (close-up, rendering on white, line drawing) of each
+            wheel crop, made with ``designer_segmenter`` (:mod:`.designer_views`), cached beside the other
+            views and drawn as a wheel's view with probability K / (views + K); they share the crop's target.
+            0 = none (the runs before the tenth session).
+        designer_segmenter: segmenter ONNX that cuts the wheel out of a crop for those pictures (served INT8).
         temperature, label_smoothing: of that cross-entropy (as :class:`.train.TrainConfig`).
         threads: torch / onnxruntime intra-op threads.
         output: exported ONNX path; ``<output dir>/weights.pt`` gets the student's state dict.
@@ -136,6 +141,8 @@ class DistillConfig:
     wheel_rotation: float = 180.0
     target_rotations: int = 1
     ce_weight: float = 0.0
+    designer_views: int = 0
+    designer_segmenter: str = "models/segmenter/wheelseg-lite0-int8.onnx"
     temperature: float = 0.05
     label_smoothing: float = 0.1
     threads: int = 2
@@ -225,6 +232,19 @@ def orbit_targets(teacher: nn.Module, items: list, upright: torch.Tensor, rotati
     return targets, stats
 
 
+def _fetch(fmaps: np.ndarray, designer: np.ndarray | None, wheel_pos: np.ndarray | None, idx: np.ndarray,
+           views: np.ndarray, n_kinds: int, per_item: int) -> np.ndarray:
+    """float32 feature maps of the chosen view of each item of ``idx``: view ``v < n_kinds`` from the regular
+    cache (row ``i * n_kinds + v``), else designer picture ``v - n_kinds`` (row ``wheel_pos[i] * per_item + v - n_kinds``)."""
+    regular = views < n_kinds
+    if designer is None or regular.all():
+        return fmaps[idx * n_kinds + views].astype(np.float32)
+    out = np.empty((len(idx), *fmaps.shape[1:]), np.float32)
+    out[regular] = fmaps[idx[regular] * n_kinds + views[regular]]
+    out[~regular] = designer[wheel_pos[idx[~regular]] * per_item + views[~regular] - n_kinds]
+    return out
+
+
 def _batched(fn, fmaps: np.ndarray, rows: np.ndarray, batch: int = 128) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(torch.from_numpy(np.asarray(fmaps[rows[i : i + batch]], dtype=np.float32)))
@@ -285,6 +305,19 @@ def distill(cfg: DistillConfig) -> dict:
                               log="cache train clean")
     val_fmaps = cache_views(val_items, [VIEW_PHOTO, VIEW_LINES], False, session, size, cfg.seed, cache_dir / "val.npy",
                             log="cache val")
+    designer_fmaps, designer_stats, wheel_pos = None, None, None
+    if cfg.designer_views > 0:
+        from designsearch.services.segmenter.learned import LearnedWheelDetector
+
+        from .designer_views import cache_designer_views
+
+        seg_sha = hashlib.sha256(Path(cfg.designer_segmenter).read_bytes()).hexdigest()
+        detector = LearnedWheelDetector(cfg.designer_segmenter, threads=cfg.threads, input_size=480)
+        designer_fmaps, designer_stats = cache_designer_views(
+            train_items, cfg.designer_views, detector, session, size, cfg.seed,
+            cache_dir / f"designer_{cfg.designer_views}_{seg_sha[:12]}.npy",
+            photo_of={r["image_id"]: r["file"] for r in D.load_rows(cfg.data)})
+        wheel_pos = np.cumsum([it.domain == D.DOMAIN_WHEEL for it in train_items]) - 1  # item -> wheel ordinal
     cache_seconds = time.time() - t_cache
     train_fmaps = np.ascontiguousarray(train_fmaps)
 
@@ -337,12 +370,17 @@ def distill(cfg: DistillConfig) -> dict:
     step, t_train = 0, time.time()
     for epoch in range(cfg.epochs):
         order = rng.permutation(len(train_items))
-        view_idx = rng.integers(0, len(kinds), size=len(train_items))
+        if designer_fmaps is None:
+            view_idx = rng.integers(0, len(kinds), size=len(train_items))
+        else:  # a wheel's view among its len(kinds) cached ones and its designer pictures; a car's among its own
+            n_views = np.where(is_wheel.numpy(), len(kinds) + cfg.designer_views, len(kinds))
+            view_idx = (rng.random(len(train_items)) * n_views).astype(np.int64)
         sums = {"loss": 0.0, "cos_wheel": 0.0, "cos_car": 0.0, "ce": 0.0}
         t_epoch = time.time()
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            fm = torch.from_numpy(train_fmaps[idx * len(kinds) + view_idx[idx]].astype(np.float32))
+            fm = torch.from_numpy(_fetch(train_fmaps, designer_fmaps, wheel_pos, idx, view_idx[idx], len(kinds),
+                                         cfg.designer_views))
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * warmup_cosine(step, cfg.warmup_steps, total)
             idx_t = torch.from_numpy(idx)
@@ -379,6 +417,7 @@ def distill(cfg: DistillConfig) -> dict:
                   "train_items": _counts(train_items), "val_items": _counts(val_items)},
         "crops": crop_meta,
         "orbit_targets": orbit,
+        "designer_views": designer_stats,
         "epochs": log,
         "seconds": {"total": round(time.time() - t_start, 1), "cache": round(cache_seconds, 1),
                     "targets": round(target_seconds, 1), "train": round(train_seconds, 1)},
