@@ -50,6 +50,11 @@ Usage::
 
     python -m designsearch.training.embedder.train_distill --teacher runs/embedder/ce-b12/weights.pt \\
         --segmenter runs/seg-v4/wheelseg-lite0.onnx --seed 1 --epochs 6 --output runs/embedder/rotd/model.onnx
+
+``--designer-views K`` (tenth session) adds, per training wheel crop, K pictures in the styles designers send
+(:mod:`.designer_views`: a close-up, a rendering on white and a line drawing of the crop's wheel, cut out of its
+photo) that share the crop's target, so the student learns to map those pictures where the teacher maps the
+photo's wheel.
 """
 
 from __future__ import annotations
