@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from designsearch.domain import KIND_WHEEL
 from designsearch.images import encode_jpeg, encode_png
 from designsearch.training.segmenter.synthetic.closeups import WheelCutout, render_closeup
 from designsearch.training.segmenter.synthetic.cutouts import cutout_from_mask
@@ -18,19 +19,20 @@ from designsearch.training.segmenter.synthetic.drawings import line_drawing
 STYLES = ("closeup", "rendering", "line_drawing")
 
 
-def wheel_cutout(rgb: np.ndarray, detector, source: str) -> WheelCutout | None:
-    """The best-scoring ``wheel`` detection of ``rgb`` with a wheel-face mask, as a cut-out; or None
-    (no wheel, or none whose mask gives a usable cut-out of at least 32 px).
+def wheel_cutout(rgb: np.ndarray, detector, source: str,
+                 kinds: tuple[str, ...] | None = (KIND_WHEEL,)) -> WheelCutout | None:
+    """The best-scoring detection of ``rgb`` of one of ``kinds`` (default ``wheel``; None = any kind) with a
+    wheel-face mask, as a cut-out; or None (no such detection, or none whose mask gives a usable cut-out of
+    at least 32 px).
 
     Args:
         rgb: ``uint8`` ``(H, W, 3)`` photo.
         detector: a :class:`designsearch.services.segmenter.detection.WheelDetector`.
         source: name recorded in the cut-out (the photo's file name).
+        kinds: detection kinds accepted (``designsearch.domain.KIND_*``).
     """
-    from designsearch.services.segmenter.detection import KIND_WHEEL
-
     for d in sorted(detector.detect(rgb), key=lambda d: -d.score):
-        if d.kind != KIND_WHEEL or d.mask is None:
+        if (kinds is not None and d.kind not in kinds) or d.mask is None:
             continue
         full = np.zeros(rgb.shape[:2], np.uint8)
         x1, y1, x2, y2 = d.box

@@ -14,7 +14,6 @@ put the pictures a designer sends where the teacher puts the photo's wheel.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -24,25 +23,16 @@ import onnxruntime as ort
 from designsearch.domain import VIEW_PHOTO
 from designsearch.images import decode_image
 from designsearch.training.designer_pictures import STYLES, draw, wheel_cutout
-from designsearch.training.segmenter.synthetic.cutouts import cutout_from_mask
 
 from . import data as D
 from .augment import make_view, rotate_about_centre
+from .feature_cache import PrefixCacheWriter
 
 
 def crop_cutout(rgb: np.ndarray, detector, source: str):
     """The highest-scoring detection of ``rgb`` (a wheel crop: usually one ``closeup`` detection) with a
-    mask, cut out (:func:`cutout_from_mask`, at least 32 px); None when there is none."""
-    for d in sorted(detector.detect(rgb), key=lambda d: -d.score):
-        if d.mask is None:
-            continue
-        full = np.zeros(rgb.shape[:2], np.uint8)
-        x1, y1, x2, y2 = d.box
-        full[y1:y2, x1:x2] = d.mask > 0
-        cut = cutout_from_mask(rgb, full, d.box, source, min_side=32)
-        if cut is not None:
-            return cut
-    return None
+    mask, cut out (:func:`wheel_cutout` over detections of any kind); None when there is none."""
+    return wheel_cutout(rgb, detector, source, kinds=None)
 
 
 def designer_pictures_of(rgb: np.ndarray, detector, per_item: int, rng: np.random.Generator, source: str = "",
@@ -94,19 +84,9 @@ def cache_designer_views(items: list[D.Item], per_item: int, detector, session: 
         if arr.shape[0] == n_views:
             fallback = int(stats_path.read_text()) if stats_path.is_file() else -1
             return arr, {"wheels": len(wheels), "per_item": per_item, "fallback_wheels": fallback, "file": str(out)}
-    start, result, pending, done, fallback = time.time(), None, [], 0, 0
+    start, fallback = time.time(), 0
+    writer = PrefixCacheWriter(session, out, n_views, batch)
     photo_cuts: dict[str, object] = {}
-
-    def flush() -> None:
-        nonlocal result, done, pending
-        fmap = session.run(None, {"pixels": np.stack(pending)})[0].astype(np.float16)
-        if result is None:
-            result = np.lib.format.open_memmap(out.with_suffix(".tmp.npy"), mode="w+", dtype=np.float16,
-                                               shape=(n_views, *fmap.shape[1:]))
-        result[done : done + len(pending)] = fmap
-        done += len(pending)
-        pending = []
-
     for w, i in enumerate(wheels):
         rng = np.random.default_rng(seed * 1_000_003 + i)
         image_id = items[i].image_id
@@ -115,17 +95,11 @@ def cache_designer_views(items: list[D.Item], per_item: int, detector, session: 
         pictures, drawn = designer_pictures_of(D.load_rgb(items[i]), detector, per_item, rng, items[i].path,
                                                photo_cuts.get(image_id))
         fallback += not drawn
-        pending.extend(make_view(p, VIEW_PHOTO, size) for p in pictures)
-        if len(pending) >= batch:
-            flush()
+        writer.add([make_view(p, VIEW_PHOTO, size) for p in pictures])
         if (w + 1) % 500 == 0:
             print(f"{log}: {w + 1}/{len(wheels)} wheels, {fallback} without a cut-out, {time.time() - start:.0f} s", flush=True)
-    if pending:
-        flush()
-    result.flush()
-    del result
-    os.replace(out.with_suffix(".tmp.npy"), out)
+    arr = writer.close()
     stats_path.write_text(str(fallback))
     print(f"{log}: {n_views} views in {time.time() - start:.0f} s ({fallback} wheels without a cut-out)", flush=True)
-    return np.load(out, mmap_mode="r"), {"wheels": len(wheels), "per_item": per_item, "fallback_wheels": fallback,
+    return arr, {"wheels": len(wheels), "per_item": per_item, "fallback_wheels": fallback,
                                          "file": str(out)}

@@ -115,6 +115,47 @@ def _export_prefix(net: EmbeddingNet, stop: int, path: Path, size: int) -> None:
         )
 
 
+class PrefixCacheWriter:
+    """Runs model-input views through the frozen prefix in batches and writes their feature maps, float16,
+    row by row into ``out`` (``.npy``; written as ``<out>.tmp.npy`` and renamed on :meth:`close`).
+
+    Args:
+        session: onnxruntime session of the prefix (input ``pixels`` float32 (N, 3, S, S)).
+        out: the cache file.
+        n_views: rows the file will hold.
+        batch: views per prefix run (a run starts once at least ``batch`` views are pending).
+    """
+
+    def __init__(self, session: ort.InferenceSession, out: Path, n_views: int, batch: int = 64) -> None:
+        self.session, self.out, self.n_views, self.batch = session, out, n_views, batch
+        self.tmp = out.with_suffix(".tmp.npy")
+        self.result, self.pending, self.done = None, [], 0
+
+    def add(self, views: list[np.ndarray]) -> None:
+        """Queue ``views`` (float32 (3, S, S) each, as :func:`make_view` returns); run the prefix when a batch is full."""
+        self.pending.extend(views)
+        if len(self.pending) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        fmap = self.session.run(None, {"pixels": np.stack(self.pending)})[0].astype(np.float16)
+        if self.result is None:
+            self.result = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16,
+                                                    shape=(self.n_views, *fmap.shape[1:]))
+        self.result[self.done : self.done + len(self.pending)] = fmap
+        self.done += len(self.pending)
+        self.pending = []
+
+    def close(self) -> np.ndarray:
+        """Run what is pending, rename the file into place and return it memory-mapped (read-only)."""
+        if self.pending:
+            self._flush()
+        self.result.flush()
+        self.result = None
+        os.replace(self.tmp, self.out)
+        return np.load(self.out, mmap_mode="r")
+
+
 def cache_views(
     items: list[D.Item],
     kinds_per_item: list[str],
@@ -142,32 +183,14 @@ def cache_views(
         if arr.shape[0] == len(items) * len(kinds_per_item):
             return arr
     augs = {d: photo_augment(d, seed + k, wheel_rotation) for k, d in enumerate((D.DOMAIN_CAR, D.DOMAIN_WHEEL))}
-    start, result, pending = time.time(), None, []
+    start = time.time()
     n_views = len(items) * len(kinds_per_item)
-    done = 0
-
-    def flush():
-        nonlocal result, done, pending
-        fmap = session.run(None, {"pixels": np.stack(pending)})[0].astype(np.float16)
-        if result is None:
-            tmp = out.with_suffix(".tmp.npy")
-            result = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n_views, *fmap.shape[1:]))
-        result[done : done + len(pending)] = fmap
-        done += len(pending)
-        pending = []
-
+    writer = PrefixCacheWriter(session, out, n_views, batch)
     for i, item in enumerate(items):
         rgb = D.load_rgb(item)
-        for kind in kinds_per_item:
-            pending.append(make_view(rgb, kind, size, augs[item.domain] if augmented else None))
-        if len(pending) >= batch:
-            flush()
+        writer.add([make_view(rgb, kind, size, augs[item.domain] if augmented else None) for kind in kinds_per_item])
         if (i + 1) % 1000 == 0:
             print(f"{log}: {i + 1}/{len(items)} items, {time.time() - start:.0f} s", flush=True)
-    if pending:
-        flush()
-    result.flush()
-    del result
-    os.replace(out.with_suffix(".tmp.npy"), out)
+    arr = writer.close()
     print(f"{log}: {n_views} views in {time.time() - start:.0f} s", flush=True)
-    return np.load(out, mmap_mode="r")
+    return arr
