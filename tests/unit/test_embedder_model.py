@@ -133,3 +133,29 @@ def test_weight_interpolation_ends_are_the_networks_and_the_middle_is_between(tm
         interpolate_state_dicts(sa, sb, 1.5)
     with pytest.raises(ValueError, match="keys"):
         interpolate_state_dicts(sa, {k: v for k, v in sb.items() if k != key}, 0.5)
+
+
+@pytest.mark.skipif(not COMMITTED.is_file(), reason="trained model not exported yet")
+def test_committed_float_model_imports_back_to_the_same_network():
+    """import_onnx: the served float32 file (BatchNorm folded into its convolutions, GeM p = 2, whitening)
+    becomes an EmbeddingNet state dict that computes the file's pre-whitening embeddings on real
+    validation cars; the INT8 file (quantised weights) and a network of another size are refused."""
+    from designsearch.images import to_model_input
+    from designsearch.training.embedder import data as D
+    from designsearch.training.embedder.import_onnx import import_state_dict, pre_whitening_output
+
+    state = import_state_dict(COMMITTED)
+    net = EmbeddingNet("lite0", dim=512, pretrained=False, pooling_p=2.0).eval()
+    net.load_state_dict(state)
+    items = D.car_items(D.split_rows(D.load_rows(D.DEFAULT_DATA))[1])[::200][:4]
+    x = to_model_input([D.load_rgb(it) for it in items], SIZE)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+    ref = pre_whitening_output(COMMITTED, x)
+    assert np.abs(ours - ref).max() < 1e-4
+    served = _session(COMMITTED).run(None, {"pixels": x})[0]
+    assert np.abs(served - ref).max() > 1e-2  # the whitening after the projection is not imported
+    with pytest.raises(ValueError):
+        import_state_dict(COMMITTED.with_name("wheelembed-lite0-512-int8.onnx"))
+    with pytest.raises(ValueError, match="projection"):
+        import_state_dict(COMMITTED, dim=256)
