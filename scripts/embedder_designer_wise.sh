@@ -14,13 +14,8 @@ PY=${PY:-.venv/bin/python}
 A=runs/embedder/served/weights.pt
 S=runs/embedder/rotd-orbit8-ce-designer
 CROPS=runs/embedder/crops/segmenter
-[ -f runs/seg-v4/wheelseg-lite0.onnx ] || "$PY" - <<'PYEOF'
-import onnx
-m = onnx.load("models/segmenter/wheelseg-lite0.onnx")
-for d in m.graph.input[0].type.tensor_type.shape.dim[2:]:
-    d.dim_value = 448
-onnx.save(m, "runs/seg-v4/wheelseg-lite0.onnx")
-PYEOF
+[ -f runs/seg-v4/wheelseg-lite0.onnx ] || "$PY" -c "from designsearch.training.segmenter.model import set_onnx_input_size as f; \
+f('models/segmenter/wheelseg-lite0.onnx', 'runs/seg-v4/wheelseg-lite0.onnx', 448)"
 [ -f $A ] || "$PY" -m designsearch.training.embedder.import_onnx --model models/embedder/wheelembed-lite0-512.onnx --out $A
 [ -f $S/weights.pt ] || "$PY" -m designsearch.training.embedder.train_distill --teacher $A \
   --segmenter runs/seg-v4/wheelseg-lite0.onnx --seed 1 --epochs 6 --target-rotations 8 --ce-weight 0.2 \

@@ -25,6 +25,7 @@ from designsearch.services.segmenter.learned import LearnedWheelDetector, _fill_
 from designsearch.settings import REPO_ROOT
 from designsearch.training.segmenter.dataset import default_data_dir, load_samples, split_samples
 from designsearch.training.segmenter.evaluate import evaluate_detector
+from designsearch.training.segmenter.model import set_onnx_input_size
 
 MODEL = REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"
 
@@ -75,20 +76,9 @@ class RefiningDetector:
 
 
 def resized_model(size: int) -> str:
-    """A copy of the served file with its (static) input set to ``size`` px (multiple of 32: the network is
-    fully convolutional and its TF-style 'same' paddings are the same at every multiple of 32)."""
-    import onnx
-
-    m = onnx.load(str(MODEL))
-    for d in m.graph.input[0].type.tensor_type.shape.dim[2:]:
-        d.dim_value = size
-    for o in m.graph.output:
-        for d in o.type.tensor_type.shape.dim[2:]:
-            if d.dim_value:
-                d.dim_value = size
+    """The served file with its fixed input set to ``size`` px (``var/``; the network is fully convolutional)."""
     path = REPO_ROOT / "var" / f"wheelseg-{size}-int8.onnx"
-    path.parent.mkdir(exist_ok=True)
-    onnx.save(m, str(path))
+    set_onnx_input_size(MODEL, path, size)
     return str(path)
 
 
