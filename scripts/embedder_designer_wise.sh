@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Issue 9, eleventh session: designer-view distillation from the COMMITTED served network, then WiSE-FT
-# interpolation back towards it — runnable on a fresh machine (no runs/ from an earlier session):
-#   1. the served float32 file imported as PyTorch weights (import_onnx: BatchNorm folded, exact);
+# Issue 9, eleventh session: designer-view distillation from the ce-b12 + GeM + whitening network
+# (sha256:cdf84e56f72da792, served until this session), then WiSE-FT interpolation back towards it —
+# runnable on a fresh machine (no runs/ from an earlier session):
+#   1. that float32 file ($BASE; default: taken from git, commit 30b8166, if not built by
+#      scripts/train_embedder.sh) imported as PyTorch weights (import_onnx: BatchNorm folded, exact);
 #   2. orbit + CE distillation with 3 designer-style views per training wheel (~80 min on 2 CPU threads);
 #   3. for each alpha: weights (1 - alpha)·served + alpha·student, GeM 2, whitening, INT8, eval-embedder
 #      on classes 79-98 against the served INT8 file on the same crops.
-#   bash scripts/embedder_designer_wise.sh 0.85 0.7
+#   bash scripts/embedder_designer_wise.sh 0.35 0.5 0.7 0.85     (alpha 0.35 is served since this session)
 # The crops come from the served segmenter's weights at 448 px (runs/seg-v4/wheelseg-lite0.onnx, the
 # input size of the committed 480 px file set to 448: the net is fully convolutional), as for ce-b12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
+BASE=${BASE:-runs/embedder/base/wheelembed-lite0-512.onnx}
 A=runs/embedder/served/weights.pt
 S=runs/embedder/rotd-orbit8-ce-designer
 CROPS=runs/embedder/crops/segmenter
 [ -f runs/seg-v4/wheelseg-lite0.onnx ] || "$PY" -c "from designsearch.training.segmenter.model import set_onnx_input_size as f; \
 f('models/segmenter/wheelseg-lite0.onnx', 'runs/seg-v4/wheelseg-lite0.onnx', 448)"
-[ -f $A ] || "$PY" -m designsearch.training.embedder.import_onnx --model models/embedder/wheelembed-lite0-512.onnx --out $A
+if [ ! -f "$BASE" ]; then mkdir -p "$(dirname "$BASE")"; git show 30b8166:models/embedder/wheelembed-lite0-512.onnx > "$BASE"; fi
+[ -f $A ] || "$PY" -m designsearch.training.embedder.import_onnx --model "$BASE" --out $A
 [ -f $S/weights.pt ] || "$PY" -m designsearch.training.embedder.train_distill --teacher $A \
   --segmenter runs/seg-v4/wheelseg-lite0.onnx --seed 1 --epochs 6 --target-rotations 8 --ce-weight 0.2 \
   --designer-views 3 --output $S/model.onnx
@@ -27,7 +31,7 @@ for ALPHA in "$@"; do
   "$PY" -m designsearch.training.embedder.whitening --model $R/model.onnx --crop-dir $CROPS --out $R/wheelembed-lite0-512.onnx
   "$PY" -m designsearch.training.quantize embedder --src $R/wheelembed-lite0-512.onnx --dst $R/wheelembed-lite0-512-int8.onnx
   "$PY" -m designsearch.training.embedder.evaluate --crop-dir $CROPS --model $R/wheelembed-lite0-512-int8.onnx \
-    --name wise-designer$ALPHA-int8 --compare served=models/embedder/wheelembed-lite0-512-int8.onnx --no-baseline \
+    --name wise-designer$ALPHA-int8 --compare "served=${COMPARE:-models/embedder/wheelembed-lite0-512-int8.onnx}" --no-baseline \
     --mirror-catalogue --output $R/eval.json
   echo "DONE $ALPHA"
 done

@@ -2,7 +2,9 @@
 # Reproduce the shipped embedder (models/embedder/wheelembed-lite0-512.onnx and its INT8 quantisation
 # wheelembed-lite0-512-int8.onnx): the ce-b12 network (last 12 of 16 MBConv blocks fine-tuned, seed 1,
 # 10 epochs, ~65 min on 2 CPU cores), its weights re-exported with GeM pooling (p = 2), then learned
-# whitening fitted on the training classes (~1.3 min),
+# whitening fitted on the training classes (~1.3 min) — the base network served until the eleventh session
+# (sha256:cdf84e56f72da792) —, then designer-view distillation from it and the WiSE-FT point alpha = 0.35
+# between the two (scripts/embedder_designer_wise.sh, ~95 min), its whitening,
 # INT8 quantisation (~0.5 min), the Verify thresholds (~1.6 min) and the evaluation on the validation
 # classes 79-98, the model alone and as served (catalogue-side flip). See models/embedder/MODEL_CARD.md.
 #
@@ -19,14 +21,17 @@ OUT="$RUNS/embedder/ce-b12"
 cp "$RUNS/embedder/wheelembed-lite0-512.pt" "$OUT/weights.pt"
 "$PY" -m designsearch.training.embedder.export --weights "$OUT/weights.pt" --gem-p 2 --out "$OUT-gem2/model.onnx"
 "$PY" -m designsearch.training.embedder.whitening --model "$OUT-gem2/model.onnx" \
-  --crop-dir "$RUNS/embedder/crops/segmenter" --out models/embedder/wheelembed-lite0-512.onnx
+  --crop-dir "$RUNS/embedder/crops/segmenter" --out "$RUNS/embedder/base/wheelembed-lite0-512.onnx"
+BASE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" COMPARE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" \
+  bash scripts/embedder_designer_wise.sh 0.35
+cp runs/embedder/wise-designer/a0.35/wheelembed-lite0-512.onnx models/embedder/wheelembed-lite0-512.onnx
 "$PY" -m designsearch.training.quantize embedder
 "$PY" -m designsearch.training.verify_calibration
 "$PY" -m designsearch.training.embedder.evaluate --crop-dir "$RUNS/embedder/crops/segmenter" \
-  --model models/embedder/wheelembed-lite0-512.onnx --name gem2-lw --compare ce-b12="$OUT/model.onnx" \
-  --compare gem2-lw-int8=models/embedder/wheelembed-lite0-512-int8.onnx
+  --model models/embedder/wheelembed-lite0-512.onnx --name wise-designer0.35 --compare ce-b12="$OUT/model.onnx" \
+  --compare wise-designer0.35-int8=models/embedder/wheelembed-lite0-512-int8.onnx
 # ... and as served (the gateway indexes whole pictures flip-averaged: whole-car gallery vectors mirrored)
 "$PY" -m designsearch.training.embedder.evaluate --crop-dir "$RUNS/embedder/crops/segmenter" \
-  --model models/embedder/wheelembed-lite0-512-int8.onnx --name gem2-lw-int8 --compare ce-b12="$OUT/model.onnx" \
-  --compare gem2-lw=models/embedder/wheelembed-lite0-512.onnx --mirror-catalogue \
+  --model models/embedder/wheelembed-lite0-512-int8.onnx --name wise-designer0.35-int8 --compare ce-b12="$OUT/model.onnx" \
+  --compare wise-designer0.35=models/embedder/wheelembed-lite0-512.onnx --mirror-catalogue \
   --output benchmarks/results/embedder_eval_served.json
