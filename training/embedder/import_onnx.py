@@ -130,7 +130,12 @@ def pre_whitening_output(onnx_path: str | Path, pixels: np.ndarray) -> np.ndarra
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI: import, check on real validation crops, save the state dict. Returns the check's figures."""
+    """CLI: import, check on real validation cars, save the state dict. Returns the check's figures.
+
+    Raises:
+        RuntimeError: the imported network differs from the file by more than 1e-4 (e.g. a wrong ``--gem-p``);
+            nothing is saved then.
+    """
     import torch
 
     from designsearch.images import to_model_input
@@ -156,6 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
         ours = net.eval()(torch.from_numpy(pixels)).numpy()
     ref = pre_whitening_output(args.model, pixels)
     err = float(np.abs(ours - ref).max())
+    if err > 1e-4:
+        raise RuntimeError(f"imported network differs from {args.model} by {err:.2e} (is --gem-p {args.gem_p} right?)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, args.out)
     result = {"model": str(args.model), "out": str(args.out), "pictures": len(items), "max_abs_diff": err}
