@@ -13,19 +13,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-BASE=${BASE:-runs/embedder/base/wheelembed-lite0-512.onnx}
-A=runs/embedder/served/weights.pt
-S=runs/embedder/rotd-orbit8-ce-designer
-CROPS=runs/embedder/crops/segmenter
-[ -f runs/seg-v4/wheelseg-lite0.onnx ] || "$PY" -c "from designsearch.training.segmenter.model import set_onnx_input_size as f; \
-f('models/segmenter/wheelseg-lite0.onnx', 'runs/seg-v4/wheelseg-lite0.onnx', 448)"
+RUNS=${RUNS:-runs}
+BASE=${BASE:-$RUNS/embedder/base/wheelembed-lite0-512.onnx}
+A=$RUNS/embedder/served/weights.pt
+S=$RUNS/embedder/rotd-orbit8-ce-designer
+CROPS=$RUNS/embedder/crops/segmenter
+SEG=$RUNS/seg-v4/wheelseg-lite0.onnx
+[ -f "$SEG" ] || "$PY" -c "from designsearch.training.segmenter.model import set_onnx_input_size as f; \
+f('models/segmenter/wheelseg-lite0.onnx', '$SEG', 448)"
 if [ ! -f "$BASE" ]; then mkdir -p "$(dirname "$BASE")"; git show 30b8166:models/embedder/wheelembed-lite0-512.onnx > "$BASE"; fi
 [ -f $A ] || "$PY" -m designsearch.training.embedder.import_onnx --model "$BASE" --out $A
-[ -f $S/weights.pt ] || "$PY" -m designsearch.training.embedder.train_distill --teacher $A \
-  --segmenter runs/seg-v4/wheelseg-lite0.onnx --seed 1 --epochs 6 --target-rotations 8 --ce-weight 0.2 \
+[ -f $S/weights.pt ] || "$PY" -m designsearch.training.embedder.train_distill --teacher $A --runs "$RUNS/embedder" \
+  --segmenter "$SEG" --seed 1 --epochs 6 --target-rotations 8 --ce-weight 0.2 \
   --designer-views 3 --output $S/model.onnx
 for ALPHA in "$@"; do
-  R=runs/embedder/wise-designer/a$ALPHA
+  R=$RUNS/embedder/wise-designer/a$ALPHA
   mkdir -p $R
   "$PY" -m designsearch.training.embedder.interpolate --a $A --b $S/weights.pt --alpha $ALPHA --out $R/model.onnx
   "$PY" -m designsearch.training.embedder.whitening --model $R/model.onnx --crop-dir $CROPS --out $R/wheelembed-lite0-512.onnx

@@ -22,9 +22,8 @@ cp "$RUNS/embedder/wheelembed-lite0-512.pt" "$OUT/weights.pt"
 "$PY" -m designsearch.training.embedder.export --weights "$OUT/weights.pt" --gem-p 2 --out "$OUT-gem2/model.onnx"
 "$PY" -m designsearch.training.embedder.whitening --model "$OUT-gem2/model.onnx" \
   --crop-dir "$RUNS/embedder/crops/segmenter" --out "$RUNS/embedder/base/wheelembed-lite0-512.onnx"
-BASE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" COMPARE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" \
-  bash scripts/embedder_designer_wise.sh 0.35
-cp runs/embedder/wise-designer/a0.35/wheelembed-lite0-512.onnx models/embedder/wheelembed-lite0-512.onnx
+RUNS="$RUNS" COMPARE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" bash scripts/embedder_designer_wise.sh 0.35
+cp "$RUNS/embedder/wise-designer/a0.35/wheelembed-lite0-512.onnx" models/embedder/wheelembed-lite0-512.onnx
 "$PY" -m designsearch.training.quantize embedder
 "$PY" -m designsearch.training.verify_calibration
 "$PY" -m designsearch.training.embedder.evaluate --crop-dir "$RUNS/embedder/crops/segmenter" \
