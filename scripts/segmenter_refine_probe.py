@@ -8,7 +8,7 @@ neighbourhood (a square ``margin`` × its box side, centred on it) is cut from t
 network was trained on (issue 8) — and its mask is replaced by the refined one (the component under the
 box centre, holes filled), its box by the mask's bounding box.
 
-    python scripts/segmenter_refine_probe.py      (~3 min on 2 CPU threads)
+    python scripts/segmenter_refine_probe.py      (~1 min on 2 CPU threads)
 """
 
 from __future__ import annotations
