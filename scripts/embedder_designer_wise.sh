@@ -5,8 +5,8 @@
 #   1. that float32 file ($BASE; default: taken from git, commit 30b8166, if not built by
 #      scripts/train_embedder.sh) imported as PyTorch weights (import_onnx: BatchNorm folded, exact);
 #   2. orbit + CE distillation with 3 designer-style views per training wheel (~80 min on 2 CPU threads);
-#   3. for each alpha: weights (1 - alpha)·served + alpha·student, GeM 2, whitening, INT8, eval-embedder
-#      on classes 79-98 against the served INT8 file on the same crops.
+#   3. for each alpha (scripts/embedder_interpolation.sh): weights (1 - alpha)·base + alpha·student, GeM 2,
+#      whitening, INT8, eval-embedder (as served) on classes 79-98 against the served INT8 file on the same crops.
 #   bash scripts/embedder_designer_wise.sh 0.35 0.5 0.7 0.85     (alpha 0.35 is served since this session)
 # The crops come from the served segmenter's weights at 448 px (runs/seg-v4/wheelseg-lite0.onnx, the
 # input size of the committed 480 px file set to 448: the net is fully convolutional), as for ce-b12.
@@ -26,14 +26,6 @@ if [ ! -f "$BASE" ]; then mkdir -p "$(dirname "$BASE")"; git show 30b8166:models
 [ -f $S/weights.pt ] || "$PY" -m designsearch.training.embedder.train_distill --teacher $A --runs "$RUNS/embedder" \
   --segmenter "$SEG" --seed 1 --epochs 6 --target-rotations 8 --ce-weight 0.2 \
   --designer-views 3 --output $S/model.onnx
-for ALPHA in "$@"; do
-  R=$RUNS/embedder/wise-designer/a$ALPHA
-  mkdir -p $R
-  "$PY" -m designsearch.training.embedder.interpolate --a $A --b $S/weights.pt --alpha $ALPHA --out $R/model.onnx
-  "$PY" -m designsearch.training.embedder.whitening --model $R/model.onnx --crop-dir $CROPS --out $R/wheelembed-lite0-512.onnx
-  "$PY" -m designsearch.training.quantize embedder --src $R/wheelembed-lite0-512.onnx --dst $R/wheelembed-lite0-512-int8.onnx
-  "$PY" -m designsearch.training.embedder.evaluate --crop-dir $CROPS --model $R/wheelembed-lite0-512-int8.onnx \
-    --name wise-designer$ALPHA-int8 --compare "served=${COMPARE:-models/embedder/wheelembed-lite0-512-int8.onnx}" --no-baseline \
-    --mirror-catalogue --output $R/eval.json
-  echo "DONE $ALPHA"
-done
+PY="$PY" A="$A" B="$S/weights.pt" OUT="$RUNS/embedder/wise-designer" NAME=wise-designer CROPS="$CROPS" \
+  COMPARE="${COMPARE:-models/embedder/wheelembed-lite0-512-int8.onnx}" EVAL_EXTRA=--mirror-catalogue TURNS=0 \
+  bash scripts/embedder_interpolation.sh "$@"

@@ -16,7 +16,7 @@ import numpy as np
 from designsearch.services.segmenter.learned import LearnedWheelDetector
 from designsearch.settings import REPO_ROOT
 from designsearch.training.segmenter.dataset import default_data_dir, load_samples, split_samples
-from designsearch.training.segmenter.matching import boxes_mask, detections_mask, match_pairs
+from designsearch.training.segmenter.matching import found_wheel_masks
 
 MODEL = REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"
 OUT = REPO_ROOT / "docs" / "segmenter-boundary-audit.jpg"
@@ -44,10 +44,7 @@ def main() -> None:
     for s in val:
         rgb, gt_all, gt_boxes = s.read_rgb(), s.mask().astype(bool), s.instances()
         dets = det.detect(rgb)
-        for i, j in match_pairs(dets, gt_boxes):
-            inside = boxes_mask([gt_boxes[j], dets[i].box], *gt_all.shape)
-            pred, gt = detections_mask([dets[i]], *gt_all.shape) & inside, gt_all & inside
-            ratio = float(pred.sum() / max(gt.sum(), 1))
+        for i, j, pred, gt, ratio in found_wheel_masks(dets, gt_all, gt_boxes):
             union_box = (min(gt_boxes[j][0], dets[i].box[0]), min(gt_boxes[j][1], dets[i].box[1]),
                          max(gt_boxes[j][2], dets[i].box[2]), max(gt_boxes[j][3], dets[i].box[3]))
             tiles.append((ratio, tile(rgb, gt, pred, union_box, ratio)))

@@ -19,7 +19,7 @@ import numpy as np
 from designsearch.services.segmenter.learned import LearnedWheelDetector
 from designsearch.settings import REPO_ROOT
 from designsearch.training.segmenter.dataset import default_data_dir, load_samples, split_samples
-from designsearch.training.segmenter.matching import boxes_mask, detections_mask, match_pairs
+from designsearch.training.segmenter.matching import boxes_mask, detections_mask, found_wheel_masks, match_pairs
 
 MODEL = REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"
 
@@ -37,9 +37,7 @@ def main() -> None:
         over += int((pred & ~gt & inm).sum())
         under += int((gt & ~pred & inm).sum())
         union += int((gt | pred).sum())
-        for i, j in pairs:
-            box = boxes_mask([gtb[j], dets[i].box], *gt.shape)
-            ratios.append((detections_mask([dets[i]], *gt.shape) & box).sum() / max((gt & box).sum(), 1))
+        ratios.extend(r for *_, r in found_wheel_masks(dets, gt, gtb))
     r = np.array(ratios)
     print(f"set (a), found wheels ({len(r)}): over-segmented {over / union:.3f}, under-segmented {under / union:.3f} "
           f"of the union; predicted / true area p10/p50/p90 {np.percentile(r, 10):.2f} / {np.median(r):.2f} / "

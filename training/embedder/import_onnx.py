@@ -26,29 +26,30 @@ from pathlib import Path
 import numpy as np
 
 
-def _conv_params(model) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(weight, bias) of every Conv node of an ONNX graph, in graph order.
+def _stored_tensors(model) -> dict[str, np.ndarray]:
+    """Every tensor stored in an ONNX graph (initializers and ``Constant`` node outputs), by name."""
+    from onnx import numpy_helper
+
+    out = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    out.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+                if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    return out
+
+
+def _conv_params(model, tensors: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(weight, bias) of every Conv node of an ONNX graph, in graph order, from its stored ``tensors``.
 
     Raises:
         ValueError: a Conv weight or bias is not a stored tensor (e.g. DequantizeLinear output of an INT8 file).
     """
-    from onnx import numpy_helper
-
-    init = {t.name: t for t in model.graph.initializer}
-    constants = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
 
     def value(name: str) -> np.ndarray:
-        if name in init:
-            return numpy_helper.to_array(init[name])
-        if name in constants:
-            return numpy_helper.to_array(constants[name].attribute[0].t)
-        raise ValueError(f"Conv input {name!r} is computed, not stored (a quantised file?)")
+        if name not in tensors:
+            raise ValueError(f"Conv input {name!r} is computed, not stored (a quantised file?)")
+        return tensors[name]
 
-    out = []
-    for node in model.graph.node:
-        if node.op_type == "Conv":
-            out.append((value(node.input[1]), value(node.input[2]) if len(node.input) > 2 else None))
-    return out
+    return [(value(n.input[1]), value(n.input[2]) if len(n.input) > 2 else None)
+            for n in model.graph.node if n.op_type == "Conv"]
 
 
 def import_state_dict(onnx_path: str | Path, variant: str = "lite0", dim: int = 512) -> dict:
@@ -71,7 +72,6 @@ def import_state_dict(onnx_path: str | Path, variant: str = "lite0", dim: int = 
     """
     import onnx
     import torch
-    from onnx import numpy_helper
     from torch import nn
 
     from .model import EmbeddingNet
@@ -80,7 +80,8 @@ def import_state_dict(onnx_path: str | Path, variant: str = "lite0", dim: int = 
     if not onnx_path.is_file():
         raise FileNotFoundError(f"model {onnx_path} not found")
     model = onnx.load(str(onnx_path))
-    convs = _conv_params(model)
+    tensors = _stored_tensors(model)
+    convs = _conv_params(model, tensors)
     net = EmbeddingNet(variant, dim=dim, pretrained=False)
     modules = [m for m in net.backbone.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     pairs = list(zip(modules[0::2], modules[1::2]))
@@ -96,12 +97,11 @@ def import_state_dict(onnx_path: str | Path, variant: str = "lite0", dim: int = 
             bn.bias.copy_(torch.from_numpy(bias.copy()))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
-        init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         for name in ("weight", "bias"):
             key = f"projection.{name}"
-            if key not in init or tuple(getattr(net.projection, name).shape) != init[key].shape:
+            if key not in tensors or tuple(getattr(net.projection, name).shape) != tensors[key].shape:
                 raise ValueError(f"{onnx_path}: no {key} of shape {tuple(getattr(net.projection, name).shape)}")
-            getattr(net.projection, name).copy_(torch.from_numpy(init[key].copy()))
+            getattr(net.projection, name).copy_(torch.from_numpy(tensors[key].copy()))
     return net.state_dict()
 
 

@@ -65,6 +65,19 @@ def match_pairs(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]]
     return pairs
 
 
+def found_wheel_masks(dets: list[Detection], gt_mask: np.ndarray, gt_boxes: list[tuple[int, int, int, int]],
+                      iou_threshold: float = 0.5) -> list[tuple[int, int, np.ndarray, np.ndarray, float]]:
+    """Per matched pair (:func:`match_pairs`): ``(detection index, ground-truth index, predicted mask, true mask,
+    predicted / true area)``, both masks boolean ``(H, W)`` restricted to the union of the two boxes (so a
+    neighbouring wheel's pixels do not count); the ratio is > 1 for an over-segmented wheel."""
+    out = []
+    for i, j in match_pairs(dets, gt_boxes, iou_threshold):
+        inside = boxes_mask([gt_boxes[j], dets[i].box], *gt_mask.shape)
+        pred, true = detections_mask([dets[i]], *gt_mask.shape) & inside, gt_mask & inside
+        out.append((i, j, pred, true, float(pred.sum() / max(true.sum(), 1))))
+    return out
+
+
 def matched_ground_truth(dets: list[Detection], gt_boxes: list[tuple[int, int, int, int]],
                          iou_threshold: float = 0.5) -> list[bool]:
     """Per ground-truth box, whether a detection was matched to it (:func:`match_pairs`)."""
