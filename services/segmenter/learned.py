@@ -165,43 +165,40 @@ class LearnedWheelDetector:
         binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
         min_px = self.min_area * s * s
-        regions: list[np.ndarray] = []  # boolean masks at network resolution
+        # Each instance is a window of the map: (x0, y0, boolean mask of its bounding region), so that the
+        # steps below cost the instance's size, not the map's (S x S per instance cost ~5 ms per picture).
+        regions: list[_Region] = []
         for k in range(1, n):
             if stats[k, cv2.CC_STAT_AREA] < min_px:
                 continue
             x, y, w, h = stats[k, :4]
             comp = _fill_holes(labels[y : y + h, x : x + w] == k)  # a wheel is a solid disc
-            for part, (dx, dy) in self._split(comp):
-                full = np.zeros((s, s), bool)
-                full[y + dy : y + dy + part.shape[0], x + dx : x + dx + part.shape[1]] = part
-                regions.append(full)
+            regions.extend(_Region(int(x) + dx, int(y) + dy, part) for part, (dx, dy) in self._split(comp))
 
-        sx, sy = width / s, height / s
-        kept: list[tuple[float, np.ndarray]] = []
+        kept: list[tuple[float, _Region]] = []
         for region in regions:
-            area = int(region.sum())
-            if area < min_px:
+            if region.area < min_px:
                 continue
-            score = _score(prob, region, self.threshold)
+            score = region.score(prob, self.threshold)
             if score < self.min_score:
                 continue
             kept.append((score, region))
         if not kept:
             return []
         # Containment suppression: largest first; a smaller instance mostly inside a kept one joins it.
-        kept.sort(key=lambda t: -int(t[1].sum()))
-        merged: list[list] = []  # [region, box (network px)]
-        for score, region in kept:
-            box = _region_box(region)
-            host = next((m for m in merged if _inside_frac(box, m[1]) >= self.contain_frac), None)
+        kept.sort(key=lambda t: -t[1].area)
+        merged: list[_Region] = []
+        for _, region in kept:
+            box = region.box()
+            host = next((i for i, m in enumerate(merged) if _inside_frac(box, m.box()) >= self.contain_frac), None)
             if host is not None:
-                host[0] = host[0] | region
-                host[1] = _region_box(host[0])
+                merged[host] = merged[host].union(region)
                 continue
-            merged.append([region, box])
+            merged.append(region)
         out = []
-        for region, box in merged:
-            score = _score(prob, region, self.threshold)
+        for region in merged:
+            score = region.score(prob, self.threshold)
+            box = region.box()
             extent = max((box[2] - box[0]) / s, (box[3] - box[1]) / s)
             kind = KIND_CLOSEUP if extent >= self.closeup_extent else KIND_WHEEL
             out.append(self._detection(prob, region, score, height, width, kind))
@@ -246,30 +243,76 @@ class LearnedWheelDetector:
         return parts or [(comp, (0, 0))]
 
     def _detection(
-        self, prob: np.ndarray, region: np.ndarray, score: float, height: int, width: int, kind: str
+        self, prob: np.ndarray, region: _Region, score: float, height: int, width: int, kind: str
     ) -> Detection:
         """Detection for one region: box from the region, mask from the resized probability crop."""
         s = prob.shape[0]
         sx, sy = width / s, height / s
-        ys, xs = np.nonzero(region)
-        x1 = max(0, int(np.floor(xs.min() * sx)))
-        y1 = max(0, int(np.floor(ys.min() * sy)))
-        x2 = min(width, int(np.ceil((xs.max() + 1) * sx)))
-        y2 = min(height, int(np.ceil((ys.max() + 1) * sy)))
+        bx1, by1, bx2, by2 = region.box()
+        x1 = max(0, int(np.floor(bx1 * sx)))
+        y1 = max(0, int(np.floor(by1 * sy)))
+        x2 = min(width, int(np.ceil(bx2 * sx)))
+        y2 = min(height, int(np.ceil(by2 * sy)))
+        # The work is done on the region's window grown by 2 px (the 1 px dilation below and the bilinear
+        # neighbour); outside it the probability used is 0 either way, as the remap's constant border.
+        wx0, wy0 = max(0, region.x0 - 2), max(0, region.y0 - 2)
+        wx1 = min(s, region.x0 + region.mask.shape[1] + 2)
+        wy1 = min(s, region.y0 + region.mask.shape[0] + 2)
+        inside = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+        h, w = region.mask.shape
+        inside[region.y0 - wy0 : region.y0 - wy0 + h, region.x0 - wx0 : region.x0 - wx0 + w] = region.mask
         # Probability restricted to this region (one-pixel dilation keeps the soft border), sampled
         # at input resolution over the box, thresholded again.
-        support = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        support = cv2.dilate(inside, np.ones((3, 3), np.uint8)).astype(bool)
         # Pixels of the (hole-filled) region count as wheel whatever their probability.
-        local = np.where(support, np.maximum(prob, region.astype(np.float32)), 0.0).astype(np.float32)
-        # Map input pixel centres of the box to network coordinates.
-        gx = (np.arange(x1, x2, dtype=np.float32) + 0.5) / sx - 0.5
-        gy = (np.arange(y1, y2, dtype=np.float32) + 0.5) / sy - 0.5
+        local = np.where(support, np.maximum(prob[wy0:wy1, wx0:wx1], inside.astype(np.float32)), 0.0).astype(np.float32)
+        # Map input pixel centres of the box to network coordinates (of the window).
+        gx = (np.arange(x1, x2, dtype=np.float32) + 0.5) / sx - 0.5 - wx0
+        gy = (np.arange(y1, y2, dtype=np.float32) + 0.5) / sy - 0.5 - wy0
         map_x, map_y = np.meshgrid(gx, gy)
         up = cv2.remap(local, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         mask = np.where(up > self.threshold, 255, 0).astype(np.uint8)
         if not mask.any():  # tiny region: fall back to the nearest-neighbour footprint
-            mask = np.where(cv2.remap(region.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
+            mask = np.where(cv2.remap(inside, map_x, map_y, cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
         return Detection(box=(x1, y1, x2, y2), score=min(1.0, max(0.0, score)), kind=kind, mask=mask)
+
+
+class _Region:
+    """One instance as a window of the probability map: top-left ``(x0, y0)`` (network px) and a boolean
+    ``mask`` ``(h, w)`` over the window (its pixels may not reach every edge of it)."""
+
+    __slots__ = ("x0", "y0", "mask", "area", "_box")
+
+    def __init__(self, x0: int, y0: int, mask: np.ndarray) -> None:
+        self.x0, self.y0, self.mask = x0, y0, mask
+        self.area = int(mask.sum())
+        self._box: tuple[int, int, int, int] | None = None
+
+    def box(self) -> tuple[int, int, int, int]:
+        """Box ``(x1, y1, x2, y2)`` (x2/y2 exclusive, network px) of the mask's pixels (not empty)."""
+        if self._box is None:
+            ys, xs = np.nonzero(self.mask)
+            self._box = (self.x0 + int(xs.min()), self.y0 + int(ys.min()),
+                         self.x0 + int(xs.max()) + 1, self.y0 + int(ys.max()) + 1)
+        return self._box
+
+    def score(self, prob: np.ndarray, threshold: float) -> float:
+        """Mean probability over the region's pixels above ``threshold`` (0 when there are none)."""
+        h, w = self.mask.shape
+        p = prob[self.y0 : self.y0 + h, self.x0 : self.x0 + w][self.mask]
+        p = p[p > threshold]
+        return float(p.mean()) if p.size else 0.0
+
+    def union(self, other: _Region) -> _Region:
+        """The region holding the pixels of both."""
+        x0, y0 = min(self.x0, other.x0), min(self.y0, other.y0)
+        x1 = max(self.x0 + self.mask.shape[1], other.x0 + other.mask.shape[1])
+        y1 = max(self.y0 + self.mask.shape[0], other.y0 + other.mask.shape[0])
+        mask = np.zeros((y1 - y0, x1 - x0), bool)
+        for r in (self, other):
+            h, w = r.mask.shape
+            mask[r.y0 - y0 : r.y0 - y0 + h, r.x0 - x0 : r.x0 - x0 + w] |= r.mask
+        return _Region(x0, y0, mask)
 
 
 def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -287,13 +330,6 @@ def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
     return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def _score(prob: np.ndarray, region: np.ndarray, threshold: float) -> float:
-    """Mean probability over the pixels of ``region`` above ``threshold`` (0 when there are none)."""
-    p = prob[region]
-    p = p[p > threshold]
-    return float(p.mean()) if p.size else 0.0
-
-
 def _fill_holes(region: np.ndarray) -> np.ndarray:
     """``region`` (boolean ``(S, S)``) with every hole filled (background not reachable from the border)."""
     u8 = region.astype(np.uint8)
@@ -303,12 +339,6 @@ def _fill_holes(region: np.ndarray) -> np.ndarray:
     cv2.floodFill(flood, ff_mask, (0, 0), 1)
     holes = (flood == 0)[1:-1, 1:-1]
     return region | holes
-
-
-def _region_box(region: np.ndarray) -> tuple[int, int, int, int]:
-    """Box ``(x1, y1, x2, y2)`` (x2/y2 exclusive) of a boolean mask's pixels."""
-    ys, xs = np.nonzero(region)
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def _inside_frac(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> float:

@@ -1,0 +1,111 @@
+"""The learned segmenter's post-processing (probability map → detections) timed alone, and A/B against a commit.
+
+The network runs once per picture; its probability maps are then post-processed by the current
+``services/segmenter/learned.py`` and, with ``--base COMMIT``, by that commit's version of the file, in
+alternation on the same maps (so a machine that changes speed during the run changes both alike). Every
+detection (box, score, kind, mask) of the two must be equal, or the script exits with status 1.
+
+Pictures: every 40th Stanford Cars photo and every 10th Car-Parts photo of ``../shared/data`` plus the
+first 60 PNG files there (line drawings and masks as pictures: maps with few or no wheels).
+
+    python benchmarks/segmenter_postprocess.py [--base COMMIT] [--rounds 3] [--model ONNX]
+
+Writes ``benchmarks/results/segmenter_postprocess.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from designsearch.images import decode_image
+from designsearch.services.segmenter.learned import LearnedWheelDetector
+from designsearch.settings import REPO_ROOT, SEGMENTER_MODEL_INT8, default_data_dir, repo_relative
+
+OUT = REPO_ROOT / "benchmarks" / "results" / "segmenter_postprocess.json"
+
+
+def pictures(data: Path) -> list[str]:
+    """The benchmark's picture files (see the module doc)."""
+    return (sorted(glob.glob(str(data / "stanford-cars" / "**" / "*.jpg"), recursive=True))[::40]
+            + sorted(glob.glob(str(data / "**" / "*.png"), recursive=True))[:60]
+            + sorted(glob.glob(str(data / "car-parts*" / "**" / "*.jpg"), recursive=True))[::10])
+
+
+def detector_at(commit: str, model: Path):
+    """``LearnedWheelDetector`` of ``services/segmenter/learned.py`` as of ``commit``.
+
+    Raises:
+        subprocess.CalledProcessError: unknown commit or no such file in it.
+    """
+    source = subprocess.run(["git", "show", f"{commit}:services/segmenter/learned.py"], cwd=REPO_ROOT,
+                            check=True, capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / "learned_base.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("learned_base", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LearnedWheelDetector(model)
+
+
+def same(a: list, b: list) -> bool:
+    """Two detection lists are equal: box, score, kind and mask of each."""
+    return len(a) == len(b) and all(x.box == y.box and x.score == y.score and x.kind == y.kind
+                                    and np.array_equal(x.mask, y.mask) for x, y in zip(a, b))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default=None, help="commit whose post-processing to compare with")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", type=Path, default=SEGMENTER_MODEL_INT8)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    current = LearnedWheelDetector(args.model)
+    base = detector_at(args.base, args.model) if args.base else None
+    files = pictures(default_data_dir())
+    rgbs = [decode_image(Path(f).read_bytes()) for f in files]
+    t0 = time.perf_counter()
+    maps = [current.probability(rgb) for rgb in rgbs]
+    network_ms = 1000 * (time.perf_counter() - t0) / len(rgbs)
+    times: dict[str, list[float]] = {"current": [], "base": []}
+    differ, detections = 0, 0
+    for r in range(args.rounds):
+        for prob, rgb in zip(maps, rgbs):
+            h, w = rgb.shape[:2]
+            t = time.perf_counter()
+            ours = current.instances_from_probability(prob, h, w)
+            times["current"].append(1000 * (time.perf_counter() - t))
+            if base is not None:
+                t = time.perf_counter()
+                theirs = base.instances_from_probability(prob, h, w)
+                times["base"].append(1000 * (time.perf_counter() - t))
+                differ += r == 0 and not same(ours, theirs)
+            detections += len(ours)
+    stats = {k: {"p50_ms": round(float(np.median(v)), 2), "mean_ms": round(float(np.mean(v)), 2)}
+             for k, v in times.items() if v}
+    report = {"model": repo_relative(args.model), "pictures": len(files), "rounds": args.rounds,
+              "detections_per_round": detections // args.rounds, "network_ms_mean": round(network_ms, 1),
+              "postprocess": stats, "base": args.base, "maps_that_differ": differ if base is not None else None,
+              "machine": f"{platform.processor() or platform.machine()}, 2 threads for the network",
+              "command": " ".join(["python benchmarks/segmenter_postprocess.py", *sys.argv[1:]])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    if differ:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
