@@ -5,8 +5,9 @@ The network runs once per picture; its probability maps are then post-processed 
 alternation on the same maps (so a machine that changes speed during the run changes both alike). Every
 detection (box, score, kind, mask) of the two must be equal, or the script exits with status 1.
 
-Pictures: every 40th Stanford Cars photo and every 10th Car-Parts photo of ``../shared/data`` plus the
-first 60 PNG files there (line drawings and masks as pictures: maps with few or no wheels).
+Pictures: every 40th Stanford Cars photo and every 10th Car-Parts photo of ``../shared/data`` (wheels on
+cars) and the designer pictures of ``designer_queries.py`` (one close-up, rendering and line drawing of each
+demo held-out photo's wheel: one wheel filling the frame).
 
     python benchmarks/segmenter_postprocess.py [--base COMMIT] [--rounds 3] [--model ONNX]
 
@@ -35,11 +36,17 @@ from designsearch.settings import REPO_ROOT, SEGMENTER_MODEL_INT8, default_data_
 OUT = REPO_ROOT / "benchmarks" / "results" / "segmenter_postprocess.json"
 
 
-def pictures(data: Path) -> list[str]:
-    """The benchmark's picture files (see the module doc)."""
-    return (sorted(glob.glob(str(data / "stanford-cars" / "**" / "*.jpg"), recursive=True))[::40]
-            + sorted(glob.glob(str(data / "**" / "*.png"), recursive=True))[:60]
-            + sorted(glob.glob(str(data / "car-parts*" / "**" / "*.jpg"), recursive=True))[::10])
+def pictures(data: Path) -> list[np.ndarray]:
+    """The benchmark's pictures, RGB ``uint8 (H, W, 3)`` (see the module doc)."""
+    from designer_queries import designer_pictures  # this folder's benchmark: same generator, same seed
+
+    from designsearch.catalogue_data import demo_split, read_labels
+
+    files = (sorted(glob.glob(str(data / "stanford-cars" / "**" / "*.jpg"), recursive=True))[::40]
+             + sorted(glob.glob(str(data / "car-parts*" / "**" / "*.jpg"), recursive=True))[::10])
+    _, held_out = demo_split(read_labels(data / "stanford-cars" / "labels.csv"), range(79, 99), 2)
+    drawn = [p["bytes"] for p in designer_pictures(held_out, 1, 0)[0] if p["style"] != "photo"]
+    return [decode_image(Path(f).read_bytes()) for f in files] + [decode_image(b) for b in drawn]
 
 
 def detector_at(commit: str, model: Path):
@@ -74,8 +81,7 @@ def main() -> None:
 
     current = LearnedWheelDetector(args.model)
     base = detector_at(args.base, args.model) if args.base else None
-    files = pictures(default_data_dir())
-    rgbs = [decode_image(Path(f).read_bytes()) for f in files]
+    rgbs = pictures(default_data_dir())
     t0 = time.perf_counter()
     maps = [current.probability(rgb) for rgb in rgbs]
     network_ms = 1000 * (time.perf_counter() - t0) / len(rgbs)
@@ -95,7 +101,7 @@ def main() -> None:
             detections += len(ours)
     stats = {k: {"p50_ms": round(float(np.median(v)), 2), "mean_ms": round(float(np.mean(v)), 2)}
              for k, v in times.items() if v}
-    report = {"model": repo_relative(args.model), "pictures": len(files), "rounds": args.rounds,
+    report = {"model": repo_relative(args.model), "pictures": len(rgbs), "rounds": args.rounds,
               "detections_per_round": detections // args.rounds, "network_ms_mean": round(network_ms, 1),
               "postprocess": stats, "base": args.base, "maps_that_differ": differ if base is not None else None,
               "machine": f"{platform.processor() or platform.machine()}, 2 threads for the network",
