@@ -13,7 +13,8 @@ Probes, each on the same crops and angles:
 3. **orbit pooling** — the normalised mean of the embeddings over R turns (the Reynolds operator; the
    orbit target of ``train_distill --target-rotations``) on both sides, or on the gallery only;
 4. **plain + orbit** — one vector ``[√w · plain, √(1-w) · orbit]``, whose cosine is
-   ``w · cos_plain + (1 - w) · cos_orbit`` (both sides, R turns);
+   ``w · cos_plain + (1 - w) · cos_orbit`` (both sides, R turns); or both vectors kept, a gallery item
+   scored by ``max(cos_plain, cos_orbit - δ)`` (the orbit match must beat the plain one by δ);
 5. **disk mask** — everything outside the inscribed disk (or the wheel's 0.86 disk) set to grey on both sides,
    so that rotation moves nothing but the wheel;
 6. **geometric verification** — the top 10 re-ranked by ``cos + λ · inliers``, inliers of a RANSAC homography
@@ -101,6 +102,25 @@ class Probe:
         s = sims[0] if len(q) == 1 else np.maximum(sims[0], sims[1:].max(0) - margin)
         s[self.groups[:, None] == self.groups[None, :]] = -np.inf
         return round(float(np.mean(self.labels[s.argmax(1)] == self.labels)), 4)
+
+    def max_rows(self, plain: np.ndarray, orbit: np.ndarray, plain_rot: np.ndarray, orbit_rot: np.ndarray,
+                 margin: float) -> dict[str, float]:
+        """The three rows when a gallery item scores ``max(cos_plain, cos_orbit - margin)``; ``plain`` / ``orbit``
+        ``(N, D)`` of the upright crops (gallery and upright queries), ``*_rot`` of the rotated queries."""
+        _, inv, cnt = np.unique(self.groups, return_inverse=True, return_counts=True)
+        q_idx = np.flatnonzero(cnt[inv] >= 2)
+        out = {}
+        for row, (qp, qo) in (("partner", (plain, orbit)), ("rotated", (plain_rot, orbit_rot))):
+            s = np.maximum(qp @ plain.T, qo @ orbit.T - margin)
+            np.fill_diagonal(s, -np.inf)
+            top = s[q_idx].argmax(1)
+            ok = (self.groups[top] == self.groups[q_idx]) | (self.labels[top] == self.labels[q_idx])
+            out[row] = round(float(ok.mean()), 4)
+        out["gap_points"] = round(100 * (out["partner"] - out["rotated"]), 1)
+        s = np.maximum(plain @ plain.T, orbit @ orbit.T - margin)
+        s[self.groups[:, None] == self.groups[None, :]] = -np.inf
+        out["wheel_R@1"] = round(float(np.mean(self.labels[s.argmax(1)] == self.labels)), 4)
+        return out
 
     def partner_margin(self, query: np.ndarray, gallery: np.ndarray, margin: float) -> float:
         """Partner R@1 with ``query`` ``(T, N, D)``, views k > 0 paying ``margin``."""
@@ -213,6 +233,8 @@ def main() -> None:
             for w in (0.1, 0.2, 0.3, 0.4, 0.5):
                 cat = lambda a, b: np.concatenate([np.sqrt(w) * a, np.sqrt(1 - w) * b], 1)  # noqa: E731
                 probe4[f"R={n} w={w}"] = p.rows(cat(g, og), cat(g, og), cat(r, orr))
+            for margin in (0.04, 0.08, 0.1, 0.12, 0.15):
+                probe4[f"R={n} max(plain, orbit - {margin})"] = p.max_rows(g, og, r, orr, margin)
     report["2_query_turns_margin"], report["3_orbit_pooling"], report["4_plain_plus_orbit"] = probe2, probe3, probe4
 
     probe5 = {}
