@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import glob
-import importlib.util
 import json
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import numpy as np
 from designsearch.images import decode_image
 from designsearch.services.segmenter.learned import LearnedWheelDetector
 from designsearch.settings import REPO_ROOT, SEGMENTER_MODEL_INT8, default_data_dir, repo_relative
+from designsearch.versioning import module_at_commit
 
 OUT = REPO_ROOT / "benchmarks" / "results" / "segmenter_postprocess.json"
 
@@ -50,19 +48,12 @@ def pictures(data: Path) -> list[np.ndarray]:
 
 
 def detector_at(commit: str, model: Path):
-    """``LearnedWheelDetector`` of ``services/segmenter/learned.py`` as of ``commit``.
+    """``LearnedWheelDetector`` of ``services/segmenter/learned.py`` as of ``commit`` on ``model``.
 
     Raises:
         subprocess.CalledProcessError: unknown commit or no such file in it.
     """
-    source = subprocess.run(["git", "show", f"{commit}:services/segmenter/learned.py"], cwd=REPO_ROOT,
-                            check=True, capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / "learned_base.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("learned_base", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.LearnedWheelDetector(model)
+    return module_at_commit(commit, "services/segmenter/learned.py", REPO_ROOT).LearnedWheelDetector(model)
 
 
 def same(a: list, b: list) -> bool:

@@ -28,6 +28,7 @@ Writes ``benchmarks/results/embedder_rotation_probe.json``.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import sys
@@ -80,6 +81,10 @@ class Probe:
         self.groups = np.array([w.image_id for w in self.wheels])
         self.rgbs = [D.load_rgb(w) for w in self.wheels]
         self.rotated = [rotate_about_centre(x, float(a)) for x, a in zip(self.rgbs, self.angles)]
+        _, inv, cnt = np.unique(self.groups, return_inverse=True, return_counts=True)
+        self.partner_queries = np.flatnonzero(cnt[inv] >= 2)  # crops whose photo has another crop
+        with open(self.crop_dir / "manifest.csv", newline="") as f:  # crop file -> its square box in the photo
+            self.boxes = {r["file"]: tuple(int(r[k]) for k in ("x1", "y1", "x2", "y2")) for r in csv.DictReader(f)}
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """float32 ``(N, D)`` unit embeddings."""
@@ -95,59 +100,57 @@ class Probe:
         out["wheel_R@1"] = self.class_r1(query, gallery)
         return out
 
+    def partner_top1(self, scores: np.ndarray) -> float:
+        """Partner R@1 from ``scores`` ``(N, N)`` (query row, gallery column; the query itself excluded): the best
+        item is of the query's photo or class, over the queries whose photo has >= 2 crops (as
+        :func:`partner_recall`)."""
+        s = scores[self.partner_queries].copy()
+        s[np.arange(len(self.partner_queries)), self.partner_queries] = -np.inf
+        top = s.argmax(1)
+        q = self.partner_queries
+        return round(float(np.mean((self.groups[top] == self.groups[q]) | (self.labels[top] == self.labels[q]))), 4)
+
+    def class_top1(self, scores: np.ndarray) -> float:
+        """Class R@1 from ``scores`` ``(N, N)``, the query's own photo excluded."""
+        s = np.where(self.groups[:, None] == self.groups[None, :], -np.inf, scores)
+        return round(float(np.mean(self.labels[s.argmax(1)] == self.labels)), 4)
+
     def class_r1(self, query: np.ndarray, gallery: np.ndarray, margin: float = 0.0) -> float:
         """Class R@1 over other photos; ``query`` ``(N, D)`` or ``(T, N, D)`` (views k > 0 pay ``margin``)."""
         q = query[None] if query.ndim == 2 else query
         sims = q @ gallery.T
-        s = sims[0] if len(q) == 1 else np.maximum(sims[0], sims[1:].max(0) - margin)
-        s[self.groups[:, None] == self.groups[None, :]] = -np.inf
-        return round(float(np.mean(self.labels[s.argmax(1)] == self.labels)), 4)
+        return self.class_top1(sims[0] if len(q) == 1 else np.maximum(sims[0], sims[1:].max(0) - margin))
 
     def max_rows(self, plain: np.ndarray, orbit: np.ndarray, plain_rot: np.ndarray, orbit_rot: np.ndarray,
                  margin: float) -> dict[str, float]:
         """The three rows when a gallery item scores ``max(cos_plain, cos_orbit - margin)``; ``plain`` / ``orbit``
         ``(N, D)`` of the upright crops (gallery and upright queries), ``*_rot`` of the rotated queries."""
-        _, inv, cnt = np.unique(self.groups, return_inverse=True, return_counts=True)
-        q_idx = np.flatnonzero(cnt[inv] >= 2)
-        out = {}
-        for row, (qp, qo) in (("partner", (plain, orbit)), ("rotated", (plain_rot, orbit_rot))):
-            s = np.maximum(qp @ plain.T, qo @ orbit.T - margin)
-            np.fill_diagonal(s, -np.inf)
-            top = s[q_idx].argmax(1)
-            ok = (self.groups[top] == self.groups[q_idx]) | (self.labels[top] == self.labels[q_idx])
-            out[row] = round(float(ok.mean()), 4)
+        upright = np.maximum(plain @ plain.T, orbit @ orbit.T - margin)
+        out = {"partner": self.partner_top1(upright),
+               "rotated": self.partner_top1(np.maximum(plain_rot @ plain.T, orbit_rot @ orbit.T - margin))}
         out["gap_points"] = round(100 * (out["partner"] - out["rotated"]), 1)
-        s = np.maximum(plain @ plain.T, orbit @ orbit.T - margin)
-        s[self.groups[:, None] == self.groups[None, :]] = -np.inf
-        out["wheel_R@1"] = round(float(np.mean(self.labels[s.argmax(1)] == self.labels)), 4)
+        out["wheel_R@1"] = self.class_top1(upright)
         return out
 
     def partner_margin(self, query: np.ndarray, gallery: np.ndarray, margin: float) -> float:
         """Partner R@1 with ``query`` ``(T, N, D)``, views k > 0 paying ``margin``."""
         sims = query @ gallery.T
-        s = np.maximum(sims[0], sims[1:].max(0) - margin)
-        np.fill_diagonal(s, -np.inf)
-        _, inv, cnt = np.unique(self.groups, return_inverse=True, return_counts=True)
-        q_idx = np.flatnonzero(cnt[inv] >= 2)
-        top = s[q_idx].argmax(1)
-        ok = (self.groups[top] == self.groups[q_idx]) | (self.labels[top] == self.labels[q_idx])
-        return round(float(ok.mean()), 4)
+        return self.partner_top1(np.maximum(sims[0], sims[1:].max(0) - margin))
 
     def photo_rotated_crop(self, i: int, angle: float) -> np.ndarray:
         """Crop ``i`` cut from its source photo rotated by ``angle`` degrees about the crop's centre."""
-        rgb = read_image(self.files[self.wheels[i].image_id])
+        rgb = _read_photo(self.files[self.wheels[i].image_id])
         x1, y1, x2, y2 = self.boxes[os.path.basename(self.wheels[i].path)]
         m = cv2.getRotationMatrix2D(((x1 + x2 - 1) / 2, (y1 + y2 - 1) / 2), float(angle), 1.0)
         m[0, 2] -= x1
         m[1, 2] -= y1
         return cv2.warpAffine(rgb, m, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-    @property
-    def boxes(self) -> dict[str, tuple[int, int, int, int]]:
-        if not hasattr(self, "_boxes"):
-            with open(self.crop_dir / "manifest.csv", newline="") as f:
-                self._boxes = {r["file"]: tuple(int(r[k]) for k in ("x1", "y1", "x2", "y2")) for r in csv.DictReader(f)}
-        return self._boxes
+
+@functools.lru_cache(maxsize=8)
+def _read_photo(path: str) -> np.ndarray:
+    """A source photo, read once for its (consecutive) crops."""
+    return read_image(path)
 
 
 def sift_rerank(p: Probe, gallery: np.ndarray, rotated: np.ndarray, lambdas: tuple[float, ...], k: int = 10) -> dict:
@@ -172,8 +175,7 @@ def sift_rerank(p: Probe, gallery: np.ndarray, rotated: np.ndarray, lambdas: tup
 
     t0 = time.time()
     fg, fr = [feats(x) for x in p.rgbs], [feats(x) for x in p.rotated]
-    _, inv, cnt = np.unique(p.groups, return_inverse=True, return_counts=True)
-    q_idx, all_idx = np.flatnonzero(cnt[inv] >= 2), np.arange(len(p.wheels))
+    q_idx, all_idx = p.partner_queries, np.arange(len(p.wheels))
     shortlists = {}
     for row, q, fq, idx, other_photos in (("partner", gallery, fg, q_idx, False), ("rotated", rotated, fr, q_idx, False),
                                           ("wheel_R@1", gallery, fg, all_idx, True)):

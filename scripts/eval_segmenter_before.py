@@ -10,7 +10,6 @@ of that commit, so both are taken from git and run against the validation sets (
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -21,19 +20,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from designsearch.training.segmenter.evaluate import evaluate, format_table  # noqa: E402
+from designsearch.versioning import module_at_commit  # noqa: E402
 
 
 def old_detector(commit: str, workdir: Path):
-    """The learned detector (class and model file) of ``commit``, loaded from git into ``workdir``."""
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:services/segmenter/learned.py"],
-                         check=True, capture_output=True, text=True).stdout
+    """The learned detector (class and model file) of ``commit``, loaded from git (the model file into ``workdir``)."""
     onnx = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:models/segmenter/wheelseg-lite0.onnx"],
                           check=True, capture_output=True).stdout
-    (workdir / "learned_before.py").write_text(src, encoding="utf-8")
     (workdir / "wheelseg-before.onnx").write_bytes(onnx)
-    spec = importlib.util.spec_from_file_location("learned_before", workdir / "learned_before.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = module_at_commit(commit, "services/segmenter/learned.py", REPO)
     det = mod.LearnedWheelDetector(workdir / "wheelseg-before.onnx", threads=2)
     det.name = f"before@{commit[:7]}"
     return det
