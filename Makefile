@@ -7,19 +7,23 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .PHONY: install system-deps demo test protos clients node-client cpp-client bench up web clean
 
 SYSTEM_PACKAGES := redis-server docker-compose postgresql chromium \
-  g++ cmake pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  g++ cmake pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
+  libosmesa6 libllvm19
 
-system-deps:  ## Debian packages (root or sudo): redis-server (tests, demo), postgresql (catalogue tests), docker-compose (validates docker-compose.yml), chromium (browser tests), the C++ gRPC toolchain (C++ client), nodejs/npm (Node client) when absent
+system-deps:  ## Debian packages (root or sudo): redis-server (tests, demo), postgresql (catalogue tests), docker-compose (validates docker-compose.yml), chromium (browser tests), the C++ gRPC toolchain (C++ client), OSMesa + LLVM 19 (wheel-design engine: pyrender, Mitsuba), nodejs/npm (Node client) when absent
 	@command -v redis-server >/dev/null && command -v docker-compose >/dev/null && command -v chromium >/dev/null \
-	  && command -v npm >/dev/null && command -v grpc_cpp_plugin >/dev/null && command -v cmake >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  && command -v npm >/dev/null && command -v grpc_cpp_plugin >/dev/null && command -v cmake >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  && ls /usr/lib/*/libOSMesa.so.8 /usr/lib/*/libLLVM.so.19* >/dev/null 2>&1 || { \
 	  pkgs="$(SYSTEM_PACKAGES)"; command -v npm >/dev/null || pkgs="$$pkgs nodejs npm"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$pkgs; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$pkgs; fi; }
 
-$(BIN)/designsearch: requirements.lock pyproject.toml
+$(BIN)/designsearch: requirements.lock requirements-render.lock pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q -r requirements-render.lock
+	$(BIN)/pip install -q --no-deps pyrender==0.1.45
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 

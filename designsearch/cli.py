@@ -262,6 +262,12 @@ def train_embedder(ctx: typer.Context) -> None:
     _forward("designsearch.training.embedder.train", ctx)
 
 
+@app.command("render-wheels", context_settings=_PASS_THROUGH)
+def render_wheels(ctx: typer.Context) -> None:
+    """Render parametric and real rim designs: studio shots, masks, line drawings, on-car pictures (options: --help)."""
+    _forward("designsearch.training.wheelgen.engine", ctx)
+
+
 @app.command("eval-embedder", context_settings=_PASS_THROUGH)
 def eval_embedder(ctx: typer.Context) -> None:
     """Recall@K and mAP@R of the ImageNet and trained embedders: crops, whole cars, sketches (options: --help)."""
