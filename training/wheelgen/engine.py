@@ -208,7 +208,8 @@ def parse_args(argv: list[str] | None):
     from designsearch.training.wheelgen.jobs import VARIANTS
 
     p = argparse.ArgumentParser(prog="designsearch render-wheels", description=__doc__.split("\n")[0])
-    p.add_argument("--designs", type=int, default=2000, help="procedural designs (default 2000)")
+    p.add_argument("--designs", type=int, default=1200,
+                   help="procedural designs (default 1200: with 8 views, ~1 h on 2 cores, benchmarks/results/wheelgen.md)")
     p.add_argument("--views", type=int, default=8, help="studio views per design (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output folder (new, or a set to resume)")
