@@ -217,7 +217,8 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--size", type=int, default=224, help="picture side, px")
     p.add_argument("--spp", type=int, default=8, help="Mitsuba samples per pixel")
     p.add_argument("--max-depth", type=int, default=5, help="path length (bounces + 1)")
-    p.add_argument("--tyre-share", type=float, default=0.3, help="share of studio view pairs with a tyre")
+    p.add_argument("--tyre-share", type=float, default=0.1,
+                   help="share of studio view pairs with a tyre (0.1: real product shots rarely show one; FID in docs/wheelgen.md)")
     p.add_argument("--oncar", type=int, default=1, help="on-car composites per design")
     p.add_argument("--no-drawings", action="store_true", help="no line drawings")
     p.add_argument("--real-models", action="store_true",

@@ -40,7 +40,7 @@ class SetConfig:
     size: int = 224
     spp: int = 8
     max_depth: int = 5
-    tyre_share: float = 0.3
+    tyre_share: float = 0.1
     oncar: int = 1
     drawings: bool = True
     real_models: bool = True
