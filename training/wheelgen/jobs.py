@@ -22,7 +22,8 @@ from designsearch.training.wheelgen.design import WheelDesign
 from designsearch.training.wheelgen.geometry import WheelMesh, build_wheel
 from designsearch.training.wheelgen.lines import DRAWING_STYLES, draw, visible_segments
 from designsearch.training.wheelgen.photo import BACKGROUND_WEIGHTS, BACKGROUNDS, compose, degrade, denoise
-from designsearch.training.wheelgen.raster import MASK_RIM, RasterRenderer, mask_box
+from designsearch.training.segmenter.synthetic.valsets import mask_box
+from designsearch.training.wheelgen.raster import MASK_RIM, RasterRenderer
 from designsearch.training.wheelgen.render import FINISHES, PathTracer, to_srgb
 
 #: Realism variants: each switches one realism step off (``full`` keeps all).
@@ -131,6 +132,7 @@ def render_design(job: DesignJob, cfg: SetConfig, out: str) -> list[dict]:
     views = [random_view(rng) for _ in range(cfg.views)]
     groups = [list(range(i, min(i + 2, cfg.views))) for i in range(0, cfg.views, 2)]
     wheels: dict[bool, WheelMesh] = {}
+    loaded: bool | None = None
     tracer: PathTracer = _W["tracer"]
     raster: RasterRenderer = _W["raster"]
     for g, idx in enumerate(groups):
@@ -139,7 +141,9 @@ def render_design(job: DesignJob, cfg: SetConfig, out: str) -> list[dict]:
             wheels[tyre] = _wheel(job, cfg, tyre)
         wheel = wheels[tyre]
         finish = FINISHES[int(rng.integers(len(FINISHES)))]
-        tracer.load(wheel, f"{job.design_id}-{int(tyre)}")
+        if loaded != tyre:  # write the PLY files only when the geometry changes
+            tracer.load(wheel, f"{job.design_id}-{int(tyre)}")
+            loaded = tyre
         imgs = tracer.render_views([views[i] for i in idx], finish, rng, env_lighting=cfg.variant != "flat_light",
                                    seed=int(rng.integers(2 ** 31)))
         for i, img in zip(idx, imgs):
@@ -151,7 +155,7 @@ def render_design(job: DesignJob, cfg: SetConfig, out: str) -> list[dict]:
             _save(folder / f"{stem}-render.jpg", rgb, True)
             _save(folder / f"{stem}-mask.png", mask, False)
             box = mask_box(mask)
-            rim_box = mask_box(mask, MASK_RIM)
+            rim_box = mask_box(mask == MASK_RIM)
             view_cols = {"view_id": i, "azimuth": v.azimuth, "elevation": v.elevation, "spin": v.spin,
                          "fov_deg": v.fov_deg, "tyre": int(tyre), "finish": finish,
                          "mask_file": f"images/{job.design_id}/{stem}-mask.png",

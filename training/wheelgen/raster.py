@@ -13,7 +13,6 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 
 import numpy as np  # noqa: E402
 import pyrender  # noqa: E402
-import trimesh  # noqa: E402
 
 from designsearch.training.wheelgen.camera import View  # noqa: E402
 from designsearch.training.wheelgen.geometry import WheelMesh  # noqa: E402
@@ -51,21 +50,3 @@ class RasterRenderer:
         scene.add(cam, pose=view.camera_pose(radius))
         color, depth = self._r.render(scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg)
         return color[..., 0].copy(), depth.astype(np.float32)
-
-    def depth(self, meshes: list[trimesh.Trimesh], view: View, radius: float) -> np.ndarray:
-        """Depth ``float32 (S, S)`` of arbitrary wheel-frame meshes (0 = background)."""
-        scene = pyrender.Scene(bg_color=[0, 0, 0, 0])
-        for m in meshes:
-            scene.add(pyrender.Mesh.from_trimesh(m, smooth=False), pose=view.wheel_pose())
-        cam = pyrender.PerspectiveCamera(yfov=np.radians(view.fov_deg), znear=0.05, zfar=100.0)
-        scene.add(cam, pose=view.camera_pose(radius))
-        return self._r.render(scene, flags=pyrender.RenderFlags.DEPTH_ONLY).astype(np.float32)
-
-
-def mask_box(mask: np.ndarray, value: int | None = None) -> tuple[int, int, int, int] | None:
-    """Bounding box ``(x1, y1, x2, y2)`` px (x2/y2 exclusive) of nonzero (or ``== value``) pixels; None if empty."""
-    m = mask > 0 if value is None else mask == value
-    ys, xs = np.nonzero(m)
-    if len(xs) == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
