@@ -30,6 +30,14 @@ onnxruntime and OpenCV only (no torch). The network (see
    are ``KIND_WHEEL``. The network itself is trained on such close-ups (synthetic close-ups,
    renderings, line drawings and negatives, :mod:`designsearch.training.segmenter.synthetic`), so a
    close-up is one detection found like any other, not a rule applied to the whole image.
+8. with a model that has the image-level head (second output ``scene``, softmax over
+   ``("none", "closeup", "scene")``, issue 30; :mod:`designsearch.training.segmenter.model`) and
+   ``use_scene``: a picture whose ``none`` probability is at least ``scene_none`` gives no detection (a
+   brake rotor, a clutch plate, a light); one whose ``closeup`` probability is at least
+   ``scene_closeup`` gives ONE ``KIND_CLOSEUP`` detection: every instance above ``min_area`` (steps 2-3,
+   before the score filter) united, its convex hull the mask (a wheel's silhouette is convex; a hub cap
+   or a spoke gap then cannot be the answer); otherwise steps 4-7 as above. A model without the
+   head is post-processed by steps 1-7 only.
 """
 
 from __future__ import annotations
@@ -64,6 +72,9 @@ class LearnedWheelDetector:
         split_solidity: components with solidity under this are tried for splitting.
         split_core: watershed markers are where the distance transform exceeds this fraction of
             its maximum.
+        use_scene: apply the image-level head (step 8) when the model has one.
+        scene_none: ``none`` probability at or above which a picture gives no detection.
+        scene_closeup: ``closeup`` probability at or above which a picture gives one close-up detection.
 
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
     split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
@@ -93,6 +104,9 @@ class LearnedWheelDetector:
         split_solidity: float = 0.85,
         split_core: float = 0.6,
         spinning: bool = False,
+        use_scene: bool = True,
+        scene_none: float = 0.5,
+        scene_closeup: float = 0.5,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
@@ -115,6 +129,8 @@ class LearnedWheelDetector:
         self.contain_frac = contain_frac
         self.split_solidity = split_solidity
         self.split_core = split_core
+        self.has_scene = any(o.name == "scene" for o in self.session.get_outputs())
+        self.use_scene, self.scene_none, self.scene_closeup = use_scene, scene_none, scene_closeup
 
     # ----------------------------------------------------------------------------------------
 
@@ -130,7 +146,17 @@ class LearnedWheelDetector:
         Raises:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
-        return self.session.run(None, {self.input_name: network_input(rgb, self.input_size)})[0][0, 0]
+        return self.outputs(rgb)[0]
+
+    def outputs(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's outputs for one image: probability ``float32 (S, S)`` and, with the image-level
+        head, the scene probabilities ``float32 (3,)`` (``none``, ``closeup``, ``scene``), else ``None``.
+
+        Raises:
+            ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
+        """
+        out = self.session.run(None, {self.input_name: network_input(rgb, self.input_size)})
+        return out[0][0, 0], (out[1][0] if self.has_scene else None)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Find wheels in an RGB image.
@@ -147,19 +173,24 @@ class LearnedWheelDetector:
         Raises:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
-        prob = self.probability(rgb)
-        return self.instances_from_probability(prob, rgb.shape[0], rgb.shape[1])
+        prob, scene = self.outputs(rgb)
+        return self.instances_from_probability(prob, rgb.shape[0], rgb.shape[1], scene)
 
-    def instances_from_probability(self, prob: np.ndarray, height: int, width: int) -> list[Detection]:
-        """Post-processing of a probability map into detections (steps 2-6 of the module doc).
+    def instances_from_probability(self, prob: np.ndarray, height: int, width: int,
+                                   scene: np.ndarray | None = None) -> list[Detection]:
+        """Post-processing of a probability map into detections (steps 2-8 of the module doc).
 
         Args:
             prob: ``float32 (S, S)`` wheel probability at the network resolution.
             height, width: size of the input image the detections refer to, pixels.
+            scene: the image-level head's probabilities ``(3,)`` (``none``, ``closeup``, ``scene``) or ``None``.
 
         Returns:
             As :meth:`detect`.
         """
+        use_scene = scene is not None and self.use_scene
+        if use_scene and scene[0] >= self.scene_none:
+            return []
         s = prob.shape[0]
         binary = (prob > self.threshold).astype(np.uint8)
         binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
@@ -174,6 +205,19 @@ class LearnedWheelDetector:
             x, y, w, h = stats[k, :4]
             comp = _fill_holes(labels[y : y + h, x : x + w] == k)  # a wheel is a solid disc
             regions.extend(_Region(int(x) + dx, int(y) + dy, part) for part, (dx, dy) in self._split(comp))
+
+        if use_scene and scene[1] >= self.scene_closeup:
+            whole = [r for r in regions if r.area >= min_px]
+            if not whole:
+                return []
+            united = whole[0]
+            for r in whole[1:]:
+                united = united.union(r)
+            hull = np.zeros_like(united.mask, np.uint8)
+            cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(united.mask.astype(np.uint8))), 1)
+            region = _Region(united.x0, united.y0, hull.astype(bool))
+            score = float(scene[1]) * max(region.score(prob, self.threshold), self.threshold)
+            return [self._detection(prob, region, score, height, width, KIND_CLOSEUP)]
 
         kept: list[tuple[float, _Region]] = []
         for region in regions:

@@ -444,13 +444,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the full report (JSON) here")
     p.add_argument("--photos-only", action="store_true", help="only set (a), the validation photos")
     p.add_argument("--write-sets", default=None, help="also write sets (b) and (c) as JPEG/PNG files to this folder")
+    p.add_argument("--engine-set", default=None,
+                   help="a designsearch render-wheels set: also score its validation designs and real rim models "
+                        "(default var/wheelgen/set-v1 when it exists)")
+    p.add_argument("--engine-limit", type=int, default=200, help="pictures per engine kind (manifest order)")
+    p.add_argument("--no-real", action="store_true", help="skip the real picture sets (wheel-pictures/)")
+    p.add_argument("--real-only", action="store_true", help="only the real picture sets (and the engine's)")
     a = p.parse_args(argv)
     val_files = None
     if a.val_files:
         val_files = [ln.strip() for ln in Path(a.val_files).read_text(encoding="utf-8").splitlines() if ln.strip()]
     detectors = default_detectors(a.model, a.threads, not a.no_classical)
-    report = evaluate(detectors, a.data, val_files, a.seed, threads=a.threads, synthetic_sets=not a.photos_only)
-    print(format_table(report))
+    report = {}
+    if not a.no_real:
+        from designsearch.training.segmenter.real_sets import evaluate_real, format_real_table
+
+        engine = a.engine_set or ("var/wheelgen/set-v1" if Path("var/wheelgen/set-v1/manifest.csv").is_file() else None)
+        report["real"] = evaluate_real(detectors, a.data, engine, a.engine_limit)
+        report["engine_set"] = engine
+        print("REAL pictures (and the engine's validation designs): share [95 % Wilson interval] count")
+        print(format_real_table(report["real"]))
+        print()
+    if not a.real_only:
+        report.update(evaluate(detectors, a.data, val_files, a.seed, threads=a.threads, synthetic_sets=not a.photos_only))
+        print(format_table(report))
     if a.write_sets:
         from designsearch.training.segmenter.synthetic import write_validation_sets
 

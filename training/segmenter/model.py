@@ -11,6 +11,9 @@ ONNX contract (what :class:`designsearch.services.segmenter.learned.LearnedWheel
     input  ``pixels``  float32 ``(N, 3, S, S)``, raw RGB in [0, 255]; the ``(x - 127) / 128``
                        scaling of EfficientNet-Lite is inside the graph
     output ``prob``    float32 ``(N, 1, S, S)``, wheel probability in [0, 1]
+    output ``scene``   (only with the image-level head, issue 30) float32 ``(N, 3)``, softmax probabilities of
+                       the picture being :data:`SCENE_CLASSES` ``("none", "closeup", "scene")``: no wheel, one
+                       wheel filling the frame (product shot, rendering, drawing), wheels in a larger scene
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from designsearch.training.embedder.model import export_onnx as export_pixels_mo
 
 #: Decoder width (channels of every pyramid level).
 DECODER_CHANNELS = 64
+#: Classes of the optional image-level head, in output order.
+SCENE_CLASSES = ("none", "closeup", "scene")
+#: A wheel whose box spans at least this share of the picture's width or height makes it a close-up
+#: (the serving detector's ``closeup_extent``).
+CLOSEUP_EXTENT = 0.5
+#: Fewer wheel pixels than this share of the picture: no wheel (the serving detector's ``min_area``).
+MIN_WHEEL_AREA = 0.004
 
 
 class LiteEncoder(nn.Module):
@@ -93,12 +103,15 @@ class WheelSegNet(nn.Module):
         pretrained: ImageNet weights for the encoder.
         return_logits: ``forward`` returns logits (training, numerically stable BCE) instead of
             probabilities (export / inference).
+        scene_head: add the image-level head: global average pooling of the stride-32 features (320
+            channels) → linear → 3 logits (:data:`SCENE_CLASSES`); ``forward`` then returns
+            ``(mask, scene)``, ``scene`` float32 ``(N, 3)`` logits or softmax probabilities.
 
     Raises:
         ImportError: from :func:`load_backbone` when the weights package is missing.
     """
 
-    def __init__(self, pretrained: bool = True, return_logits: bool = False) -> None:
+    def __init__(self, pretrained: bool = True, return_logits: bool = False, scene_head: bool = False) -> None:
         super().__init__()
         self.normalize = PixelNormalize()
         self.encoder = LiteEncoder(pretrained)
@@ -107,16 +120,18 @@ class WheelSegNet(nn.Module):
         self.smooth = nn.ModuleList(_sep_conv(c, c) for _ in self.encoder.channels[:-1])
         self.head = nn.Sequential(_sep_conv(c, c), nn.Conv2d(c, 1, 1))
         self.return_logits = return_logits
+        self.scene = nn.Linear(self.encoder.channels[-1], len(SCENE_CLASSES)) if scene_head else None
 
     def decoder_parameters(self):
         """Parameters outside the encoder (trained with the higher learning rate)."""
         return [p for n, p in self.named_parameters() if not n.startswith("encoder.")]
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor):
         """Args: pixels float32 ``(N, 3, S, S)`` in [0, 255], S divisible by 32.
 
         Returns:
-            float32 ``(N, 1, S, S)``: probabilities in [0, 1], or logits if ``return_logits``.
+            float32 ``(N, 1, S, S)``: probabilities in [0, 1], or logits if ``return_logits``; with the
+            image-level head a tuple ``(that, scene)``, ``scene`` float32 ``(N, 3)`` (softmax or logits).
         """
         size = pixels.shape[-2:]
         feats = self.encoder(self.normalize(pixels))
@@ -126,7 +141,36 @@ class WheelSegNet(nn.Module):
             x = F.interpolate(x, size=lateral.shape[-2:], mode="bilinear", align_corners=False) + lateral
             x = self.smooth[level](x)
         logits = F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
-        return logits if self.return_logits else torch.sigmoid(logits)
+        mask = logits if self.return_logits else torch.sigmoid(logits)
+        if self.scene is None:
+            return mask
+        scene = self.scene(feats[-1].mean(dim=(2, 3)))
+        return mask, scene if self.return_logits else torch.softmax(scene, dim=1)
+
+
+def scene_labels(target: torch.Tensor) -> torch.Tensor:
+    """Image-level labels of a batch of wheel masks: int64 ``(N,)`` indices into :data:`SCENE_CLASSES`.
+
+    ``none`` when the mask holds under :data:`MIN_WHEEL_AREA` of the picture; ``closeup`` when its largest
+    8-connected component's box spans ≥ :data:`CLOSEUP_EXTENT` of the width or height; else ``scene``.
+
+    Args:
+        target: float32 ``(N, 1, S, S)`` in {0, 1}.
+    """
+    import cv2
+    import numpy as np
+
+    out = []
+    for m in target[:, 0].numpy().astype(np.uint8):
+        s = m.shape[0]
+        if m.sum() < MIN_WHEEL_AREA * m.size:
+            out.append(0)
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        extent = max(stats[k, cv2.CC_STAT_WIDTH], stats[k, cv2.CC_STAT_HEIGHT]) / s
+        out.append(1 if extent >= CLOSEUP_EXTENT else 2)
+    return torch.tensor(out, dtype=torch.int64)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0, eps: float = 1.0) -> torch.Tensor:
@@ -151,7 +195,7 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float
 
 
 def export_onnx(model: WheelSegNet, path: str | Path, input_size: int, opset: int = 17) -> str:
-    """Export the network (probability output) to ONNX with a dynamic batch axis.
+    """Export the network (output ``prob``; and ``scene`` with the image-level head) to ONNX with a dynamic batch axis.
 
     Args:
         model: trained network (switched to eval mode and probability output for the export).
@@ -170,7 +214,17 @@ def export_onnx(model: WheelSegNet, path: str | Path, input_size: int, opset: in
     was_logits = model.return_logits
     model.return_logits = False
     try:
-        return export_pixels_model(model, path, input_size, opset, output_name="prob", trace_batch=1)
+        if model.scene is None:
+            return export_pixels_model(model, path, input_size, opset, output_name="prob", trace_batch=1)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.eval()
+        dummy = torch.full((1, 3, input_size, input_size), 128.0)
+        with torch.no_grad():
+            torch.onnx.export(model, (dummy,), str(path), input_names=["pixels"], output_names=["prob", "scene"],
+                              dynamic_axes={"pixels": {0: "batch"}, "prob": {0: "batch"}, "scene": {0: "batch"}},
+                              opset_version=opset, dynamo=False)
+        return model_version(path)
     finally:
         model.return_logits = was_logits
 
@@ -195,6 +249,8 @@ def set_onnx_input_size(src: str | Path, dst: str | Path, input_size: int) -> st
     proto = onnx.load(str(src))
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
+        if len(dims) != 4:  # the image-level head's (N, 3) output
+            continue
         for d in (dims[2], dims[3]):
             d.ClearField("dim_param")
             d.dim_value = input_size

@@ -35,12 +35,30 @@ import numpy as np
 import torch
 
 from designsearch.training.segmenter.dataset import WheelSegDataset, default_data_dir, load_samples, split_samples
-from designsearch.training.segmenter.model import WheelSegNet, bce_dice_loss, export_onnx
+from designsearch.training.segmenter.model import WheelSegNet, bce_dice_loss, export_onnx, scene_labels
 
 #: File name of the exported model inside ``out``.
 MODEL_FILE = "wheelseg-lite0.onnx"
 #: PyTorch weights (state dict) saved next to it, for re-export at another input size.
 CHECKPOINT_FILE = "wheelseg-lite0.pt"
+#: Full training state after each epoch (model, optimiser, scheduler, history): ``--resume`` continues from it.
+STATE_FILE = "train-state.pt"
+
+
+def parse_source_p(text: str | None) -> dict[str, float]:
+    """``"render=0.15,drawing=0.08"`` → ``{"render": 0.15, "drawing": 0.08}`` (sources of
+    :data:`~designsearch.training.segmenter.synthetic.engine_mix.SOURCES`).
+
+    Raises:
+        ValueError: a malformed pair or a number that does not parse.
+    """
+    out = {}
+    for part in filter(None, (text or "").split(",")):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected source=probability, got {part!r}")
+        out[key.strip()] = float(value)
+    return out
 
 
 def _seed_everything(seed: int) -> None:
@@ -57,6 +75,8 @@ def _val_iou(model: WheelSegNet, val_ds: WheelSegDataset, threshold: float = 0.5
     for i in range(len(val_ds)):
         pixels, target = val_ds[i]
         logits = model(pixels[None])
+        if isinstance(logits, tuple):
+            logits = logits[0]
         pred = logits[0] > math.log(threshold / (1 - threshold))
         t = target.bool()
         inter += float((pred & t).sum())
@@ -90,6 +110,11 @@ def train(
     init: str | Path | None = None,
     car_negative_p: float | None = None,
     split_seed: int | None = None,
+    engine_set: str | Path | None = None,
+    source_p: dict[str, float] | None = None,
+    scene_head: bool = False,
+    scene_weight: float = 0.3,
+    resume: bool = False,
     log=print,
 ) -> dict:
     """Train, export to ONNX and return the training record.
@@ -127,6 +152,16 @@ def train(
             wheels masked out (``None``: negative kinds uniform).
         init: a state dict (``wheelseg-lite0.pt`` of an earlier run) to start from instead of the
             ImageNet encoder and a fresh decoder (fine-tuning in stages).
+        engine_set: a ``designsearch render-wheels`` set whose TRAIN designs feed the ``render`` /
+            ``drawing`` / ``oncar`` sources (issue 30).
+        source_p: probabilities of the extra sources of
+            :class:`~designsearch.training.segmenter.synthetic.engine_mix.RealWorldMixDataset` (engine
+            renders, drawings, on-car composites, ``car-parts-50`` TRAIN rims and look-alikes); the designer mix
+            gets the rest. Empty: the designer mix alone.
+        scene_head: train the image-level head (none / close-up / scene) beside the mask, labels from the
+            masks (:func:`~designsearch.training.segmenter.model.scene_labels`), cross-entropy weighted
+            ``scene_weight``.
+        resume: continue from ``<out>/train-state.pt`` (written after every epoch) when it exists.
         log: callable receiving progress lines.
 
     Returns:
@@ -169,15 +204,30 @@ def train(
                                           car_negative_p=car_negative_p, seed=seed)
     elif mix != "photos":
         raise ValueError(f"unknown mix {mix!r}; expected 'designer' or 'photos'")
+    source_p = dict(source_p or {})
+    n_sources = {}
+    if source_p:
+        from designsearch.training.segmenter import real_sets
+        from designsearch.training.segmenter.synthetic.engine_mix import RealWorldMixDataset
+
+        rims = [(it.rgb, it.mask) for it in real_sets.carparts50_items(data, "train", "rim") if it.boxes] \
+            if source_p.get("rim") else []
+        looks = [it.rgb for it in real_sets.carparts50_items(data, "train", "not_wheel")] if source_p.get("lookalike") else []
+        train_ds = RealWorldMixDataset(train_ds, engine_set, rims, looks, input_size, source_p,
+                                       epoch_items=epoch_items, seed=seed)
+        n_sources = train_ds.counts
+        log(f"extra sources {source_p}: pictures {n_sources}")
     val_ds = WheelSegDataset(val_s, input_size, train=False)
     generator = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=batch_size, shuffle=True, drop_last=len(train_ds) > batch_size, generator=generator
     )
 
-    model = WheelSegNet(pretrained=init is None, return_logits=True)
+    model = WheelSegNet(pretrained=init is None, return_logits=True, scene_head=scene_head)
     if init is not None:
-        model.load_state_dict(torch.load(Path(init), map_location="cpu", weights_only=True))
+        missing, _ = model.load_state_dict(torch.load(Path(init), map_location="cpu", weights_only=True), strict=False)
+        if [k for k in missing if not k.startswith("scene.")]:
+            raise ValueError(f"{init} lacks weights {missing}")
         log(f"initialised from {init}")
     optimizer = torch.optim.AdamW(
         [
@@ -197,12 +247,28 @@ def train(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     history = []
+    first = 0
+    state_path = out / STATE_FILE
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, first = state["history"], state["epoch"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {state_path} after epoch {first}")
     model.train()
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         t0 = time.perf_counter()
         losses = []
         for pixels, target in loader:
-            loss = bce_dice_loss(model(pixels), target)
+            pred = model(pixels)
+            if scene_head:
+                pred, scene = pred
+                loss = bce_dice_loss(pred, target) + scene_weight * torch.nn.functional.cross_entropy(
+                    scene, scene_labels(target))
+            else:
+                loss = bce_dice_loss(pred, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -216,6 +282,8 @@ def train(
         shown = "-" if iou is None else f"{iou:.4f}"
         log(f"epoch {row['epoch']}/{epochs} loss {row['loss']:.4f} val_iou@{input_size} {shown} ({seconds:.0f} s)")
         torch.save(model.state_dict(), out / CHECKPOINT_FILE)  # checkpoint after every epoch
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "history": history, "epoch": epoch + 1, "torch_rng": torch.get_rng_state()}, state_path)
 
     train_seconds = time.perf_counter() - t_start
     model_path = out / MODEL_FILE
@@ -248,8 +316,13 @@ def train(
             "init": str(init) if init else None,
             "car_negative_p": car_negative_p,
             "split_seed": split_seed,
+            "engine_set": str(engine_set) if engine_set else None,
+            "source_p": source_p,
+            "scene_head": scene_head,
+            "scene_weight": scene_weight,
         },
         "cutouts": n_cutouts,
+        "extra_sources": n_sources,
         "n_train": len(train_s),
         "n_val": len(val_s),
         "val_files": val_files,
@@ -286,8 +359,9 @@ def reexport(checkpoint: str | Path, onnx_path: str | Path, input_size: int) -> 
         FileNotFoundError: ``checkpoint`` missing.
         ValueError: ``input_size`` not a multiple of 32.
     """
-    model = WheelSegNet(pretrained=False)
-    model.load_state_dict(torch.load(Path(checkpoint), map_location="cpu", weights_only=True))
+    state = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    model = WheelSegNet(pretrained=False, scene_head=any(k.startswith("scene.") for k in state))
+    model.load_state_dict(state)
     return export_onnx(model, onnx_path, input_size)
 
 
@@ -322,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="seed of the train/validation split (default: --seed); keep it fixed across stages")
     p.add_argument("--car-negative-p", type=float, default=None,
                    help="share of negatives that are car photos with the wheels masked out (default: uniform kinds)")
+    p.add_argument("--engine-set", default=None, help="designsearch render-wheels set (its TRAIN designs)")
+    p.add_argument("--source-p", default="", help="extra sources, e.g. render=0.15,drawing=0.08,oncar=0.1,rim=0.1,lookalike=0.1")
+    p.add_argument("--scene-head", action="store_true", help="train the image-level head (none / close-up / scene)")
+    p.add_argument("--scene-weight", type=float, default=0.3)
+    p.add_argument("--resume", action="store_true", help="continue from <out>/train-state.pt")
     a = p.parse_args(argv)
     if a.reexport:
         out = Path(a.out)
@@ -352,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         encoder_lr_ratio=a.encoder_lr_ratio,
         car_negative_p=a.car_negative_p,
         split_seed=a.split_seed,
+        engine_set=a.engine_set,
+        source_p=parse_source_p(a.source_p),
+        scene_head=a.scene_head,
+        scene_weight=a.scene_weight,
+        resume=a.resume,
         log=lambda s: print(s, flush=True),
     )
     return 0
