@@ -12,12 +12,22 @@ then runs four phases:
    ingestion stream runs: the stream fails (UNAVAILABLE), the service is restarted, the stream is
    resent, and the catalogue and the index must agree (images and points counted both ways);
    recovery = time from the kill until a query succeeds again;
-3. **Redis frozen** (SIGSTOP) for ``--freeze-s``: query latency before / during / after;
-4. **load** — ``--clients`` concurrent clients for ``--load-s`` seconds, half cold (``no_cache``),
-   half cached: calls/s, errors by status, p50/p95/p99, RSS of each service at start and end.
+3. **Redis frozen** (SIGSTOP) for ``--freeze-s``: query latency before / during / after, against
+   cold (``no_cache``) queries measured just before, and the cache breaker's openings;
+4. **load** — for each of ``--clients`` (e.g. ``16,32``), that many concurrent clients for
+   ``--load-s`` seconds, half cold (``no_cache``), half cached: calls/s, errors by status,
+   p50/p95/p99 overall and per mode, cached calls served cold, the cache breaker's openings (Redis
+   healthy: there should be none), RSS of each service at start and end;
+5. **stream** — one IndexDesigns stream of ``--stream-items`` items (empty images: each fails its
+   check, so the stream machinery alone is measured) with the gateway's CPU seconds, then one of
+   ``max_stream_items + 1`` (``--stream-limit``, the gateway's setting) and the time to its INVALID_ARGUMENT.
 
-Usage: ``python benchmarks/fault_load.py [--load-s 600] [--clients 16]``; writes
-``benchmarks/results/fault_load.json`` and prints it (the README summarises it).
+``--phases`` picks some (``bad,kill9,frozen,load,stream``; default all). Breaker openings are the
+``cache_breaker_open`` lines of the gateway's log during a phase.
+
+Usage: ``python benchmarks/fault_load.py [--load-s 600] [--clients 16,32] [--phases load]``; writes
+``benchmarks/results/fault_load.json`` and prints it (the README summarises it). Smoke run:
+``--images 20 --phases frozen,load --clients 2 --load-s 5 --freeze-s 2``.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from PIL import Image
 
 from designsearch.catalogue_data import demo_split, read_labels
 from designsearch.client import DesignSearchClient
-from designsearch.procs import Stack
+from designsearch.procs import Stack, cpu_seconds
 from designsearch.settings import REPO_ROOT, default_data_dir
 
 
@@ -99,22 +109,143 @@ def bad_inputs(client: DesignSearchClient, address: str, good: bytes) -> dict[st
     return out
 
 
+PHASES = ("bad", "kill9", "frozen", "load", "stream")
+
+
+class BreakerLog:
+    """Counts the gateway's ``cache_breaker_open`` log lines (``var/logs/gateway.log``) since :meth:`mark`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def _text(self) -> str:
+        try:
+            return self.path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def mark(self) -> None:
+        """Start counting from now."""
+        self.offset = len(self._text())
+
+    def openings(self) -> int:
+        """Breaker openings logged since the last :meth:`mark`."""
+        return self._text()[self.offset:].count("cache_breaker_open")
+
+
+def load_phase(address: str, payloads: list[bytes], clients: int, seconds: float, pids: dict[str, int],
+               breaker: BreakerLog) -> dict:
+    """``clients`` concurrent clients for ``seconds``, even ones cold (``no_cache``), odd ones cached."""
+    rss_start = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
+    cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    peak = dict(rss_start)
+    codes: Counter = Counter()
+    lat: list[float] = []
+    by_mode: dict[str, list[float]] = {"cold": [], "cached": []}
+    calls_by_mode: Counter = Counter()
+    cached_served_cold = 0
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client_loop(k: int):
+        nonlocal cached_served_cold
+        cold = k % 2 == 0
+        with DesignSearchClient(address, timeout_s=30) as c:
+            i = k
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                miss = False
+                try:
+                    r = c.find_similar(payloads[i % len(payloads)], 6, no_cache=cold)
+                    code, miss = "OK", not cold and not r.cache_hit
+                except grpc.RpcError as err:
+                    code = err.code().name
+                dt = time.perf_counter() - t0
+                with lock:
+                    codes[code] += 1
+                    lat.append(dt)
+                    by_mode["cold" if cold else "cached"].append(dt)
+                    calls_by_mode["cold" if cold else "cached"] += 1
+                    cached_served_cold += miss
+                i += clients
+
+    breaker.mark()
+    threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        for name, pid in pids.items():
+            peak[name] = max(peak[name], round(rss_mb(pid), 1))
+        time.sleep(1)
+    elapsed = time.monotonic() - t0
+    return {"clients": clients, "seconds": round(elapsed, 1), "calls": sum(codes.values()),
+            "calls_per_s": round(sum(codes.values()) / elapsed, 1), "codes": dict(codes),
+            "latency_ms": pct(lat),
+            "by_mode": {m: {"calls_per_s": round(calls_by_mode[m] / elapsed, 1), "latency_ms": pct(v)}
+                        for m, v in by_mode.items() if v},
+            "cached_served_cold": cached_served_cold, "breaker_openings": breaker.openings(),
+            "cpu_s": {name: round(cpu_seconds(pid) - cpu_start[name], 1) for name, pid in pids.items()},
+            "rss_mb_start": rss_start, "rss_mb_peak": peak,
+            "rss_mb_end": {name: round(rss_mb(pid), 1) for name, pid in pids.items()}}
+
+
+def stream_phase(address: str, items: int, limit: int, gateway_pid: int) -> dict:
+    """One IndexDesigns stream of ``items`` items (at most ``limit``) with empty images (each fails its
+    check at once), then one of ``limit + 1``: gateway CPU seconds and wall time of the first, time to
+    the refusal of the second."""
+    from designsearch.v1 import common_pb2, gateway_pb2
+
+    items = min(items, limit)
+
+    def requests(n: int):
+        for i in range(n):
+            yield gateway_pb2.IndexDesignsRequest(
+                design=common_pb2.DesignRecord(design_id=f"stream-{i}", brand="B", model="M", year=2000),
+                image=common_pb2.Image(content=b""))
+
+    out: dict = {"items": items}
+    with DesignSearchClient(address, timeout_s=3600) as c:
+        cpu0, t0 = cpu_seconds(gateway_pid), time.monotonic()
+        r = c.stub.IndexDesigns(requests(items), timeout=3600)
+        out.update(wall_s=round(time.monotonic() - t0, 1), gateway_cpu_s=round(cpu_seconds(gateway_pid) - cpu0, 1),
+                   failed=r.failed, ms_cpu_per_item=round((cpu_seconds(gateway_pid) - cpu0) / max(items, 1) * 1000, 3))
+        t0 = time.monotonic()
+        try:
+            c.stub.IndexDesigns(requests(limit + 1), timeout=3600)
+            out["over_limit"] = "OK (not refused)"
+        except grpc.RpcError as err:
+            out["over_limit"] = err.code().name
+        out["over_limit_refused_after_s"] = round(time.monotonic() - t0, 1)
+    return out
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=240, help="catalogue images ingested first")
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--clients", default="16", help="client counts of the load phase, comma-separated (16,32)")
     ap.add_argument("--load-s", type=float, default=600)
     ap.add_argument("--freeze-s", type=float, default=10)
+    ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
+    ap.add_argument("--stream-items", type=int, default=100_000, help="items of the stream phase's stream")
+    ap.add_argument("--stream-limit", type=int, default=100_000, help="the gateway's max_stream_items")
     ap.add_argument("--var", type=Path, default=REPO_ROOT / "var" / "faults")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "fault_load")
     args = ap.parse_args()
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        ap.error(f"unknown phases {unknown}; choose from {list(PHASES)}")
+    client_counts = [int(c) for c in str(args.clients).split(",") if c.strip()]
 
     images = read_labels(default_data_dir() / "stanford-cars" / "labels.csv")
     catalogue, queries = demo_split(images, range(79, 99), 2)
     first, later = catalogue[: args.images], catalogue[args.images: args.images + 160]
     shutil.rmtree(args.var, ignore_errors=True)
-    stack = Stack(args.var)
+    stack = Stack(args.var, env={"DESIGNSEARCH_GATEWAY_MAX_STREAM_ITEMS": str(args.stream_limit)})
     stack.start()
+    breaker = BreakerLog(args.var / "logs" / "gateway.log")
     stop_supervisor = threading.Event()
     events: list[str] = []
 
@@ -125,130 +256,27 @@ def main() -> dict:
 
     threading.Thread(target=supervise, daemon=True).start()
     result: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                    "command": "python benchmarks/fault_load.py " + f"--load-s {args.load_s:g} --clients {args.clients}"}
+                    "command": "python benchmarks/fault_load.py " + f"--load-s {args.load_s:g} --clients {args.clients} "
+                               f"--phases {','.join(phases)}"}
     payloads = [q.path.read_bytes() for q in queries]
     try:
         with DesignSearchClient(stack.gateway_address, timeout_s=60) as client:
             client.index(first)
-            before = client.stats()
-            result["bad_inputs"] = bad_inputs(client, stack.gateway_address, payloads[0])
-            after = client.stats()
-            result["bad_inputs_stored_unchanged"] = (before.images, before.points) == (after.images, after.points)
-
-        # --- kill -9 mid-ingest ------------------------------------------------------------------
-        kills = {}
-        chunks = [later[i::4] for i in range(4)]
-        for name, chunk in zip(["segmenter", "embedder", "search", "gateway"], chunks):
-            outcome: dict = {}
-
-            def ingest():
-                try:
-                    with DesignSearchClient(stack.gateway_address, timeout_s=120) as c:
-                        outcome["response"] = c.index(chunk)
-                except grpc.RpcError as err:
-                    outcome["error"] = err.code().name
-
-            t = threading.Thread(target=ingest)
-            t.start()
-            time.sleep(1.0)
-            t_kill = time.monotonic()
-            stack.procs[name].send_signal(signal.SIGKILL)
-            t.join(180)
-            recovered = None
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    with DesignSearchClient(stack.gateway_address, timeout_s=5) as c:
-                        c.find_similar(payloads[1], 3, no_cache=True)
-                    recovered = time.monotonic() - t_kill
-                    break
-                except grpc.RpcError:
-                    time.sleep(0.2)
-            with DesignSearchClient(stack.gateway_address, timeout_s=300) as c:
-                redo = c.index(chunk)  # the client resends; already-indexed images are duplicates
-                stats = c.stats()
-            kills[name] = {"stream": outcome.get("error", "completed"), "recovery_s": round(recovered or -1, 1),
-                           "resent": {"added": redo.added, "duplicates": redo.duplicates, "failed": redo.failed},
-                           "images": stats.images, "points": stats.points}
-        result["kill9"] = kills
-        # agreement: every catalogued image's points are in the index, and no more
-        from designsearch.gateway.catalogue import Catalogue
-
-        cat = Catalogue(f"sqlite:///{args.var / 'catalogue.db'}")
-        expected_points = sum(n for _, _, n in cat.design_points([d["design_id"] for d in cat.list_designs(limit=10_000)]))
-        cat.close()
-        with DesignSearchClient(stack.gateway_address) as c:
-            final = c.stats()
-        result["agreement"] = {"catalogue_points": expected_points, "index_points": final.points,
-                               "agree": expected_points == final.points}
-
-        # --- Redis frozen -------------------------------------------------------------------------
-        def timed(n, cache=True):
-            lat = []
-            with DesignSearchClient(stack.gateway_address) as c:
-                for i in range(n):
-                    t0 = time.perf_counter()
-                    c.find_similar(payloads[i % len(payloads)], 6, no_cache=not cache)
-                    lat.append(time.perf_counter() - t0)
-            return lat
-
-        timed(len(payloads))  # fill the cache
-        normal = timed(40)
-        os.kill(stack.redis.proc.pid, signal.SIGSTOP)
-        t_end = time.monotonic() + args.freeze_s
-        frozen = []
-        while time.monotonic() < t_end:
-            frozen += timed(5)
-        os.kill(stack.redis.proc.pid, signal.SIGCONT)
-        time.sleep(2.5)
-        thawed = timed(40)
-        result["redis_frozen"] = {"normal_ms": pct(normal), "frozen_ms": pct(frozen), "after_ms": pct(thawed)}
-
-        # --- load ---------------------------------------------------------------------------------
+            if "bad" in phases:
+                before = client.stats()
+                result["bad_inputs"] = bad_inputs(client, stack.gateway_address, payloads[0])
+                after = client.stats()
+                result["bad_inputs_stored_unchanged"] = (before.images, before.points) == (after.images, after.points)
+        if "kill9" in phases:
+            result.update(kill9_phase(stack, later, payloads, args.var))
+        if "frozen" in phases:
+            result["redis_frozen"] = frozen_phase(stack, payloads, args.freeze_s, breaker)
         pids = {name: p.pid for name, p in stack.procs.items()}
-        rss_start = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
-        peak = dict(rss_start)
-        codes: Counter = Counter()
-        lat: list[float] = []
-        by_mode: dict[str, list[float]] = {"cold": [], "cached": []}
-        calls_by_mode: Counter = Counter()
-        stop = time.monotonic() + args.load_s
-        lock = threading.Lock()
-
-        def client_loop(k: int):
-            cold = k % 2 == 0
-            with DesignSearchClient(stack.gateway_address, timeout_s=30) as c:
-                i = k
-                while time.monotonic() < stop:
-                    t0 = time.perf_counter()
-                    try:
-                        c.find_similar(payloads[i % len(payloads)], 6, no_cache=cold)
-                        code = "OK"
-                    except grpc.RpcError as err:
-                        code = err.code().name
-                    with lock:
-                        codes[code] += 1
-                        lat.append(time.perf_counter() - t0)
-                        by_mode["cold" if cold else "cached"].append(time.perf_counter() - t0)
-                        calls_by_mode["cold" if cold else "cached"] += 1
-                    i += args.clients
-
-        threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(args.clients)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            for name, pid in pids.items():
-                peak[name] = max(peak[name], round(rss_mb(pid), 1))
-            time.sleep(1)
-        elapsed = time.monotonic() - t0
-        rss_end = {name: round(rss_mb(pid), 1) for name, pid in pids.items()}
-        result["load"] = {"clients": args.clients, "seconds": round(elapsed, 1), "calls": sum(codes.values()),
-                          "calls_per_s": round(sum(codes.values()) / elapsed, 1), "codes": dict(codes),
-                          "latency_ms": pct(lat),
-                          "by_mode": {m: {"calls_per_s": round(calls_by_mode[m] / elapsed, 1), "latency_ms": pct(v)}
-                                      for m, v in by_mode.items() if v},
-                          "rss_mb_start": rss_start, "rss_mb_peak": peak, "rss_mb_end": rss_end}
+        if "load" in phases:
+            for n in client_counts:
+                result[f"load_{n}"] = load_phase(stack.gateway_address, payloads, n, args.load_s, pids, breaker)
+        if "stream" in phases:
+            result["stream"] = stream_phase(stack.gateway_address, args.stream_items, args.stream_limit, pids["gateway"])
         result["supervisor_events"] = events
     finally:
         stop_supervisor.set()
@@ -257,6 +285,84 @@ def main() -> dict:
     Path(str(args.out) + ".json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     return result
+
+
+def kill9_phase(stack: Stack, later: list, payloads: list[bytes], var: Path) -> dict:
+    """kill -9 of each service mid-ingest: stream outcome, recovery, resent stream; then catalogue vs index."""
+    kills = {}
+    chunks = [later[i::4] for i in range(4)]
+    for name, chunk in zip(["segmenter", "embedder", "search", "gateway"], chunks):
+        outcome: dict = {}
+
+        def ingest():
+            try:
+                with DesignSearchClient(stack.gateway_address, timeout_s=120) as c:
+                    outcome["response"] = c.index(chunk)
+            except grpc.RpcError as err:
+                outcome["error"] = err.code().name
+
+        t = threading.Thread(target=ingest)
+        t.start()
+        time.sleep(1.0)
+        t_kill = time.monotonic()
+        stack.procs[name].send_signal(signal.SIGKILL)
+        t.join(180)
+        recovered = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with DesignSearchClient(stack.gateway_address, timeout_s=5) as c:
+                    c.find_similar(payloads[1], 3, no_cache=True)
+                recovered = time.monotonic() - t_kill
+                break
+            except grpc.RpcError:
+                time.sleep(0.2)
+        with DesignSearchClient(stack.gateway_address, timeout_s=300) as c:
+            redo = c.index(chunk)  # the client resends; already-indexed images are duplicates
+            stats = c.stats()
+        kills[name] = {"stream": outcome.get("error", "completed"), "recovery_s": round(recovered or -1, 1),
+                       "resent": {"added": redo.added, "duplicates": redo.duplicates, "failed": redo.failed},
+                       "images": stats.images, "points": stats.points}
+    result = {"kill9": kills}
+    # agreement: every catalogued image's points are in the index, and no more
+    from designsearch.gateway.catalogue import Catalogue
+
+    cat = Catalogue(f"sqlite:///{var / 'catalogue.db'}")
+    expected_points = sum(n for _, _, n in cat.design_points([d["design_id"] for d in cat.list_designs(limit=10_000)]))
+    cat.close()
+    with DesignSearchClient(stack.gateway_address) as c:
+        final = c.stats()
+    result["agreement"] = {"catalogue_points": expected_points, "index_points": final.points,
+                           "agree": expected_points == final.points}
+    return result
+
+
+def frozen_phase(stack: Stack, payloads: list[bytes], freeze_s: float, breaker: BreakerLog) -> dict:
+    """Cached queries before / while / after Redis is frozen (SIGSTOP), against cold queries."""
+    def timed(n, cache=True):
+        lat = []
+        with DesignSearchClient(stack.gateway_address) as c:
+            for i in range(n):
+                t0 = time.perf_counter()
+                c.find_similar(payloads[i % len(payloads)], 6, no_cache=not cache)
+                lat.append(time.perf_counter() - t0)
+        return lat
+
+    timed(len(payloads))  # fill the cache
+    cold = timed(20, cache=False)
+    normal = timed(40)
+    breaker.mark()
+    os.kill(stack.redis.proc.pid, signal.SIGSTOP)
+    t_end = time.monotonic() + freeze_s
+    frozen = []
+    while time.monotonic() < t_end:
+        frozen += timed(5)
+    os.kill(stack.redis.proc.pid, signal.SIGCONT)
+    openings = breaker.openings()
+    time.sleep(2.5)
+    thawed = timed(40)
+    return {"cold_ms": pct(cold), "normal_ms": pct(normal), "frozen_ms": pct(frozen), "after_ms": pct(thawed),
+            "breaker_openings_while_frozen": openings}
 
 
 if __name__ == "__main__":

@@ -110,16 +110,42 @@ def check_collection_name(name: str, field: str = "collection") -> str:
     return name
 
 
-def check_filter(flt: SearchFilter) -> SearchFilter:
-    """Reject a reversed year range.
+#: Control characters (C0 with NUL, DEL, C1): never part of a label. PostgreSQL cannot store NUL in
+#: text at all, so a catalogue on it and one on SQLite would otherwise disagree.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The same without tab, line feed and carriage return (allowed in free text: attribute values).
+_CONTROL_NOT_SPACE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(value: str, field: str, *, free_text: bool = False) -> str:
+    """Refuse control characters in a label (design id, brand, model, source, attribute key), or in
+    free text (``free_text``: an attribute value, where tab and line breaks are allowed).
 
     Raises:
-        InvalidArgument: ``year_min > year_max``.
+        InvalidArgument: ``value`` holds one; the message names ``field`` and the character's code
+            and position, never the value itself.
+    """
+    bad = (_CONTROL_NOT_SPACE_RE if free_text else _CONTROL_RE).search(value)
+    if bad:
+        raise InvalidArgument(f"{field} contains a control character (U+{ord(bad.group()):04X} at position "
+                              f"{bad.start()}); only printable text is accepted", field=field)
+    return value
+
+
+def check_filter(flt: SearchFilter) -> SearchFilter:
+    """Reject a reversed year range and control characters in brands and design ids.
+
+    Raises:
+        InvalidArgument: ``year_min > year_max``; a brand or design id with a control character.
     """
     if flt.year_min is not None and flt.year_max is not None and flt.year_min > flt.year_max:
         raise InvalidArgument(
             f"year range reversed: year_min {flt.year_min} > year_max {flt.year_max}", field="filters.year_min"
         )
+    for name, values in (("brands", flt.brands), ("design_ids", flt.design_ids),
+                         ("exclude_design_ids", flt.exclude_design_ids)):
+        for v in values:
+            check_text(v, f"filters.{name}")
     return flt
 
 

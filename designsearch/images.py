@@ -14,6 +14,7 @@ Conventions:
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 
@@ -25,6 +26,10 @@ from designsearch.errors import InvalidImage
 
 #: Largest accepted side of an input image, in pixels.
 MAX_SIDE = 8192
+#: Smallest accepted side of an input image, in pixels (anything the services shrink an image to keeps it).
+MIN_SIDE = 8
+#: What :func:`decode_image` reads, as a client is told.
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 #: Largest accepted number of pixels (width * height) of an input image.
 MAX_PIXELS = 40_000_000
 #: Largest accepted encoded image, in bytes.
@@ -84,8 +89,9 @@ def decode_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX
         rgb = _decode(data, max_side, max_pixels)
     finally:
         _DECODES.release()
-    if min(rgb.shape[:2]) < 8:
-        raise InvalidImage(f"image is {rgb.shape[1]}x{rgb.shape[0]} px; at least 8 px per side needed", field="image")
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise InvalidImage(f"image is {rgb.shape[1]}x{rgb.shape[0]} px; at least {MIN_SIDE} px per side needed",
+                           field="image")
     return np.ascontiguousarray(rgb)
 
 
@@ -140,10 +146,48 @@ def _decode(data: bytes, max_side: int, max_pixels: int) -> np.ndarray:
             return _to_rgb(img)
     except InvalidImage:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidImage(f"not a decodable image: {exc}", field="image") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(f"not a decodable image: {_looks_like(data)}; accepted formats: {ACCEPTED_FORMATS}",
+                           field="image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(f"not a decodable image: {_public(exc)}", field="image") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InvalidImage(f"corrupt or truncated image: {exc}", field="image") from exc
+        raise InvalidImage(f"corrupt or truncated image: {_public(exc)}", field="image") from exc
+
+
+#: ``<_io.BytesIO object at 0x7fe8945feca0>`` and the like: a process's internals, never for a client.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _public(exc: Exception) -> str:
+    """An exception's text without object reprs (addresses of this process)."""
+    return _OBJECT_REPR.sub("", str(exc)).strip() or type(exc).__name__
+
+
+def _looks_like(data: bytes) -> str:
+    """What bytes that are no image seem to be, for the client: from their first bytes only
+    (magic numbers, markup, text), never echoing them."""
+    head = data[:2048]
+    low = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if low.startswith(b"%pdf"):
+        return "the bytes look like a PDF document"
+    if b"<svg" in low[:2048]:
+        return "the bytes look like an SVG drawing (vector graphics are not accepted: export it as PNG)"
+    if low.startswith((b"<!doctype html", b"<html")) or b"<html" in low[:512] or b"<body" in low[:1024]:
+        return "the bytes look like an HTML page"
+    if low.startswith((b"<?xml", b"<")):
+        return "the bytes look like XML or markup"
+    if head.startswith(b"PK\x03\x04"):
+        return "the bytes look like a ZIP archive (or a document made of one)"
+    if head.startswith(b"\x00\x00\x00") and head[4:8] == b"ftyp":
+        return "the bytes look like a video or HEIC/AVIF picture, which is not accepted"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is fine
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else ""
+    if text and sum(c.isprintable() or c in "\t\r\n" for c in text) >= 0.95 * len(text):
+        return "the bytes look like text"
+    return "the bytes are in no image format read here"
 
 
 def read_image(path: str) -> np.ndarray:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import grpc
 
 from designsearch import errors
-from designsearch.logs import request_id
+from designsearch.logs import get_logger, request_id
 from designsearch.telemetry import REQUEST_ID_KEY
 
+
+log = get_logger("rpc")
 
 #: Metadata key of the internal service token.
 INTERNAL_TOKEN_KEY = "x-internal-token"
@@ -79,26 +81,44 @@ _CODE_TO_ERROR = {
 }
 
 
-async def call(method, request, *, timeout: float, backend: str):
+#: What a client is told when a backend fails; the backend, its address and gRPC's text go to the log.
+BACKEND_UNAVAILABLE = "a backend is unavailable"
+BACKEND_FAILED = "a backend failed"
+
+
+async def call(method, request, *, timeout: float, backend: str, quiet: bool = False):
     """Call a unary (or stream-unary) stub method with a deadline; map failures to domain errors.
+
+    The error a client may see names no service, address or gRPC internals (``connections to all
+    backends failing; ... ipv4:127.0.0.1:50052: Failed to connect``): those go to the log
+    (``backend_call_failed``, with the request id), the client gets :data:`BACKEND_UNAVAILABLE` (or
+    :data:`BACKEND_FAILED`) and the request id to quote. A backend's refusal of the request itself
+    (INVALID_ARGUMENT, NOT_FOUND) is about what the client sent and passes through.
 
     Args:
         method: a bound stub method, e.g. ``stub.Segment``.
         request: the request message (or an async iterator of them).
         timeout: deadline in seconds.
-        backend: name of the called service, for error messages.
+        backend: name of the called service, for the log.
+        quiet: log failures at debug level (readiness probes, which the watcher reports itself).
 
     Returns:
         The response message.
 
     Raises:
-        InvalidArgument, NotFound: the backend refused the request (message passed through).
-        BackendUnavailable: the backend is down, overloaded or too slow.
+        InvalidArgument, NotFound: the backend refused the request (its message passed through).
+        BackendUnavailable: the backend is down, overloaded or too slow (retryable, ``RetryInfo``).
         DesignSearchError: any other failure (``INTERNAL``).
     """
     try:
         return await method(request, timeout=timeout)
     except grpc.aio.AioRpcError as exc:
-        cls = _CODE_TO_ERROR.get(exc.code(), errors.DesignSearchError)
-        message = f"{backend}: {exc.details() or exc.code().name}"
-        raise cls(message) from exc
+        code, details = exc.code(), exc.details() or exc.code().name
+        cls = _CODE_TO_ERROR.get(code, errors.DesignSearchError)
+        rid = request_id.get()
+        (log.debug if quiet else log.warning)("backend_call_failed", backend=backend, code=code.name, error=details,
+                                              request_id=rid)
+        if cls in (errors.InvalidArgument, errors.NotFound):
+            raise cls(details) from exc
+        public = f"{BACKEND_UNAVAILABLE}; retry later" if cls is errors.BackendUnavailable else BACKEND_FAILED
+        raise cls(f"{public} (request id {rid})" if rid != "-" else public) from exc

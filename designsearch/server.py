@@ -198,6 +198,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapped
 
+        if not key_ok and (handler.unary_unary or handler.stream_unary):
+            # Refused before the body is read: a client-streaming handler that never takes a message, so a
+            # large request from a caller without valid credentials is neither buffered whole nor parsed
+            # (the metadata arrives first; a unary handler would get the whole message before it runs).
+            return grpc.stream_unary_rpc_method_handler(wrap(_unreachable), None, handler.response_serializer)
         deserialize = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -208,6 +213,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 wrap(_checked_stream(handler.stream_unary)), deserialize, handler.response_serializer
             )
         return handler
+
+
+async def _unreachable(request_iterator, context):  # pragma: no cover - wrap() refuses first
+    raise AssertionError("a call without valid credentials reached a handler")
 
 
 class _Malformed:

@@ -29,6 +29,10 @@ STAGE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+CACHE_BREAKER_OPENINGS = Counter(
+    "designsearch_cache_breaker_openings_total",
+    "Times the gateway's Redis circuit breaker opened (Redis frozen, down or too slow; the cache is then skipped)")
+
 
 def observe_stage(stage: str, seconds: float) -> None:
     """Record the duration of one pipeline stage in the stage histogram."""

@@ -192,7 +192,7 @@ class GrpcBackends:
         """Names of the backends that do not answer a cheap call within ``timeout_s`` (readiness)."""
         async def probe(name, method, request):
             try:
-                await call(method, request, timeout=timeout_s, backend=name)
+                await call(method, request, timeout=timeout_s, backend=name, quiet=True)
                 return None
             except BackendUnavailable:
                 return name

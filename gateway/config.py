@@ -25,9 +25,15 @@ class GatewaySettings(ServiceSettings):
     search_address: str = Field("127.0.0.1:50053", description="Search service target.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis server for the query-vector cache.")
     cache_ttl_s: int = Field(7 * 24 * 3600, description="Lifetime of a cached query vector set, seconds.")
-    cache_timeout_s: float = Field(0.05, description="Timeout of each Redis call, seconds (a slow cache is a miss).")
+    cache_timeout_s: float = Field(
+        0.05, description="Timeout of each Redis call, seconds (a slow cache is a miss); measured on the cache's own "
+                          "threads, so it times Redis, not the gateway's event loop.")
+    cache_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failed Redis calls (timeouts, refused connections) that open the cache's "
+                             "circuit breaker.")
     cache_breaker_open_s: float = Field(
-        2.0, description="After a Redis failure the cache is skipped this long, then probed again, seconds.")
+        2.0, description="Once the breaker is open the cache is skipped this long, then probed again, seconds.")
+    cache_threads: int = Field(4, ge=1, description="Threads (and most connections) calling Redis.")
     health_interval_s: float = Field(
         1.0, description="How often the backends are probed for readiness (NOT_SERVING while one is down), seconds.")
     require_cache: bool = Field(
@@ -39,6 +45,9 @@ class GatewaySettings(ServiceSettings):
     api_keys: list[str] = Field(
         [], description="Accepted API keys (metadata 'x-api-key'), plain or as 'sha256:<hex>' hashes (only hashes are "
                         "kept in memory); empty = no authentication.")
+    page_token_secret: str = Field(
+        "", description="Key that signs ListDesigns page tokens (a token the API did not issue is INVALID_ARGUMENT); the "
+                        "same on every replica. Empty: derived from internal_token, or random per process without one.")
     rate_limit_per_s: float = Field(0.0, description="Requests per second per API key (or per peer without one); 0 = no limit.")
     rate_burst: float = Field(20.0, description="Burst size of the per-key rate limit, requests.")
     default_k: int = Field(6, description="Designs returned when a request leaves k at 0.")

@@ -19,7 +19,7 @@ from designsearch.domain import SearchFilter
 from designsearch.gateway.cache import QueryCache
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.config import GatewaySettings
-from designsearch.gateway.designs import DesignService
+from designsearch.gateway.designs import DesignService, page_token_key
 from designsearch.gateway.identify import IdentifyResult, identify
 from designsearch.gateway.ingest import IndexItem, IndexOutcome, Ingestor, check_item
 from designsearch.gateway.live import LiveIndex
@@ -64,7 +64,8 @@ class GatewayCore:
                                mirror_whole_picture=settings.ingest_mirror_whole_picture,
                                cutouts=settings.ingest_cutouts,
                                on_change=cache.bump_catalogue_version)
-        self.designs = DesignService(backends, self.live, catalogue, on_change=cache.bump_catalogue_version)
+        self.designs = DesignService(backends, self.live, catalogue, on_change=cache.bump_catalogue_version,
+                                     page_key=page_token_key(settings.page_token_secret, settings.internal_token))
         self.verifier = Verifier(backends, self.live, settings.verify_calibration, max_crops=settings.max_crops)
         self.verify = self.verifier.verify
         self.find_similar = self.query.find_similar
@@ -132,6 +133,7 @@ def build_core(settings: GatewaySettings, embedder_addresses: Sequence[str] | No
                              "search": settings.search_timeout_s}, internal_token=settings.internal_token,
                             tls_ca=Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None)
     cache = QueryCache(settings.redis_url, settings.cache_ttl_s, timeout_s=settings.cache_timeout_s,
-                       open_s=settings.cache_breaker_open_s)
+                       failures_to_open=settings.cache_breaker_failures, open_s=settings.cache_breaker_open_s,
+                       threads=settings.cache_threads)
     return GatewayCore(backends, cache, Catalogue(settings.catalogue_url),
                        settings)

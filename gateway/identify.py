@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from designsearch.domain import SearchFilter
-from designsearch.errors import InvalidArgument
-from designsearch.gateway.query import DOMAIN_AUTO, QueryService
+from designsearch.errors import FailedPrecondition, InvalidArgument
+from designsearch.gateway.query import DOMAIN_AUTO, NOTHING_TO_COMPARE, QueryService
 
 #: Candidates returned.
 TOP = 5
@@ -44,12 +44,15 @@ async def identify(query: QueryService, image: bytes, flt: SearchFilter, domain:
 
     Raises:
         InvalidArgument: neighbours outside 0..max_k, or a bad image/filter.
+        FailedPrecondition: no catalogue design matches ``flt`` (:data:`designsearch.gateway.query.NOTHING_TO_COMPARE`).
         BackendUnavailable: a backend is down.
     """
     if not 0 <= neighbours <= query.max_k:
         raise InvalidArgument(f"neighbours {neighbours} outside 1..{query.max_k} (0 = {default_neighbours})",
                               field="neighbours")
     result = await query.find_similar(image, neighbours or default_neighbours, flt, domain, use_feedback=False)
+    if not result.matches:
+        raise FailedPrecondition(NOTHING_TO_COMPARE, reason="NO_MATCHING_DESIGN")
     labels: dict[tuple[str, str, int], Candidate] = {}
     for m in result.matches:
         c = labels.setdefault((m.brand, m.model, m.year), Candidate(m.brand, m.model, m.year, 0.0, m.score))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Point
+from designsearch.domain import KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Point, check_text
 from designsearch.errors import AlreadyExists, BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, thumbnail
 from designsearch.gateway.catalogue import Catalogue
@@ -57,23 +57,43 @@ class IndexOutcome:
     failure: InvalidArgument | AlreadyExists | BackendUnavailable | None = None
 
 
+def check_attributes(attributes: dict) -> dict:
+    """Attribute keys ≤ 128 and values ≤ 1024 characters, without control characters (values may hold
+    tab and line breaks).
+
+    Raises:
+        InvalidArgument: a key or value too long, or with a control character.
+    """
+    for k, v in attributes.items():
+        if len(k) > 128 or len(v) > 1024:
+            raise InvalidArgument("attribute keys ≤ 128 and values ≤ 1024 characters", field="design.attributes")
+        check_text(k, "design.attributes")
+        check_text(v, "design.attributes", free_text=True)
+    return attributes
+
+
 def check_item(item: IndexItem) -> None:
     """Validate a catalogue record.
 
     Raises:
         InvalidArgument: missing or too long design id (128) / brand (128) / model (256) / source
-            (1024) / attributes, year outside 1886..2100, empty image (checked before the database sees them).
+            (1024) / attributes, a control character in any of them (NUL included; tab and line breaks
+            are allowed in attribute values), year outside 1886..2100, empty image (checked before the
+            database sees them, so SQLite and PostgreSQL catalogues accept the same records).
     """
     if not item.design_id or len(item.design_id) > 128:
         raise InvalidArgument("design.design_id must be 1-128 characters", field="design.design_id")
+    check_text(item.design_id, "design.design_id")
     if not item.brand or len(item.brand) > 128:
         raise InvalidArgument("design.brand must be 1-128 characters", field="design.brand")
+    check_text(item.brand, "design.brand")
     if len(item.model) > 256:
         raise InvalidArgument("design.model is longer than 256 characters", field="design.model")
+    check_text(item.model, "design.model")
     if len(item.source) > 1024:
         raise InvalidArgument("image.source is longer than 1024 characters", field="image.source")
-    if any(len(k) > 128 or len(v) > 1024 for k, v in item.attributes.items()):
-        raise InvalidArgument("attribute keys ≤ 128 and values ≤ 1024 characters", field="design.attributes")
+    check_text(item.source, "image.source")
+    check_attributes(item.attributes)
     if not 1886 <= item.year <= 2100:
         raise InvalidArgument(f"design.year {item.year} outside 1886..2100", field="design.year")
     if not item.image:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, SearchFilter
-from designsearch.errors import InvalidArgument
+from designsearch.errors import FailedPrecondition, InvalidArgument, NotFound
 from designsearch.gateway.ports import Backends
-from designsearch.gateway.query import DOMAIN_AUTO, MatchResult, QueryService
+from designsearch.gateway.query import DOMAIN_AUTO, NOTHING_TO_COMPARE, MatchResult, QueryService
 
 
 @dataclass
@@ -47,9 +47,13 @@ async def novelty(query: QueryService, image: bytes, k: int, flt: SearchFilter, 
     """Novelty of a draft against the catalogue (FindSimilar's ranking; ``k`` nearest designs returned).
 
     Raises:
-        InvalidArgument / InvalidImage: bad request. BackendUnavailable: a backend is down.
+        InvalidArgument / InvalidImage: bad request.
+        FailedPrecondition: no catalogue design matches ``flt`` (:data:`NOTHING_TO_COMPARE`).
+        BackendUnavailable: a backend is down.
     """
     result = await query.find_similar(image, k, flt, domain, use_feedback=False)
+    if not result.matches:
+        raise FailedPrecondition(NOTHING_TO_COMPARE, reason="NO_MATCHING_DESIGN")
     best = max((m.cosine for m in result.matches), default=0.0)
     return NoveltyResult(min(max(1.0 - best, 0.0), 2.0), result.matches, result.embedder_version, result.query_id)
 
@@ -66,7 +70,7 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
 
     Raises:
         InvalidArgument: an empty group definition, a bad image or filter.
-        NotFound: no catalogue point in the group.
+        FailedPrecondition: no catalogue point in the group (:data:`NOTHING_TO_COMPARE`).
         BackendUnavailable: a backend is down.
     """
     if not (group.brands or group.design_ids or group.year_min is not None or group.year_max is not None):
@@ -76,7 +80,12 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
     kinds = (KIND_WHEEL, KIND_CLOSEUP) if has_crop else (KIND_WHOLE_IMAGE,)
     flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, (), group.design_ids)
     view = query.search_views(q.vector_name, await query.live.vectors_of(q.collection))[0]
-    centroid, n, mean, std = await backends.group_centroid(q.collection, view, flt)
+    try:
+        centroid, n, mean, std = await backends.group_centroid(q.collection, view, flt)
+    except NotFound:  # the search service's answer for an empty group (or no collection yet)
+        n = 0
+    if n == 0:
+        raise FailedPrecondition(NOTHING_TO_COMPARE, reason="NO_MATCHING_DESIGN")
     t = float(q.vectors[0] @ centroid)
     z = (t - mean) / std if std > 1e-9 else 0.0
     return TypicalityResult(t, n, mean, std, z, "crop" if has_crop else KIND_WHOLE_IMAGE, q.embedder_version, q.query_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Box,
-                                 Hit, SearchFilter, check_filter)
+                                 Hit, SearchFilter, check_filter, check_text)
 from designsearch.errors import BackendUnavailable, InvalidArgument
 from designsearch.images import decode_image, is_sketch_like
 from designsearch.logs import caller
@@ -29,6 +29,9 @@ from designsearch.gateway.ports import Backends, QueryCrop
 from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions
 
 DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
+#: The one answer of Identify, GetNovelty and GetTypicality when no catalogue design matches the filter
+#: (FAILED_PRECONDITION, reason ``NO_MATCHING_DESIGN``): there is nothing to compare the query with.
+NOTHING_TO_COMPARE = "the catalogue has no design matching the filter"
 #: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
 #: ``whole_image``, is the whole picture (searched by the query's whole-picture vector only).
 CROP_KINDS = (KIND_WHEEL, KIND_CLOSEUP)
@@ -482,6 +485,7 @@ class QueryService:
             raise InvalidArgument("query_id must be the 64-hex sha256 returned by FindSimilar", field="query_id")
         if not design_id or len(design_id) > 128:
             raise InvalidArgument("design_id must be 1-128 characters", field="design_id")
+        check_text(design_id, "design_id")
         if not await asyncio.to_thread(self.catalogue.design_exists, design_id):
             raise InvalidArgument(f"unknown design {design_id!r}", field="design_id")
         await asyncio.to_thread(self.catalogue.add_dislike, query_id, design_id, caller.get(), self.live.embedder_version)

@@ -11,7 +11,7 @@ import numpy as np
 
 from designsearch.domain import KIND_WHOLE_IMAGE
 from designsearch.errors import InvalidImage
-from designsearch.images import cutout_on_white, decode_mask, encode_jpeg
+from designsearch.images import MIN_SIDE, cutout_on_white, decode_mask, encode_jpeg
 from designsearch.gateway.ports import QueryCrop
 
 #: The whole picture is sent to the embedder at most this many px on its longest side (larger
@@ -38,18 +38,21 @@ def point_id(image_id: str, crop_index: int, model_version: str) -> str:
 
 def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PICTURE_MAX_SIDE) -> bytes:
     """The encoded whole picture to embed: ``image`` itself, or a JPEG (quality 92) of ``rgb``
-    shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger.
+    shrunk (area interpolation) to ``max_side`` px on its longest side when it is larger. The short
+    side never drops below :data:`designsearch.images.MIN_SIDE` (a thin 8 x 4000 px image becomes
+    8 x 1024, not 2 x 1024, which the embedder would refuse: the rule the gateway checked holds).
 
     Args:
         image: the encoded image.
-        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+        rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``, at least ``MIN_SIDE`` px per side.
         max_side: longest side sent to the embedder, px.
     """
     h, w = rgb.shape[:2]
     if max(h, w) <= max_side:
         return image
     scale = max_side / max(h, w)
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return encode_jpeg(small, quality=92)
 
 

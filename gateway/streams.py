@@ -25,6 +25,8 @@ async def bounded_map(items: Iterable[T] | AsyncIterable[T], fn: Callable[[int, 
 
     At most ``read_ahead`` items (default ``4 × concurrency``) are taken from ``items`` before
     earlier ones finish, so a fast producer (a client stream, a folder of images) never fills memory.
+    The cost per item does not grow with the stream: unfinished calls are a set that each call leaves
+    when it finishes (a done callback), and waiting looks at those ``read_ahead`` calls only.
 
     Args:
         items: a sync or async iterable.
@@ -36,32 +38,41 @@ async def bounded_map(items: Iterable[T] | AsyncIterable[T], fn: Callable[[int, 
         The results, in the order of ``items``.
 
     Raises:
-        Whatever ``fn`` raises first: the other calls are cancelled.
+        Whatever ``fn`` raises first (the other calls are cancelled), or whatever iterating ``items``
+        raises (as soon as it does: e.g. a stream over its length limit).
     """
     concurrency = max(1, concurrency)
     read_ahead = max(concurrency, read_ahead or 4 * concurrency)
     semaphore = asyncio.Semaphore(concurrency)
-    tasks: list[asyncio.Task] = []
+    results: list = []
+    pending: set[asyncio.Task] = set()
+    failures: list[BaseException] = []
 
-    async def one(index: int, item: T) -> R:
+    async def one(index: int, item: T) -> None:
         async with semaphore:
-            return await fn(index, item)
+            results[index] = await fn(index, item)
+
+    def finished(task: asyncio.Task) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failures.append(task.exception())
 
     try:
-        index = 0
         async for item in _aiter(items):
-            tasks.append(asyncio.create_task(one(index, item)))
-            index += 1
-            while True:
-                pending = [t for t in tasks if not t.done()]
-                if len(pending) <= read_ahead:
-                    break
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    if t.exception() is not None:
-                        raise t.exception()
-        return list(await asyncio.gather(*tasks))
+            results.append(None)
+            task = asyncio.create_task(one(len(results) - 1, item))
+            task.add_done_callback(finished)
+            pending.add(task)
+            while len(pending) > read_ahead and not failures:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if failures:
+                raise failures[0]
+        while pending and not failures:
+            await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+        if failures:
+            raise failures[0]
+        return results
     except BaseException:
-        for t in tasks:
+        for t in list(pending):
             t.cancel()
         raise

@@ -139,6 +139,8 @@ class GatewayServiceServicer:
 
     def Identify(self, request, context):
         """Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs.
+        Identify, GetNovelty and GetTypicality answer FAILED_PRECONDITION "the catalogue has no design
+        matching the filter" (ErrorInfo reason NO_MATCHING_DESIGN) when there is nothing to compare with.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

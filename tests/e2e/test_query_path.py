@@ -282,7 +282,7 @@ async def test_novelty_and_typicality_over_grpc(indexed, gateway_stub):
         image=common_pb2.Image(content=img.path.read_bytes()), group=common_pb2.Filters(design_ids=[img.design_id])),
         timeout=60)
     assert 0 < one.group_size <= t.group_size and one.typicality > t.typicality  # closer to its own design
-    for group, code in [(common_pb2.Filters(brands=["No Such Brand"]), grpc.StatusCode.NOT_FOUND),
+    for group, code in [(common_pb2.Filters(brands=["No Such Brand"]), grpc.StatusCode.FAILED_PRECONDITION),
                         (common_pb2.Filters(), grpc.StatusCode.INVALID_ARGUMENT)]:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await gateway_stub.GetTypicality(gateway_pb2.GetTypicalityRequest(

@@ -100,6 +100,25 @@ async def test_bounded_map_order_read_ahead_and_failure():
         await bounded_map(range(100), fail, concurrency=3)
 
 
+async def test_bounded_map_costs_the_same_per_item_however_long_the_stream():
+    """Issue 34: the cost per item was proportional to the items seen so far (every task rescanned per
+    item: 0.27 -> 0.45 ms per item from 20k to 100k items). CPU per item of a 20,000-item stream stays
+    within 3x that of a 1,000-item one (it was 11x)."""
+    import time
+
+    async def work(index, item):
+        return item
+
+    async def cpu_per_item(n: int) -> float:
+        t = time.process_time()
+        assert await bounded_map(range(n), work, concurrency=4) == list(range(n))
+        return (time.process_time() - t) / n
+
+    await cpu_per_item(500)  # warm
+    short, long = await cpu_per_item(1_000), await cpu_per_item(20_000)
+    assert long < 3 * short, (short, long)
+
+
 async def test_same_bytes_twice_in_one_stream_are_counted_once(core, images):
     catalogue, _ = images
     img = catalogue[0]

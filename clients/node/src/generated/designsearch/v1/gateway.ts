@@ -299,7 +299,10 @@ export interface DesignSummary {
 export interface ListDesignsRequest {
   /** 1..500; 0 = 50. */
   pageSize: number;
-  /** From a previous response's next_page_token; empty = first page. */
+  /**
+   * From a previous response's next_page_token (signed by the gateway: any other value is
+   * INVALID_ARGUMENT); empty = first page.
+   */
   pageToken: string;
   /** brands and year range apply; other fields are ignored. */
   filters: Filters | undefined;
@@ -3838,7 +3841,11 @@ export const GatewayServiceService = {
     responseSerialize: (value: VerifyResponse): Buffer => Buffer.from(VerifyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyResponse => VerifyResponse.decode(value),
   },
-  /** Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs. */
+  /**
+   * Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs.
+   * Identify, GetNovelty and GetTypicality answer FAILED_PRECONDITION "the catalogue has no design
+   * matching the filter" (ErrorInfo reason NO_MATCHING_DESIGN) when there is nothing to compare with.
+   */
   identify: {
     path: "/designsearch.v1.GatewayService/Identify" as const,
     requestStream: false as const,
@@ -3926,7 +3933,11 @@ export interface GatewayServiceServer extends UntypedServiceImplementation {
    * calibrated for the live model version.
    */
   verify: handleUnaryCall<VerifyRequest, VerifyResponse>;
-  /** Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs. */
+  /**
+   * Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs.
+   * Identify, GetNovelty and GetTypicality answer FAILED_PRECONDITION "the catalogue has no design
+   * matching the filter" (ErrorInfo reason NO_MATCHING_DESIGN) when there is nothing to compare with.
+   */
   identify: handleUnaryCall<IdentifyRequest, IdentifyResponse>;
   /** How new a draft is: 1 - its best cosine similarity to any catalogue design, with those designs. */
   getNovelty: handleUnaryCall<GetNoveltyRequest, GetNoveltyResponse>;
@@ -4026,7 +4037,11 @@ export interface GatewayServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyResponse) => void,
   ): ClientUnaryCall;
-  /** Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs. */
+  /**
+   * Brand / model / year of the query: a similarity-weighted vote of its nearest catalogue designs.
+   * Identify, GetNovelty and GetTypicality answer FAILED_PRECONDITION "the catalogue has no design
+   * matching the filter" (ErrorInfo reason NO_MATCHING_DESIGN) when there is nothing to compare with.
+   */
   identify(
     request: IdentifyRequest,
     callback: (error: ServiceError | null, response: IdentifyResponse) => void,
