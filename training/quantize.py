@@ -81,13 +81,39 @@ def segmenter_calibration(size: int, data: str | Path | None = None, photos: int
         yield np.full((1, 3, size, size), level, np.float32)
 
 
+#: The segmenter whose crops calibrate the embedder: the one served when the committed INT8 embedder was made
+#: (issue 30 replaced it; the embedder's quantisation must not change with the segmenter). ``(commit, path)``.
+EMBEDDER_CALIBRATION_SEGMENTER = ("9b1154d", "models/segmenter/wheelseg-lite0.onnx")
+
+
+def calibration_segmenter(cache: str | Path = "var/models/wheelseg-embedder-calibration.onnx") -> Path:
+    """The float32 segmenter of :data:`EMBEDDER_CALIBRATION_SEGMENTER`, taken from git into ``cache`` once.
+
+    Raises:
+        subprocess.CalledProcessError: not a git checkout holding that commit.
+    """
+    import subprocess
+
+    from designsearch.settings import REPO_ROOT
+
+    cache = Path(cache) if Path(cache).is_absolute() else REPO_ROOT / cache
+    if not cache.is_file():
+        commit, path = EMBEDDER_CALIBRATION_SEGMENTER
+        blob = subprocess.run(["git", "-C", str(Path(__file__).resolve().parent), "show", f"{commit}:{path}"],
+                              check=True, capture_output=True).stdout
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(blob)
+    return cache
+
+
 def embedder_calibration(data: str | Path | None = None, n: int = 96, seed: int = 0, size: int = 224,
                          segmenter_model: str | Path | None = None) -> Iterator[np.ndarray]:
     """Calibration inputs of the embedder: ``float32 (1, 3, size, size)`` raw RGB 0..255.
 
     ``n`` Stanford Cars training-class (1-78) pictures (seeded choice), each as the regions the
     gateway embeds: its best wheel crop cut by the float32 segmenter as the segmenter service cuts
-    it (:class:`designsearch.services.segmenter.core.Segmenter`) and the whole picture, each as a
+    it (:class:`designsearch.services.segmenter.core.Segmenter`; default :func:`calibration_segmenter`) and the
+    whole picture, each as a
     photo and as its line drawing (the catalogue's ``lines`` view).
 
     Raises:
@@ -100,7 +126,7 @@ def embedder_calibration(data: str | Path | None = None, n: int = 96, seed: int 
     data = Path(data) if data is not None else default_data_dir()
     train_rows, _ = D.split_rows(D.load_rows(data))
     cars = D.car_items(train_rows)
-    segmenter = Segmenter(LearnedWheelDetector(segmenter_model or SEGMENTER_MODEL, threads=2))
+    segmenter = Segmenter(LearnedWheelDetector(segmenter_model or calibration_segmenter(), threads=2))
     for it in random.Random(seed).sample(cars, min(n, len(cars))):
         raw = Path(it.path).read_bytes()
         rgbs = [read_image(it.path)]
@@ -115,13 +141,15 @@ def embedder_calibration(data: str | Path | None = None, n: int = 96, seed: int 
 def segmenter_float_nodes(model) -> list[str]:
     """Nodes of the segmenter graph kept in float32: the prediction head (``/head`` convolutions),
     the upsampling ``Resize`` nodes and the final ``Sigmoid``, the last steps of the probability map,
-    where 8-bit steps move the mask edge. Quantising them too cost 0.8 points of set (a) recall and
+    where 8-bit steps move the mask edge, and the image-level head (``/scene`` linear layer, its average
+    pool and softmax) when the model has one. Quantising the mask steps too cost 0.8 points of set (a) recall and
     1.7 points of wheel-free crops left empty (see the segmenter model card); keeping them costs ~0.5 ms.
 
     Args:
         model: ``onnx.ModelProto`` of the float segmenter.
     """
-    return [n.name for n in model.graph.node if n.name.startswith("/head") or n.op_type in ("Resize", "Sigmoid")]
+    return [n.name for n in model.graph.node if n.name.startswith(("/head", "/scene"))
+            or n.op_type in ("Resize", "Sigmoid", "Softmax", "ReduceMean")]
 
 
 def embedder_float_nodes(model) -> list[str]:

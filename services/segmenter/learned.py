@@ -26,7 +26,8 @@ onnxruntime and OpenCV only (no torch). The network (see
 6. map boxes to input pixels; each mask is the bilinearly resized probability crop thresholded
    again, so masks are smooth at the input resolution;
 7. kind: an instance whose box spans at least ``closeup_extent`` of the image width or height is
-   a wheel filling the frame (product shot, rendering, drawing), kind ``KIND_CLOSEUP``; the others
+   a wheel filling the frame (product shot, rendering, drawing), kind ``KIND_CLOSEUP``, unless its box is
+   longer than :data:`CLOSEUP_MAX_ASPECT` times its width (a sliver of merged edge-on tyres); the others
    are ``KIND_WHEEL``. The network itself is trained on such close-ups (synthetic close-ups,
    renderings, line drawings and negatives, :mod:`designsearch.training.segmenter.synthetic`), so a
    close-up is one detection found like any other, not a rule applied to the whole image.
@@ -50,6 +51,11 @@ import numpy as np
 from designsearch.versioning import file_version
 from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
 from designsearch.onnx import make_session
+
+
+#: A close-up's box is at most this many times longer than wide (a wheel seen up to ~70° off its axle);
+#: longer slivers spanning half the picture are merged edge-on tyres of a car photo (Car-Parts train7).
+CLOSEUP_MAX_ASPECT = 2.8
 
 
 class LearnedWheelDetector:
@@ -243,8 +249,11 @@ class LearnedWheelDetector:
         for region in merged:
             score = region.score(prob, self.threshold)
             box = region.box()
-            extent = max((box[2] - box[0]) / s, (box[3] - box[1]) / s)
-            kind = KIND_CLOSEUP if extent >= self.closeup_extent else KIND_WHEEL
+            bw, bh = box[2] - box[0], box[3] - box[1]
+            extent = max(bw / s, bh / s)
+            # a close-up wheel is a disc or an ellipse; a sliver (two edge-on tyres merged) is not one
+            round_enough = max(bw, bh) <= CLOSEUP_MAX_ASPECT * max(1, min(bw, bh))
+            kind = KIND_CLOSEUP if extent >= self.closeup_extent and round_enough else KIND_WHEEL
             out.append(self._detection(prob, region, score, height, width, kind))
         out.sort(key=lambda d: -d.score)
         return out

@@ -188,10 +188,12 @@ def test_recall_by_box_shape_on_the_validation_photos(split):
     assert sum(v["n_gt"] for v in by_shape.values()) == report["n_gt"]
     assert sum(v["n_gt"] * v["recall"] for v in by_shape.values()) == pytest.approx(report["tp"])
     assert by_shape["face"]["recall"] > 0.9 and by_shape["face"]["recall"] > by_shape["edge_on"]["recall"] + 0.3
-    # where the pixel IoU's error goes (measured: missed 0.056, extra 0.027, boundary 0.139; found 0.848)
+    # where the pixel IoU's error goes (measured, issue-30 model: missed 0.039, extra 0.043, boundary 0.135;
+    # found 0.853): the mask boundaries dominate
     budget = report["pixel_iou_budget"]
     assert min(budget.values()) >= 0 and sum(budget.values()) == pytest.approx(1 - report["pixel_iou"])
-    assert budget["boundary"] > budget["missed_wheels"] > budget["extra_detections"] > 0
+    assert budget["boundary"] > 2 * max(budget["missed_wheels"], budget["extra_detections"])
+    assert min(budget["missed_wheels"], budget["extra_detections"]) > 0
     assert report["pixel_iou_found"] > report["pixel_iou"] + 0.04
 
 
