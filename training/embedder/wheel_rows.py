@@ -148,9 +148,14 @@ def reshoot(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def carparts50_row(model: Embedder, data=None, seed: int = SEED) -> dict:
-    """``car-parts-50 val new picture`` (see the module docstring)."""
-    rims = carparts50_items(data, "train", "rim") + carparts50_items(data, "val", "rim")
+def all_rims(data=None) -> list:
+    """The 189 ``car-parts-50`` rims, train then val (:func:`carparts50_items`)."""
+    return carparts50_items(data, "train", "rim") + carparts50_items(data, "val", "rim")
+
+
+def carparts50_row(model: Embedder, data=None, seed: int = SEED, rims: list | None = None) -> dict:
+    """``car-parts-50 val new picture`` (see the module docstring); ``rims`` default :func:`all_rims`."""
+    rims = rims if rims is not None else all_rims(data)
     g = model.embed([it.rgb for it in rims])
     g_lab = np.array([it.name for it in rims])
     rng = np.random.default_rng(seed)
@@ -160,15 +165,16 @@ def carparts50_row(model: Embedder, data=None, seed: int = SEED) -> dict:
     return _row("car-parts-50 val new picture -> 189 rims", rec, len(val))
 
 
-def wheel_vision_row(model: Embedder, segmenter_model: str | Path, data=None) -> dict:
-    """``wheel-vision caliper+on-car`` through the product path (see the module docstring)."""
+def wheel_vision_row(model: Embedder, segmenter_model: str | Path, data=None, rims: list | None = None) -> dict:
+    """``wheel-vision caliper+on-car`` through the product path (see the module docstring); ``rims`` (the
+    distractors) default :func:`all_rims`."""
     from designsearch.services.segmenter.learned import LearnedWheelDetector
     from designsearch.training.segmenter.real_sets import wheel_vision_rows
 
     labels = {r["file"]: r["design_id"] for r in wheel_vision_rows(data)}
     sets = wheel_vision_items(data)
     cut = sets["wheel-vision cut-outs"]
-    rims = carparts50_items(data, "train", "rim") + carparts50_items(data, "val", "rim")
+    rims = rims if rims is not None else all_rims(data)
     g = model.embed([it.rgb for it in cut] + [it.rgb for it in rims])
     g_lab = np.array([labels[it.name] for it in cut] + [it.name for it in rims])
     det = LearnedWheelDetector(segmenter_model, threads=2)
@@ -194,7 +200,8 @@ def wheel_rows(model_path: str | Path, engine_set: str | Path | None, segmenter_
                threads: int = 2) -> list[dict]:
     """Every row of the module docstring for one embedder file."""
     model = Embedder(model_path, threads)
-    rows = [carparts50_row(model, data), wheel_vision_row(model, segmenter_model, data)]
+    rims = all_rims(data)  # read (and their masks derived) once for both rows
+    rows = [carparts50_row(model, data, rims=rims), wheel_vision_row(model, segmenter_model, data, rims=rims)]
     if engine_set is not None:
         for split in ("val", "real"):
             rows += engine_rows(model, engine_set, split)
