@@ -1,10 +1,11 @@
-"""Outgoing gRPC calls between services: channels, request-id propagation, deadlines, error mapping."""
+"""Outgoing gRPC calls between services: channels, request-id and trace-context propagation, deadlines,
+error mapping."""
 
 from __future__ import annotations
 
 import grpc
 
-from designsearch import errors
+from designsearch import errors, tracing
 from designsearch.logs import get_logger, request_id
 from designsearch.telemetry import REQUEST_ID_KEY
 
@@ -40,7 +41,8 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Strea
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca: bytes | None = None) -> grpc.aio.Channel:
+def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca: bytes | None = None,
+                 traced: bool = False) -> grpc.aio.Channel:
     """A ``grpc.aio`` channel (TLS when ``tls_ca`` is given) with client-side round-robin load balancing.
 
     In Kubernetes, give ``dns:///<headless-service>:<port>`` so every pod behind the headless
@@ -51,6 +53,8 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca
         max_message_mb: largest message in MiB.
         token: internal service token sent with every call (``x-internal-token``); empty = none.
         tls_ca: PEM CA bundle to verify the server with; None = a plaintext channel.
+        traced: one CLIENT span per call, its W3C trace context (``traceparent``) sent in the metadata
+            (:func:`designsearch.tracing.client_interceptors`; nothing when tracing is off in this process).
     """
     options = [
         ("grpc.lb_policy_name", "round_robin"),
@@ -65,7 +69,7 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 5_000),
     ]
-    interceptors = [_RequestIdInterceptor(token)]
+    interceptors = [*(tracing.client_interceptors() if traced else []), _RequestIdInterceptor(token)]
     if tls_ca is not None:
         return grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca),
                                        options=options, interceptors=interceptors)

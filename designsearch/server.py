@@ -9,7 +9,9 @@ Every service's ``server.py`` calls :func:`build_server` from its ``create_serve
   details (``BadRequest``, ``ErrorInfo``, ``RetryInfo``), and any other exception becomes
   ``INTERNAL`` without taking the server down;
 * Prometheus metrics per RPC are recorded (count by code, latency histogram);
-* an API key is checked, when the service has one configured (the gateway).
+* an API key is checked, when the service has one configured (the gateway);
+* with tracing on (:mod:`designsearch.tracing`), the RPC's server span gets the service name and the
+  request id (the span itself comes from the OpenTelemetry interceptor placed before this one).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from designsearch import errors
+from designsearch import errors, tracing
 from designsearch.logs import caller, get_logger, request_id
 from designsearch.rpc import INTERNAL_TOKEN_KEY
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
@@ -130,10 +132,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     Args:
         api_keys: accepted values of the ``x-api-key`` metadata; empty = no authentication.
         open_methods: method-name prefixes that need no key (health, reflection).
+        rate_limit_per_s, rate_burst: token bucket per caller; 0 = no limit.
+        internal_token: service token every call must carry; empty = none.
+        service: this service's name (``gateway``, ``segmenter``, ...), set as
+            :data:`designsearch.tracing.SERVICE_ATTRIBUTE` on the RPC's span when ``traced``.
+        traced: the server traces its RPCs (:func:`designsearch.tracing.configure` said so).
     """
 
     def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",),
-                 rate_limit_per_s: float = 0.0, rate_burst: float = 20.0, internal_token: str = "") -> None:
+                 rate_limit_per_s: float = 0.0, rate_burst: float = 20.0, internal_token: str = "",
+                 service: str = "", traced: bool = False) -> None:
+        self.service = service
+        self.traced = traced
         self.api_keys = ApiKeys(api_keys)
         self.internal_token = key_hash(internal_token) if internal_token else ""
         self.open_methods = open_methods
@@ -159,6 +169,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             async def wrapped(request_or_iterator, context):
                 token = request_id.set(rid)
                 caller_token = caller.set(who)
+                if self.traced:  # the OpenTelemetry server span of this RPC is current here
+                    tracing.current_span().set_attributes({tracing.SERVICE_ATTRIBUTE: self.service,
+                                                           tracing.REQUEST_ID_ATTRIBUTE: rid})
                 start = time.perf_counter()
                 code = "OK"
                 try:
@@ -313,6 +326,7 @@ async def build_server(
     rate_burst: float = 20.0,
     internal_token: str = "",
     max_message_mb: int = 64,
+    service_name: str = "",
 ) -> Service:
     """Create and start a ``grpc.aio`` server with interceptors, health (NOT_SERVING) and reflection.
 
@@ -325,6 +339,9 @@ async def build_server(
         internal_token: service token every call must carry (``x-internal-token``; health and
             reflection excepted); empty = none. Compared as hashes in constant time.
         max_message_mb: largest request/response message in MiB (images travel in messages).
+        service_name: ``gateway``, ``segmenter``, ``embedder`` or ``search``: the name on its trace spans.
+            With ``settings.tracing`` (or ``OTEL_TRACES_EXPORTER``) every RPC but health and reflection
+            gets a server span, W3C trace context read from the call's metadata (:mod:`designsearch.tracing`).
 
     Returns:
         The started :class:`Service`; call ``set_serving(True)`` once its dependencies are ready.
@@ -342,9 +359,12 @@ async def build_server(
         ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]
-    server = grpc.aio.server(interceptors=[ServiceInterceptor(api_keys, rate_limit_per_s=rate_limit_per_s,
-                                                              rate_burst=rate_burst, internal_token=internal_token)],
-                             options=options)
+    traced = tracing.configure(service_name or "service", getattr(settings, "tracing", False))
+    # the OpenTelemetry interceptor first: its span encloses the ServiceInterceptor's work (auth, errors)
+    interceptors = [*(tracing.server_interceptors() if traced else []),
+                    ServiceInterceptor(api_keys, rate_limit_per_s=rate_limit_per_s, rate_burst=rate_burst,
+                                       internal_token=internal_token, service=service_name, traced=traced)]
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     names = register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -379,4 +399,5 @@ async def serve_forever(service: Service, grace_s: float, name: str) -> None:
     await stop.wait()
     log.info("stopping", service=name, grace_s=grace_s)
     await service.stop(grace_s)
+    tracing.shutdown()  # flush the spans still batched (no-op with tracing off)
     log.info("stopped", service=name)

@@ -54,7 +54,7 @@ IMAGENET_EMBEDDER_MODEL = VAR_DIR / "models" / "imagenet-lite0.onnx"
 #: ``DESIGNSEARCH_`` (``DESIGNSEARCH_LOG_JSON=true``); a service's own prefix
 #: (``DESIGNSEARCH_GATEWAY_LOG_JSON``) wins. ``port`` is per service only.
 SHARED_FIELDS = ("host", "grace_s", "metrics_port", "max_connection_age_s", "max_connection_age_grace_s",
-                 "log_level", "log_json")
+                 "log_level", "log_json", "tracing")
 
 
 class _SharedEnvSource(EnvSettingsSource):
@@ -91,6 +91,11 @@ class ServiceSettings(BaseSettings):
         86_400.0, description="Time RPCs running on an aged connection (long ingestion streams) get to finish, seconds.")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")
+    tracing: bool = Field(
+        False, description="Export OpenTelemetry traces (designsearch.tracing): one span per RPC and per pipeline "
+                           "stage, sent where the standard OTEL_* variables say (OTLP/gRPC to "
+                           "OTEL_EXPORTER_OTLP_ENDPOINT by default). Also on when OTEL_TRACES_EXPORTER is set "
+                           "(not 'none'). Off = no exporter and a no-op tracer.")
     tls_cert_file: str = Field("", description="PEM certificate chain of this server; with tls_key_file the port "
                                                  "serves TLS only (empty = plaintext, for loopback).")
     tls_key_file: str = Field("", description="PEM private key of tls_cert_file.")

@@ -1,4 +1,5 @@
-"""Serving telemetry: Prometheus metrics per RPC and per pipeline stage, request-id metadata.
+"""Serving telemetry: Prometheus metrics per RPC and per pipeline stage, request-id metadata, and a trace
+span per pipeline stage (:mod:`designsearch.tracing`; a no-op with tracing off).
 
 No grpc import: the server bootstrap (:mod:`designsearch.server`), outgoing calls
 (:mod:`designsearch.rpc`) and transport-free cores all record here.
@@ -9,8 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from opentelemetry.trace import Span
 from prometheus_client import Counter, Histogram
+
+from designsearch import tracing
 
 #: gRPC metadata key carrying the request id across services.
 REQUEST_ID_KEY = "x-request-id"
@@ -39,19 +44,28 @@ def observe_stage(stage: str, seconds: float) -> None:
     STAGE_SECONDS.labels(stage).observe(seconds)
 
 
+#: Prefix of the span name of a pipeline stage (``stage.segment``); the stage is also its attribute
+#: :data:`STAGE_ATTRIBUTE`.
+STAGE_SPAN_PREFIX = "stage."
+STAGE_ATTRIBUTE = "designsearch.stage"
+
+
 class StageTimer:
-    """Per-request stage timings: ``with timer.stage("embed"): ...`` adds to ``timer.ms["embed"]``
-    (milliseconds) and to the Prometheus stage histogram."""
+    """Per-request stage timings: ``with timer.stage("embed") as span: ...`` adds to ``timer.ms["embed"]``
+    (milliseconds), to the Prometheus stage histogram and, with tracing on, makes the span
+    ``stage.embed`` (child of the current span) on which the block may set attributes."""
 
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time the ``with`` block as stage ``name`` (times of repeated stages add up)."""
+    def stage(self, name: str, attributes: dict[str, Any] | None = None) -> Iterator[Span]:
+        """Time the ``with`` block as stage ``name`` (times of repeated stages add up); yields its span
+        (the no-op span with tracing off), started with ``attributes``."""
         t = time.perf_counter()
         try:
-            yield
+            with tracing.span(STAGE_SPAN_PREFIX + name, {STAGE_ATTRIBUTE: name, **(attributes or {})}) as span:
+                yield span
         finally:
             dt = time.perf_counter() - t
             self.ms[name] = self.ms.get(name, 0.0) + dt * 1000

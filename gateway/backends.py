@@ -45,11 +45,14 @@ class GrpcBackends:
         tls_ca: PEM CA bundle of the backends' TLS certificates; None = plaintext.
         crop_size: side of the square crops asked from the segmenter, as pixels (no JPEG between the
             services), px: :data:`designsearch.gateway.regions.CROP_SIZE`.
+        traced: trace every call (CLIENT spans, W3C trace context sent; :mod:`designsearch.tracing`).
     """
 
     def __init__(self, segmenter: str, embedders: Sequence[str], search: str, timeouts: dict[str, float],
-                 internal_token: str = "", tls_ca: bytes | None = None, crop_size: int = CROP_SIZE) -> None:
-        self.channels = [make_channel(a, token=internal_token, tls_ca=tls_ca) for a in (segmenter, search, *embedders)]
+                 internal_token: str = "", tls_ca: bytes | None = None, crop_size: int = CROP_SIZE,
+                 traced: bool = False) -> None:
+        self.channels = [make_channel(a, token=internal_token, tls_ca=tls_ca, traced=traced)
+                         for a in (segmenter, search, *embedders)]
         self.segmenter = segmenter_pb2_grpc.SegmenterServiceStub(self.channels[0])
         self.search = search_pb2_grpc.SearchServiceStub(self.channels[1])
         self.embedders = [embedder_pb2_grpc.EmbedderServiceStub(ch) for ch in self.channels[2:]]

@@ -125,13 +125,15 @@ def build_core(settings: GatewaySettings, embedder_addresses: Sequence[str] | No
     Raises:
         sqlalchemy.exc.OperationalError: the catalogue database cannot be opened.
     """
+    from designsearch import tracing
     from designsearch.gateway.backends import GrpcBackends
 
     embedders = list(embedder_addresses or [settings.embedder_address, *settings.upgrade_embedder_addresses])
     backends = GrpcBackends(settings.segmenter_address, embedders, settings.search_address,
                             {"segment": settings.segment_timeout_s, "embed": settings.embed_timeout_s,
                              "search": settings.search_timeout_s}, internal_token=settings.internal_token,
-                            tls_ca=Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None)
+                            tls_ca=Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None,
+                            traced=tracing.configure("gateway", settings.tracing))
     cache = QueryCache(settings.redis_url, settings.cache_ttl_s, timeout_s=settings.cache_timeout_s,
                        failures_to_open=settings.cache_breaker_failures, open_s=settings.cache_breaker_open_s,
                        threads=settings.cache_threads)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from designsearch import tracing
 from designsearch.domain import (KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Box,
                                  Hit, SearchFilter, check_filter, check_text)
 from designsearch.errors import BackendUnavailable, InvalidArgument
@@ -282,14 +283,19 @@ class QueryService:
         query_id = hashlib.sha256(image).hexdigest()  # once: the answer key and the vector cache key use it
         answer_key, raw = None, None
         if use_cache:  # a whole answer, valid for this catalogue version, model versions and options
-            with timer.stage("answer_cache"):
+            with timer.stage("answer_cache") as span:
                 await self.live.refresh()
                 catalogue_version = await self.cache.catalogue_version()
                 if catalogue_version is not None:
                     answer_key = self._answer_key(query_id, k, flt, domain, use_feedback, catalogue_version)
                     raw = await self.cache.get_raw(answer_key)
+                span.set_attributes({"designsearch.cache.kind": "answer", "designsearch.cache.hit": raw is not None,
+                                     "designsearch.cache.available": catalogue_version is not None})
             if raw is not None:
                 answer = answer_loads(raw)
+                tracing.current_span().set_attributes({"designsearch.k": k, "designsearch.answer_cache_hit": True,
+                                                       "designsearch.matches": len(answer.matches),
+                                                       "designsearch.query_id": query_id})
                 answer.timings_ms = {**timer.ms, "total": (time.perf_counter() - t0) * 1000}
                 return answer
         q = await self.embed_query(image, domain, use_cache, timer, query_id)
@@ -314,9 +320,14 @@ class QueryService:
         views = self.row_views(vector_name, regions, collection_vectors)
         top_m = self.design_top_m if self.designer_query(vector_name, regions) else 1
         searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
-        with timer.stage("search"):
+        with timer.stage("search") as span:
+            span.set_attributes({"designsearch.k": k, "designsearch.limit": limit, "designsearch.collection": collection,
+                                 "designsearch.searches": len(searches),
+                                 "designsearch.views": sorted({n for _, n in searches}),
+                                 "designsearch.design_top_m": top_m, "designsearch.disliked": len(disliked)})
             found = await self.backends.search_designs_many(
                 collection, [(vectors[row], name, limit, flts[row]) for row, name in searches], top_m)
+            span.set_attribute("designsearch.hits", sum(len(hits) for hits in found))
             lists: list[list[list[Hit]]] = [[] for _ in regions]  # per region: one hit list per (row, view)
             for (row, _), hits in zip(searches, found):
                 lists[row_regions[row]].append(hits)
@@ -326,7 +337,7 @@ class QueryService:
                 for h in hits:
                     d = h.payload["design_id"]
                     best_cosine[d] = max(best_cosine.get(d, -1.0), h.score)
-        with timer.stage("merge"):
+        with timer.stage("merge") as merge_span:
             fused = fuse_max_agreement(per_query, self.fusion_bonus, self.fusion_depth)
             records = await asyncio.to_thread(self.catalogue.crops, [m.hit.id for m in fused])
             matches = []
@@ -339,6 +350,12 @@ class QueryService:
                                            rec.source, best_cosine.get(m.design_id, m.cosine)))
                 if len(matches) == k:
                     break
+            merge_span.set_attributes({"designsearch.designs_fused": len(fused), "designsearch.matches": len(matches)})
+        tracing.current_span().set_attributes({
+            "designsearch.k": k, "designsearch.answer_cache_hit": False, "designsearch.cache_hit": cached,
+            "designsearch.domain": used_domain, "designsearch.regions": len(regions),
+            "designsearch.embedder.version": version, "designsearch.segmenter.version": self.live.segmenter_version,
+            "designsearch.matches": len(matches), "designsearch.query_id": query_id})
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
         result = QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
         if answer_key is not None:
@@ -372,32 +389,42 @@ class QueryService:
         version, collection = self.live.embedder_version, self.live.collection
         query_id = query_id or hashlib.sha256(image).hexdigest()
         cached = None
-        with timer.stage("cache"):
+        with timer.stage("cache") as span:
             if use_cache:
                 cached = await self.cache.get(query_cache_key(query_id, self.live.segmenter_version, version, domain,
                                                               self.max_crops, self.closeup_rotations))
+            span.set_attributes({"designsearch.cache.kind": "vectors", "designsearch.cache.hit": cached is not None,
+                                 "designsearch.cache.read": use_cache})
         regions: list[QueryCrop]
         if cached is not None:
             regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
             vectors, vector_name, rotated_of = cached.vectors, cached.vector_name, cached.rotated_of
             used_domain = DOMAIN_SKETCH if vector_name == VIEW_LINES else DOMAIN_PHOTO
         else:
-            with timer.stage("decode"):
+            with timer.stage("decode") as span:
                 rgb = await asyncio.to_thread(decode_image, image)
+                span.set_attributes({"designsearch.image.bytes": len(image), "designsearch.image.height": rgb.shape[0],
+                                     "designsearch.image.width": rgb.shape[1]})
             used_domain = domain
             if domain == DOMAIN_AUTO:
                 used_domain = DOMAIN_SKETCH if is_sketch_like(rgb) else DOMAIN_PHOTO
             vector_name = VIEW_LINES if used_domain == DOMAIN_SKETCH else VIEW_PHOTO
-            with timer.stage("segment"):
+            with timer.stage("segment") as span:
                 seg = await self.backends.segment(image, self.max_crops)
+                span.set_attributes({"designsearch.segmenter.version": seg.version, "designsearch.crops": len(seg.crops),
+                                     "designsearch.max_crops": self.max_crops, "designsearch.domain": used_domain,
+                                     "designsearch.segmenter.reason": seg.reason or ""})
             regions = query_regions(seg.crops, image, rgb)
             # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and searched as
             # search_views says (the catalogue's photos by default, or its Canny line drawings).
             copies = self.rotated_copies(regions)
             rotated_of = [i for i, c in enumerate(copies) for _ in range(c)]
-            with timer.stage("embed"):
+            with timer.stage("embed") as span:
+                span.set_attributes({"designsearch.embedder.version": version, "designsearch.regions": len(regions),
+                                     "designsearch.rotated_copies": len(rotated_of)})
                 embedded, answered = await self.backends.embed([r.image for r in regions], [VIEW_PHOTO], version,
                                                                rotated_copies=copies if rotated_of else ())
+                span.set_attribute("designsearch.embedder.answered_version", answered)
             if answered != version:
                 raise BackendUnavailable(f"embedder now serves {answered}, gateway expects {version}; "
                                          "restart the gateway after a model change", retry_after_s=5)

@@ -31,7 +31,7 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
 
     service = await build_server(settings, register, api_keys=settings.api_keys,
                                  rate_limit_per_s=settings.rate_limit_per_s, rate_burst=settings.rate_burst,
-                                 max_message_mb=settings.max_message_mb)
+                                 max_message_mb=settings.max_message_mb, service_name="gateway")
     service.core = core
     service.on_stop.append(core.close)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s

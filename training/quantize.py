@@ -161,13 +161,14 @@ def embedder_float_nodes(model) -> list[str]:
     The GeM pooling's clamp and powers (``/Clip``, ``/Pow``, ``/Pow_1`` at the top of the graph,
     :class:`designsearch.training.embedder.model.EmbeddingNet`) and the learned whitening appended
     after the network (``/whitening/...`` nodes, :mod:`designsearch.training.embedder.whitening`)
+    and the residual design adapter after it (``/adapter/...``, :mod:`designsearch.training.embedder.design_adapter`)
     stay float32 too.
 
     Args:
         model: ``onnx.ModelProto`` of the float embedder.
     """
     keep = {"/_conv_stem/Conv", "/_conv_head/Conv", "/ReduceMean", "/projection/Gemm", "/Clip", "/Pow", "/Pow_1"}
-    return [n.name for n in model.graph.node if n.name in keep or n.name.startswith("/whitening/")]
+    return [n.name for n in model.graph.node if n.name in keep or n.name.startswith(("/whitening/", "/adapter/"))]
 
 
 def quantize(src: str | Path, dst: str | Path, inputs: Iterator[np.ndarray], method: str = DEFAULT_METHOD,

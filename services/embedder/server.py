@@ -32,7 +32,8 @@ async def create_server(settings: EmbedderSettings | None = None) -> Service:
     size = instances[0].input_size
     for embedder in instances:
         await asyncio.to_thread(embedder.embed, [np.full((size, size, 3), 128, dtype=np.uint8)] * 2)
-    service = await build_server(settings, register, internal_token=settings.internal_token)
+    service = await build_server(settings, register, internal_token=settings.internal_token,
+                                 service_name="embedder")
     batcher.start()
     service.on_stop.append(batcher.stop)
     service.embed_service = service_core  # for in-process tests and benchmarks

@@ -35,7 +35,8 @@ async def create_server(settings: SearchSettings | None = None, index: VectorInd
         search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server)
         return [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name]
 
-    service = await build_server(settings, register, internal_token=settings.internal_token)
+    service = await build_server(settings, register, internal_token=settings.internal_token,
+                                 service_name="search")
     service.on_stop.append(lambda: asyncio.to_thread(index.close))
     await service.set_serving(True)
     return service

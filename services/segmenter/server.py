@@ -25,7 +25,8 @@ async def create_server(settings: SegmenterSettings | None = None, segmenter: Se
         segmenter_pb2_grpc.add_SegmenterServiceServicer_to_server(servicer, server)
         return [segmenter_pb2.DESCRIPTOR.services_by_name["SegmenterService"].full_name]
 
-    service = await build_server(settings, register, internal_token=settings.internal_token)
+    service = await build_server(settings, register, internal_token=settings.internal_token,
+                                 service_name="segmenter")
     await service.set_serving(True)
     return service
 

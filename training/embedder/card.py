@@ -7,7 +7,9 @@ from pathlib import Path
 
 from . import data as D
 
-DEFAULT_CARD = D.REPO_ROOT / "models" / "embedder" / "MODEL_CARD.md"
+#: Default card: beside the default training output under ``runs/``; the shipped card
+#: (``models/embedder/MODEL_CARD.md``) is hand-kept and only an explicit ``--output`` writes there.
+DEFAULT_CARD = D.DEFAULT_RUNS / "train" / "MODEL_CARD.md"
 
 
 def _table(results: dict) -> str:

@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--mirror-catalogue", action="store_true",
                    help="as served: whole-car gallery vectors flip-averaged (the gateway's ingest_mirror_whole_picture), "
                         "queries and wheel crops as they are")
+    p.add_argument("--wheel-rows", choices=["on", "off", "only"], default="on",
+                   help="wheel-DESIGN rows of issue 31 (engine validation/real designs, wheel-vision, car-parts-50; "
+                        ":mod:`.wheel_rows`) for --model and every --compare model; 'only' skips the Stanford Cars rows")
+    p.add_argument("--engine-set", default="var/wheelgen/set-v1", help="rendered engine set of the wheel-design rows")
     args = p.parse_args(argv)
     compare = {}
     for spec in args.compare:
@@ -391,11 +395,33 @@ def main(argv: list[str] | None = None) -> dict:
         if not sep:
             p.error(f"--compare expects NAME=PATH, got {spec!r}")
         compare[key] = path
+    if args.wheel_rows == "only":
+        results = {"wheel_rows": _wheel_rows(args, compare)}
+        write_results(results, args.output)
+        return results
     results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit, compare=compare,
                        name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE,
                        mirror_average=args.mirror_average, mirror_catalogue=args.mirror_catalogue)
+    if args.wheel_rows == "on":
+        results["wheel_rows"] = _wheel_rows(args, compare)
     write_results(results, args.output)
     return results
+
+
+def _wheel_rows(args, compare: dict) -> list[dict]:
+    """The wheel-design rows (:func:`.wheel_rows.wheel_rows`) of every compared model and ``--model``, printed."""
+    from designsearch.settings import SEGMENTER_MODEL_INT8
+
+    from .wheel_rows import format_rows, wheel_rows
+
+    engine = args.engine_set if args.engine_set and (Path(args.engine_set) / "manifest.csv").is_file() else None
+    if engine is None:
+        print(f"no engine set at {args.engine_set} (make it with `designsearch render-wheels`); engine rows left out")
+    rows = []
+    for path in [*compare.values(), args.model]:
+        rows += wheel_rows(path, engine, SEGMENTER_MODEL_INT8, args.data, args.threads)
+    print(format_rows(rows))
+    return rows
 
 
 if __name__ == "__main__":

@@ -47,15 +47,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from designsearch.settings import EMBEDDER_MODEL, repo_relative
+from designsearch.settings import repo_relative
 from designsearch.training.embedder.model import INPUT_SIZE, EmbeddingNet, export_onnx
 
 from . import data as D
 from .augment import VIEW_LINES, VIEW_PHOTO
 from .feature_cache import CosineClassifier, Head, _export_prefix, _ort_session, cache_views, warmup_cosine
 
-#: Default exported model.
-DEFAULT_OUTPUT = EMBEDDER_MODEL
+#: Default exported model: under ``runs/``, never the shipped file (``models/embedder/``), which only an
+#: explicit ``--output`` replaces (issue 35: a README command used to overwrite it and its card).
+DEFAULT_OUTPUT = D.DEFAULT_RUNS / "train" / "model.onnx"
 NUM_BLOCKS = 16  # MBConv blocks in EfficientNet-Lite0
 
 
@@ -420,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict:
             train_max_class=cfg.train_max_class, limit=cfg.limit,
         )
         evaluate.write_results(results)
-        card.write_model_card(summary, results)
+        card.write_model_card(summary, results, Path(cfg.output).with_name("MODEL_CARD.md"))
     return summary
 
 

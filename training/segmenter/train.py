@@ -369,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="shared data folder holding car-parts-seg/ (default <repo>/../shared/data)")
-    p.add_argument("--out", default="models/segmenter")
+    p.add_argument("--out", default="runs/segmenter/train",
+                   help="output folder (default under runs/; the shipped models/segmenter only when named)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=int, default=320)
