@@ -211,7 +211,7 @@ def fit_adapter(feats: dict[str, np.ndarray], cfg: AdapterConfig, log=print) -> 
         opt.step()
         sched.step()
         if (step + 1) % 500 == 0 or step == 0:
-            log({"step": step + 1, "supcon": round(float(loss), 4), "preserve": round(float(pres), 5)})
+            log({"step": step + 1, "supcon": round(loss.item(), 4), "preserve": round(pres.item(), 5)})
     return model.eval()
 
 

@@ -23,6 +23,10 @@ signals, each switchable for the ablation:
   Bias for Transfer Learning with Convolutional Networks", ICML 2018) ``l2sp * sum ||w - w0||^2``
   on the trained weights, it keeps the photo path near what real photos need (issue 31's probe: an
   unconstrained head lost 4-14 points on real photo → photo retrieval).
+* ``ce_weight`` — car-model normalised-softmax cross-entropy (Zhai & Wu, "Classification is a Strong
+  Baseline for Deep Metric Learning", BMVC 2019; the served model's own objective) on Stanford Cars
+  training-class segmenter wheel crops (``wheels`` per step, also in the preservation term) and whole cars,
+  so what the served model knew of car models' wheels is kept.
 
 Validation designs and the 15 real rim models are never drawn (manifest split ``train`` only); the
 ``car-parts-50`` VALIDATION rims, ``wheel-vision`` and Stanford classes 79-98 never either.
@@ -64,7 +68,7 @@ from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 
 from . import data as D
 from .augment import wheel_design_view
-from .contrastive import supcon_loss
+from .contrastive import normalized_softmax_ce, supcon_loss
 from .feature_cache import Head, _export_prefix, warmup_cosine
 from .import_onnx import import_state_dict
 from .whitening import append_whitening
@@ -85,6 +89,11 @@ class DesignConfig:
         views: views per engine design.
         rims: real ``car-parts-50`` train rims per step (2 views each; 0 = off).
         cars: Stanford whole cars per step for the preservation term (0 = off).
+        wheels: Stanford Cars training-class (1-78) segmenter wheel crops per step (``runs/embedder/crops/segmenter``,
+            :func:`.data.extract_wheel_crops`), in the preservation term and the car-model cross-entropy (0 = off).
+        ce_weight: weight of the car-model normalised-softmax cross-entropy (Zhai & Wu, BMVC 2019) on the Stanford
+            wheel crops and whole cars, proxies per (class, domain) imprinted from the served embeddings (0 = off).
+        ce_temperature: its temperature.
         engine: engine design-identity loss on/off.
         preserve: weight of the feature-preservation term (0 = off).
         l2sp: weight of the L2-SP penalty (0 = off).
@@ -114,6 +123,9 @@ class DesignConfig:
     views: int = 4
     rims: int = 6
     cars: int = 8
+    wheels: int = 0
+    ce_weight: float = 0.0
+    ce_temperature: float = 0.05
     engine: bool = True
     preserve: float = 1.0
     l2sp: float = 0.05
@@ -222,8 +234,14 @@ class Batches:
         from designsearch.training.segmenter.real_sets import carparts50_items
 
         self.rims = [it.rgb for it in carparts50_items(cfg.data, "train", "rim")] if cfg.rims else []
-        self.cars = D.car_items(D.split_rows(D.load_rows(cfg.data))[0]) if cfg.cars else []
-        self.queues: dict[str, list[int]] = {"d": [], "r": [], "c": []}
+        train_rows = D.split_rows(D.load_rows(cfg.data))[0]
+        self.cars = D.car_items(train_rows) if cfg.cars else []
+        self.wheels = []
+        if cfg.wheels:
+            crop_dir = D.extract_wheel_crops(cfg.data, D.DEFAULT_RUNS / "crops", "segmenter")
+            keep = {r["image_id"] for r in train_rows}
+            self.wheels = [w for w in D.wheel_items(crop_dir) if w.image_id in keep]
+        self.queues: dict[str, list[int]] = {"d": [], "r": [], "c": [], "w": []}
 
     def _next(self, key: str, n: int) -> int:
         q = self.queues[key]
@@ -231,10 +249,12 @@ class Batches:
             q.extend(self.rng.permutation(n).tolist())
         return q.pop()
 
-    def __call__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(views uint8 (N,S,S,3), labels int64 (N,) (-1: preservation only), real bool (N,))``."""
+    def __call__(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(views uint8 (N,S,S,3), labels int64 (N,) (-1: no contrastive label), real bool (N,),
+        target int64 (N,))``: ``target`` is the car-model proxy (whole cars ``class-1``, wheel crops
+        ``78 + class-1``; -1 none)."""
         cfg, rng = self.cfg, self.rng
-        imgs, labels, real = [], [], []
+        imgs, labels, real, target = [], [], [], []
         chosen: list[int] = []
         while self.views and len(chosen) < cfg.designs:
             d = self._next("d", len(self.views))
@@ -269,7 +289,15 @@ class Batches:
             imgs.append(wheel_design_view(D.load_rgb(self.cars[c]), cfg.size, rng, D.DOMAIN_CAR, 0.0, 0.0))
             labels.append(-1)
             real.append(True)
-        return np.stack(imgs), np.array(labels, dtype=np.int64), np.array(real)
+            target.append(self.cars[c].class_id - 1)
+        for _ in range(cfg.wheels if self.wheels else 0):
+            w = self._next("w", len(self.wheels))
+            imgs.append(wheel_design_view(D.load_rgb(self.wheels[w]), cfg.size, rng, D.DOMAIN_WHEEL, 0.1, 0.1))
+            labels.append(-1)
+            real.append(True)
+            target.append(D.TRAIN_MAX_CLASS + self.wheels[w].class_id - 1)
+        target = [-1] * (len(imgs) - len(target)) + target
+        return np.stack(imgs), np.array(labels, dtype=np.int64), np.array(real), np.array(target, dtype=np.int64)
 
 
 def build_model(cfg: DesignConfig) -> tuple[Whitened, float]:
@@ -336,27 +364,41 @@ def train(cfg: DesignConfig) -> dict:
         if missing:
             raise ValueError(f"{cfg.init} lacks {missing[:3]}")
         log(f"weights from {cfg.init}")
-    teacher = make_session(Path(cfg.base), cfg.threads) if cfg.preserve > 0 else None
+    teacher = make_session(Path(cfg.base), cfg.threads) if cfg.preserve > 0 or cfg.ce_weight > 0 else None
     prefix_path = run_dir / "prefix.onnx"
     _export_prefix(model.net, model.start, prefix_path, cfg.size)
     prefix = make_session(prefix_path, cfg.threads)
     batches = Batches(cfg, rng)
     info = {"engine_designs": len(batches.views), "engine_views": sum(map(len, batches.views)),
             "hard_negative_pairs": sum(1 for x in batches.partner if x >= 0) // 2,
-            "real_rims": len(batches.rims), "stanford_cars": len(batches.cars)}
+            "real_rims": len(batches.rims), "stanford_cars": len(batches.cars), "stanford_wheel_crops": len(batches.wheels)}
     log({"pool": info, "gem_p": p, "seconds": round(time.time() - t0, 1)})
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     params = [q for _, q in named]
     start = [anchor[n] for n, _ in named]  # the L2-SP anchor: the served weights
     proj = set(map(id, model.net.projection.parameters()))
+    proxies = nn.Parameter(torch.zeros(2 * D.TRAIN_MAX_CLASS, 512))
+    if cfg.ce_weight > 0:  # imprinted (Qi et al., CVPR 2018): mean served embedding of up to 8 pictures per proxy
+        with torch.no_grad():
+            groups: dict[int, list] = {}
+            for it in batches.cars:
+                groups.setdefault(it.class_id - 1, []).append(it)
+            for it in batches.wheels:
+                groups.setdefault(D.TRAIN_MAX_CLASS + it.class_id - 1, []).append(it)
+            for c, its in groups.items():
+                e = teacher.run(None, {"pixels": to_model_input([D.load_rgb(i) for i in its[:8]], 224)})[0]
+                proxies[c] = F.normalize(torch.from_numpy(e).mean(0), dim=0)
     opt = torch.optim.AdamW([{"params": [q for q in params if id(q) not in proj], "lr": cfg.lr},
-                             {"params": [q for q in params if id(q) in proj], "lr": cfg.lr * 10}], weight_decay=0.0)
+                             {"params": [q for q in params if id(q) in proj] + [proxies], "lr": cfg.lr * 10}],
+                            weight_decay=0.0)
     base_lrs = [g["lr"] for g in opt.param_groups]
     step = 0
     ckpt = run_dir / "checkpoint.pt"
     if cfg.resume and ckpt.is_file():
         ck = torch.load(ckpt, weights_only=False)
         model.load_state_dict(ck["model"])
+        with torch.no_grad():
+            proxies.copy_(ck["proxies"])
         opt.load_state_dict(ck["opt"])
         rng.bit_generator.state = ck["rng"]
         batches.queues = ck["queues"]
@@ -366,7 +408,7 @@ def train(cfg: DesignConfig) -> dict:
     window: dict[str, float] = {}
     t_train = time.time()
     while step < cfg.steps:
-        views, labels, real = batches()
+        views, labels, real, target = batches()
         for g, b in zip(opt.param_groups, base_lrs):
             g["lr"] = b * warmup_cosine(step, cfg.warmup, cfg.steps)
         fmap = prefix.run(None, {"pixels": _to_tensor(views).numpy()})[0]
@@ -378,6 +420,8 @@ def train(cfg: DesignConfig) -> dict:
             with torch.no_grad():
                 z0 = torch.from_numpy(teacher.run(None, {"pixels": to_model_input(list(views[real]), 224)})[0])
             terms["preserve"] = cfg.preserve * (1 - (z[torch.from_numpy(real)] * F.normalize(z0, dim=1)).sum(1)).mean()
+        if cfg.ce_weight > 0:
+            terms["ce"] = cfg.ce_weight * normalized_softmax_ce(z, proxies, torch.from_numpy(target), cfg.ce_temperature)
         if cfg.l2sp > 0:
             terms["l2sp"] = cfg.l2sp * sum(((q - q0) ** 2).sum() for q, q0 in zip(params, start))
         loss = sum(terms.values())
@@ -394,7 +438,7 @@ def train(cfg: DesignConfig) -> dict:
                  "lr": round(opt.param_groups[0]["lr"], 7), "min": round((time.time() - t_train) / 60, 2)})
             window = {}
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.bit_generator.state,
+            torch.save({"model": model.state_dict(), "proxies": proxies.detach(), "opt": opt.state_dict(), "step": step, "rng": rng.bit_generator.state,
                         "queues": batches.queues, "torch_rng": torch.get_rng_state()}, ckpt)
     train_s = time.time() - t_train
     model.eval()
@@ -437,8 +481,53 @@ def parse_args(argv: list[str] | None = None) -> DesignConfig:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """CLI entry point."""
+    """CLI entry point: a run, or with ``--wise-alpha A`` (and ``--run-name``) the WiSE-FT export of a finished
+    run to ``runs/embedder/<run>/wise-<A>/model.onnx`` (:func:`wise`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--wise-alpha" in argv:
+        k = argv.index("--wise-alpha")
+        alpha = float(argv[k + 1])
+        del argv[k:k + 2]
+        cfg = parse_args(argv)
+        run_dir = D.DEFAULT_RUNS / cfg.run_name
+        out = wise(cfg, run_dir / "checkpoint.pt", alpha, run_dir / f"wise-{alpha}" / "model.onnx")
+        print(json.dumps(out, indent=2))
+        return out
     return train(parse_args(argv))
+
+
+
+def wise(cfg: DesignConfig, checkpoint: str | Path, alpha: float, out: str | Path) -> dict:
+    """WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022) of a finished run: the
+    network ``(1 - alpha) * served + alpha * run`` (:func:`.interpolate.interpolate_state_dicts`), the served
+    whitening appended, float32 to ``out`` and INT8 beside it.
+
+    Returns:
+        ``{"model": {...}, "int8": {...}}`` with paths and sha256.
+
+    Raises:
+        FileNotFoundError: no checkpoint.
+    """
+    from designsearch.training import quantize as Q
+    from designsearch.versioning import file_version
+
+    from .interpolate import interpolate_state_dicts
+
+    served, _ = build_model(cfg)
+    run, _ = build_model(cfg)
+    state = {k: v for k, v in torch.load(checkpoint, weights_only=False)["model"].items() if not k.startswith("head.")}
+    run.load_state_dict(state, strict=False)
+    a = {k: v for k, v in served.net.state_dict().items()}
+    served.net.load_state_dict(interpolate_state_dicts(a, run.net.state_dict(), alpha))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    version = export(served, out, {"method": f"WiSE-FT alpha {alpha} between the served network and {checkpoint}, "
+                                             "served learned whitening kept", "source_model": file_version(cfg.base)})
+    int8 = Q.int8_path(out)
+    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD,
+               Q.embedder_float_nodes(onnx.load(str(out))))
+    return {"model": {"path": str(out), "version": version, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()},
+            "int8": {"path": str(int8), "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}}
 
 
 if __name__ == "__main__":
