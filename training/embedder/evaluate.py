@@ -397,7 +397,11 @@ def main(argv: list[str] | None = None) -> dict:
         compare[key] = path
     if args.wheel_rows == "only":
         results = {"wheel_rows": _wheel_rows(args, compare)}
-        write_results(results, args.output)
+        if args.output == str(DEFAULT_RESULTS):  # the full evaluation's file is not replaced by a part of it
+            args.output = str(DEFAULT_RESULTS.with_name("embedder_wheel_rows.json"))
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written {args.output}")
         return results
     results = evaluate(args.data, args.model, args.crop_dir, args.threads, limit=args.limit, compare=compare,
                        name=args.name, baseline=not args.no_baseline, cache_dir=None if args.no_cache else DEFAULT_EVAL_CACHE,
