@@ -204,3 +204,9 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[tra
 def current_span() -> trace.Span:
     """The span current in this context (a no-op span with tracing off); set attributes on it freely."""
     return trace.get_current_span()
+
+
+def tag(span: Any, **attributes: Any) -> None:
+    """Set ``designsearch.<name>`` attributes on ``span`` (``__`` in a keyword becomes ``.``, e.g.
+    ``cache__hit=True`` → ``designsearch.cache.hit``); a no-op span ignores them."""
+    span.set_attributes({"designsearch." + k.replace("__", "."): v for k, v in attributes.items()})

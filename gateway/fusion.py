@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from designsearch.domain import Hit
 
 #: Default agreement bonus (cosine units) given to a design found by every query vector.
@@ -168,3 +170,29 @@ def best_per_design(lists: Sequence[Sequence[Hit]]) -> list[Hit]:
         At most one hit per design, by descending score.
     """
     return [m.hit for m in fuse_max_agreement(lists, bonus=0.0, depth=None)]
+
+
+def away_from(vectors: np.ndarray, crop_mask: np.ndarray, negatives: list[tuple[bool, np.ndarray]],
+              weight: float) -> np.ndarray:
+    """Move query vectors away from disliked examples (the negative term of Rocchio's relevance
+    feedback, Rocchio 1971: ``q' = normalise(q − γ · mean(negatives))``).
+
+    Args:
+        vectors: float32 ``(R, D)`` unit query vectors, one per region.
+        crop_mask: bool ``(R,)``, True for crop regions (compared with crop negatives), False for the
+            whole picture (compared with whole-picture negatives).
+        negatives: ``(is_crop, unit vector (D,))`` of the disliked designs' catalogue points.
+        weight: γ ≥ 0.
+
+    Returns:
+        float32 ``(R, D)`` unit vectors (rows without negatives of their kind are unchanged).
+    """
+    out = vectors.astype(np.float32).copy()
+    for is_crop in (True, False):
+        neg = [v for c, v in negatives if c == is_crop]
+        rows = np.where(crop_mask == is_crop)[0]
+        if not neg or not len(rows):
+            continue
+        moved = out[rows] - weight * np.mean(neg, axis=0)
+        out[rows] = moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
+    return out

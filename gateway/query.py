@@ -24,7 +24,7 @@ from designsearch.logs import caller
 from designsearch.telemetry import StageTimer
 from designsearch.gateway.cache import CachedQuery, QueryCache, cache_key
 from designsearch.gateway.catalogue import Catalogue
-from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, design_scores, fuse_max_agreement
+from designsearch.gateway.fusion import DEFAULT_BONUS, DEFAULT_DEPTH, away_from, design_scores, fuse_max_agreement
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.ports import Backends, QueryCrop
 from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions
@@ -110,32 +110,6 @@ class QueryResult:
     embedder_version: str
     query_id: str
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-def away_from(vectors: np.ndarray, crop_mask: np.ndarray, negatives: list[tuple[bool, np.ndarray]],
-              weight: float) -> np.ndarray:
-    """Move query vectors away from disliked examples (the negative term of Rocchio's relevance
-    feedback, Rocchio 1971: ``q' = normalise(q − γ · mean(negatives))``).
-
-    Args:
-        vectors: float32 ``(R, D)`` unit query vectors, one per region.
-        crop_mask: bool ``(R,)``, True for crop regions (compared with crop negatives), False for the
-            whole picture (compared with whole-picture negatives).
-        negatives: ``(is_crop, unit vector (D,))`` of the disliked designs' catalogue points.
-        weight: γ ≥ 0.
-
-    Returns:
-        float32 ``(R, D)`` unit vectors (rows without negatives of their kind are unchanged).
-    """
-    out = vectors.astype(np.float32).copy()
-    for is_crop in (True, False):
-        neg = [v for c, v in negatives if c == is_crop]
-        rows = np.where(crop_mask == is_crop)[0]
-        if not neg or not len(rows):
-            continue
-        moved = out[rows] - weight * np.mean(neg, axis=0)
-        out[rows] = moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
-    return out
 
 
 def crop_filter(flt: SearchFilter) -> SearchFilter | None:
@@ -289,13 +263,12 @@ class QueryService:
                 if catalogue_version is not None:
                     answer_key = self._answer_key(query_id, k, flt, domain, use_feedback, catalogue_version)
                     raw = await self.cache.get_raw(answer_key)
-                span.set_attributes({"designsearch.cache.kind": "answer", "designsearch.cache.hit": raw is not None,
-                                     "designsearch.cache.available": catalogue_version is not None})
+                tracing.tag(span, cache__kind="answer", cache__hit=raw is not None,
+                            cache__available=catalogue_version is not None)
             if raw is not None:
                 answer = answer_loads(raw)
-                tracing.current_span().set_attributes({"designsearch.k": k, "designsearch.answer_cache_hit": True,
-                                                       "designsearch.matches": len(answer.matches),
-                                                       "designsearch.query_id": query_id})
+                tracing.tag(tracing.current_span(), k=k, answer_cache_hit=True, matches=len(answer.matches),
+                            query_id=query_id)
                 answer.timings_ms = {**timer.ms, "total": (time.perf_counter() - t0) * 1000}
                 return answer
         q = await self.embed_query(image, domain, use_cache, timer, query_id)
@@ -321,10 +294,8 @@ class QueryService:
         top_m = self.design_top_m if self.designer_query(vector_name, regions) else 1
         searches = [(row, name) for row in wanted for name in views[row_regions[row]]]
         with timer.stage("search") as span:
-            span.set_attributes({"designsearch.k": k, "designsearch.limit": limit, "designsearch.collection": collection,
-                                 "designsearch.searches": len(searches),
-                                 "designsearch.views": sorted({n for _, n in searches}),
-                                 "designsearch.design_top_m": top_m, "designsearch.disliked": len(disliked)})
+            tracing.tag(span, k=k, limit=limit, collection=collection, searches=len(searches), design_top_m=top_m,
+                        views=sorted({n for _, n in searches}), disliked=len(disliked))
             found = await self.backends.search_designs_many(
                 collection, [(vectors[row], name, limit, flts[row]) for row, name in searches], top_m)
             span.set_attribute("designsearch.hits", sum(len(hits) for hits in found))
@@ -350,12 +321,10 @@ class QueryService:
                                            rec.source, best_cosine.get(m.design_id, m.cosine)))
                 if len(matches) == k:
                     break
-            merge_span.set_attributes({"designsearch.designs_fused": len(fused), "designsearch.matches": len(matches)})
-        tracing.current_span().set_attributes({
-            "designsearch.k": k, "designsearch.answer_cache_hit": False, "designsearch.cache_hit": cached,
-            "designsearch.domain": used_domain, "designsearch.regions": len(regions),
-            "designsearch.embedder.version": version, "designsearch.segmenter.version": self.live.segmenter_version,
-            "designsearch.matches": len(matches), "designsearch.query_id": query_id})
+            tracing.tag(merge_span, designs_fused=len(fused), matches=len(matches))
+        tracing.tag(tracing.current_span(), k=k, answer_cache_hit=False, cache_hit=cached, domain=used_domain,
+                    regions=len(regions), embedder__version=version, segmenter__version=self.live.segmenter_version,
+                    matches=len(matches), query_id=query_id)
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
         result = QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
         if answer_key is not None:
@@ -393,8 +362,7 @@ class QueryService:
             if use_cache:
                 cached = await self.cache.get(query_cache_key(query_id, self.live.segmenter_version, version, domain,
                                                               self.max_crops, self.closeup_rotations))
-            span.set_attributes({"designsearch.cache.kind": "vectors", "designsearch.cache.hit": cached is not None,
-                                 "designsearch.cache.read": use_cache})
+            tracing.tag(span, cache__kind="vectors", cache__hit=cached is not None, cache__read=use_cache)
         regions: list[QueryCrop]
         if cached is not None:
             regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
@@ -403,25 +371,22 @@ class QueryService:
         else:
             with timer.stage("decode") as span:
                 rgb = await asyncio.to_thread(decode_image, image)
-                span.set_attributes({"designsearch.image.bytes": len(image), "designsearch.image.height": rgb.shape[0],
-                                     "designsearch.image.width": rgb.shape[1]})
+                tracing.tag(span, image__bytes=len(image), image__height=rgb.shape[0], image__width=rgb.shape[1])
             used_domain = domain
             if domain == DOMAIN_AUTO:
                 used_domain = DOMAIN_SKETCH if is_sketch_like(rgb) else DOMAIN_PHOTO
             vector_name = VIEW_LINES if used_domain == DOMAIN_SKETCH else VIEW_PHOTO
             with timer.stage("segment") as span:
                 seg = await self.backends.segment(image, self.max_crops)
-                span.set_attributes({"designsearch.segmenter.version": seg.version, "designsearch.crops": len(seg.crops),
-                                     "designsearch.max_crops": self.max_crops, "designsearch.domain": used_domain,
-                                     "designsearch.segmenter.reason": seg.reason or ""})
+                tracing.tag(span, segmenter__version=seg.version, crops=len(seg.crops), max_crops=self.max_crops,
+                            domain=used_domain, segmenter__reason=seg.reason or "")
             regions = query_regions(seg.crops, image, rgb)
             # A sketch is a line drawing already: it is embedded as drawn ("photo" view) and searched as
             # search_views says (the catalogue's photos by default, or its Canny line drawings).
             copies = self.rotated_copies(regions)
             rotated_of = [i for i, c in enumerate(copies) for _ in range(c)]
             with timer.stage("embed") as span:
-                span.set_attributes({"designsearch.embedder.version": version, "designsearch.regions": len(regions),
-                                     "designsearch.rotated_copies": len(rotated_of)})
+                tracing.tag(span, embedder__version=version, regions=len(regions), rotated_copies=len(rotated_of))
                 embedded, answered = await self.backends.embed([r.image for r in regions], [VIEW_PHOTO], version,
                                                                rotated_copies=copies if rotated_of else ())
                 span.set_attribute("designsearch.embedder.answered_version", answered)

@@ -99,5 +99,43 @@ def main(argv: list[str] | None = None) -> str:
     return version
 
 
+def wise(cfg, checkpoint: str | Path, alpha: float, out: str | Path) -> dict:
+    """``cfg``: the :class:`.train_design.DesignConfig` of the run. WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022) of a finished run: the
+    network ``(1 - alpha) * served + alpha * run`` (:func:`.interpolate.interpolate_state_dicts`), the served
+    whitening appended, float32 to ``out`` and INT8 beside it.
+
+    Returns:
+        ``{"model": {...}, "int8": {...}}`` with paths and sha256.
+
+    Raises:
+        FileNotFoundError: no checkpoint.
+    """
+    import hashlib
+
+    import onnx
+    import torch
+
+    from designsearch.training import quantize as Q
+    from designsearch.versioning import file_version
+
+    from .train_design import build_model, export
+
+    served, _ = build_model(cfg)
+    run, _ = build_model(cfg)
+    state = {k: v for k, v in torch.load(checkpoint, weights_only=False)["model"].items() if not k.startswith("head.")}
+    run.load_state_dict(state, strict=False)
+    a = {k: v for k, v in served.net.state_dict().items()}
+    served.net.load_state_dict(interpolate_state_dicts(a, run.net.state_dict(), alpha))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    version = export(served, out, {"method": f"WiSE-FT alpha {alpha} between the served network and {checkpoint}, "
+                                             "served learned whitening kept", "source_model": file_version(cfg.base)})
+    int8 = Q.int8_path(out)
+    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD,
+               Q.embedder_float_nodes(onnx.load(str(out))))
+    return {"model": {"path": str(out), "version": version, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()},
+            "int8": {"path": str(int8), "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}}
+
+
 if __name__ == "__main__":
     main()

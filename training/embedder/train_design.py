@@ -69,6 +69,7 @@ from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 from . import data as D
 from .augment import wheel_design_view
 from .contrastive import normalized_softmax_ce, supcon_loss
+from .train_contrastive import _bool
 from .feature_cache import Head, _export_prefix, warmup_cosine
 from .import_onnx import import_state_dict
 from .whitening import append_whitening
@@ -221,7 +222,7 @@ def _read(file: str, box: tuple | None) -> np.ndarray:
     return square_crop(rgb, box) if box is not None else rgb
 
 
-def _to_tensor(views: np.ndarray) -> torch.Tensor:
+def _to_tensor(views: np.ndarray) -> torch.Tensor:  # uint8 (N,S,S,3) -> float32 (N,3,S,S)
     return torch.from_numpy(np.ascontiguousarray(views.transpose(0, 3, 1, 2))).float()
 
 
@@ -464,14 +465,6 @@ def train(cfg: DesignConfig) -> dict:
     return summary
 
 
-def _bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on/off, got {s!r}")
-
-
 def parse_args(argv: list[str] | None = None) -> DesignConfig:
     """Flags → :class:`DesignConfig` (one flag per field; booleans take on/off)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -490,44 +483,12 @@ def main(argv: list[str] | None = None) -> dict:
         del argv[k:k + 2]
         cfg = parse_args(argv)
         run_dir = D.DEFAULT_RUNS / cfg.run_name
+        from .interpolate import wise
+
         out = wise(cfg, run_dir / "checkpoint.pt", alpha, run_dir / f"wise-{alpha}" / "model.onnx")
         print(json.dumps(out, indent=2))
         return out
     return train(parse_args(argv))
-
-
-
-def wise(cfg: DesignConfig, checkpoint: str | Path, alpha: float, out: str | Path) -> dict:
-    """WiSE-FT (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022) of a finished run: the
-    network ``(1 - alpha) * served + alpha * run`` (:func:`.interpolate.interpolate_state_dicts`), the served
-    whitening appended, float32 to ``out`` and INT8 beside it.
-
-    Returns:
-        ``{"model": {...}, "int8": {...}}`` with paths and sha256.
-
-    Raises:
-        FileNotFoundError: no checkpoint.
-    """
-    from designsearch.training import quantize as Q
-    from designsearch.versioning import file_version
-
-    from .interpolate import interpolate_state_dicts
-
-    served, _ = build_model(cfg)
-    run, _ = build_model(cfg)
-    state = {k: v for k, v in torch.load(checkpoint, weights_only=False)["model"].items() if not k.startswith("head.")}
-    run.load_state_dict(state, strict=False)
-    a = {k: v for k, v in served.net.state_dict().items()}
-    served.net.load_state_dict(interpolate_state_dicts(a, run.net.state_dict(), alpha))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    version = export(served, out, {"method": f"WiSE-FT alpha {alpha} between the served network and {checkpoint}, "
-                                             "served learned whitening kept", "source_model": file_version(cfg.base)})
-    int8 = Q.int8_path(out)
-    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD,
-               Q.embedder_float_nodes(onnx.load(str(out))))
-    return {"model": {"path": str(out), "version": version, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()},
-            "int8": {"path": str(int8), "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}}
 
 
 if __name__ == "__main__":
