@@ -7,7 +7,8 @@ happens to resemble another design) cannot push the right design down when the w
 the other crops agree on it.
 
 The rule is CombMAX with a CombMNZ-style agreement bonus (Fox & Shaw, "Combination of Multiple
-Searches", TREC-2, 1994): see :func:`fuse_max_agreement`.
+Searches", TREC-2, 1994): see :func:`fuse_max_agreement`. The caller's "not similar" feedback moves
+the query vectors before they are searched (:func:`away_from`, Rocchio's negative term).
 """
 
 from __future__ import annotations
