@@ -49,7 +49,9 @@ async def test_concurrent_requests_share_model_calls_and_get_their_own_rows(embe
 async def test_a_failing_model_call_fails_its_requests_and_the_worker_goes_on(embedder, pictures):
     batcher = AdaptiveBatcher(embedder, max_batch_size=32, max_batch_time_s=0.0)
     bad = np.zeros((1, 3, 10, 10), np.float32)  # wrong input size: onnxruntime refuses it
-    with pytest.raises(Exception):
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="pixels"):  # the model's own refusal, not any error
         await batcher.embed_inputs(bad)
     ok = await batcher.embed([pictures[0]])
     await batcher.stop()
