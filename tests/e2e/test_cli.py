@@ -27,7 +27,10 @@ async def test_cli_commands_over_grpc(indexed, stack):
     assert catalogue[0].model in await _run("identify", img, *gw)
     assert "same design" in await _run("verify", img, img, *gw)
     assert re.search(r"novelty 0\.0", await _run("novelty", img, *gw))
-    assert "typicality" in await _run("typicality", img, "--brand", catalogue[0].brand, *gw)
+    typ = await _run("typicality", img, "--brand", catalogue[0].brand, *gw)
+    m = re.search(r"typicality (-?\d+\.\d{3}) \(.*\); group of (\d+) points", typ.replace("\n", " "))
+    same_brand = sum(c.brand == catalogue[0].brand for c in catalogue)
+    assert m and 0.0 < float(m.group(1)) <= 1.0 and int(m.group(2)) >= same_brand, typ  # a score against the brand
     assert catalogue[0].brand in await _run("designs", "get", catalogue[0].design_id, *gw)
     other = next(q for q in queries if q.design_id != catalogue[0].design_id).design_id
     assert "noted" in await _run("dislike", query_id, other, *gw)
