@@ -210,6 +210,20 @@ def quantize(src: str | Path, dst: str | Path, inputs: Iterator[np.ndarray], met
     return hashlib.sha256(Path(dst).read_bytes()).hexdigest()
 
 
+def quantize_embedder(src: str | Path, dst: str | Path | None = None, seed: int = 0) -> Path:
+    """INT8 of a float32 embedder file as served (:func:`embedder_calibration` at the file's input side,
+    :func:`embedder_float_nodes` kept float32) to ``dst`` (default :func:`int8_path`); returns ``dst``.
+
+    Raises:
+        FileNotFoundError: ``src`` or the calibration data is missing.
+    """
+    dst = Path(dst) if dst else int8_path(src)
+    graph = onnx.load(str(src))
+    size = int(graph.graph.input[0].type.tensor_type.shape.dim[2].dim_value)
+    quantize(src, dst, embedder_calibration(None, seed=seed, size=size), DEFAULT_METHOD, embedder_float_nodes(graph))
+    return dst
+
+
 def int8_path(src: str | Path) -> Path:
     """``<dir>/<stem>-int8.onnx`` of a float model path."""
     src = Path(src)

@@ -35,13 +35,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import torch
-from onnx import helper, numpy_helper
+from onnx import helper
 from torch import nn
 from torch.nn import functional as F
 
-from designsearch.onnx import make_session
 
 from . import data as D
 from .augment import wheel_design_view
@@ -112,14 +110,6 @@ class ResidualAdapter(nn.Module):
         return F.normalize(x + self.out(h), dim=1, eps=1e-12)
 
 
-def _embed(session, rgbs: list[np.ndarray], batch: int = 32) -> np.ndarray:
-    from designsearch.images import to_model_input
-
-    out = [session.run(None, {"pixels": to_model_input(rgbs[i:i + batch], 224)})[0] for i in range(0, len(rgbs), batch)]
-    e = np.concatenate(out).astype(np.float32)
-    return e / np.linalg.norm(e, axis=1, keepdims=True)
-
-
 def training_features(cfg: AdapterConfig, cache_dir: Path) -> dict[str, np.ndarray]:
     """Served embeddings of the training rows (cached as ``.npz`` keyed by base sha256, set and seed).
 
@@ -129,7 +119,7 @@ def training_features(cfg: AdapterConfig, cache_dir: Path) -> dict[str, np.ndarr
     """
     from designsearch.training.segmenter.real_sets import carparts50_items
 
-    from .wheel_rows import square_crop
+    from .wheel_rows import Embedder, square_crop
 
     key = hashlib.sha256(json.dumps([hashlib.sha256(Path(cfg.base).read_bytes()).hexdigest(), str(cfg.engine_set),
                                      cfg.seed, cfg.rim_views, cfg.cars]).encode()).hexdigest()[:12]
@@ -137,7 +127,7 @@ def training_features(cfg: AdapterConfig, cache_dir: Path) -> dict[str, np.ndarr
     if path.is_file():
         return dict(np.load(path))
     rng = np.random.default_rng(cfg.seed)
-    session = make_session(Path(cfg.base), 2)
+    embedder = Embedder(cfg.base, 2)
     set_dir = Path(cfg.engine_set)
     with (set_dir / "manifest.csv").open(encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "train"]
@@ -152,18 +142,18 @@ def training_features(cfg: AdapterConfig, cache_dir: Path) -> dict[str, np.ndarr
                 rgb = square_crop(rgb, (int(r["x1"]), int(r["y1"]), int(r["x2"]), int(r["y2"])))
             imgs += [rgb, wheel_design_view(rgb, 224, rng, D.DOMAIN_WHEEL, 0.15 if r["kind"] != "drawing" else 0.0, 0.1)]
             lab += [ids[r["design_id"]]] * 2
-        xs.append(_embed(session, imgs))
+        xs.append(embedder.embed(imgs))
         labels += lab
         real += [False] * len(lab)
     rims = carparts50_items(cfg.data, "train", "rim")
     for i, it in enumerate(rims):
         views = [it.rgb] + [wheel_design_view(it.rgb, 224, rng, D.DOMAIN_WHEEL, 0.3, 0.2) for _ in range(cfg.rim_views - 1)]
-        xs.append(_embed(session, views))
+        xs.append(embedder.embed(views))
         labels += [10**6 + i] * len(views)
         real += [True] * len(views)
     cars = D.car_items(D.split_rows(D.load_rows(cfg.data))[0])
     pick = rng.choice(len(cars), size=min(cfg.cars, len(cars)), replace=False)
-    xs.append(_embed(session, [D.load_rgb(cars[i]) for i in pick]))
+    xs.append(embedder.embed([D.load_rgb(cars[i]) for i in pick]))
     labels += [-1] * len(pick)
     real += [True] * len(pick)
     out = {"x": np.concatenate(xs), "label": np.array(labels, dtype=np.int64), "real": np.array(real)}
@@ -224,48 +214,28 @@ def append_adapter(src: str | Path, dst: str | Path, adapter: ResidualAdapter, i
     Raises:
         ValueError: ``src`` has no ``embedding`` output or already has an adapter.
     """
-    from designsearch.versioning import file_version
+    from .whitening import append_to_embedding
 
-    model = onnx.load(str(src))
-    g = model.graph
-    if any(p.key == METADATA_KEY for p in model.metadata_props):
-        raise ValueError(f"{src} already has a design adapter")
-    outs = [o for o in g.output if o.name == "embedding"]
-    if len(outs) != 1:
-        raise ValueError(f"{src} has no 'embedding' output")
-    for node in g.node:
-        node.output[:] = ["embedding_unadapted" if o == "embedding" else o for o in node.output]
-    g.output.remove(outs[0])
+    def f32(t):
+        return t.detach().numpy().astype(np.float32)
 
-    def init(name, t):
-        g.initializer.append(numpy_helper.from_array(t.detach().numpy().astype(np.float32), name))
-
-    nodes = []
-    h = "embedding_unadapted"
+    inits, nodes, h = {}, [], "embedding_unadapted"
     if adapter.fc1 is not None:
-        init("/adapter/w1", adapter.fc1.weight.T.contiguous())
-        init("/adapter/b1", adapter.fc1.bias)
+        inits.update({"/adapter/w1": f32(adapter.fc1.weight.T.contiguous()), "/adapter/b1": f32(adapter.fc1.bias)})
         nodes += [helper.make_node("MatMul", [h, "/adapter/w1"], ["/adapter/h0"], name="/adapter/MatMul1"),
                   helper.make_node("Add", ["/adapter/h0", "/adapter/b1"], ["/adapter/h1"], name="/adapter/Add1"),
                   helper.make_node("Relu", ["/adapter/h1"], ["/adapter/h"], name="/adapter/Relu")]
         h = "/adapter/h"
-    init("/adapter/w2", adapter.out.weight.T.contiguous())
-    init("/adapter/b2", adapter.out.bias)
-    g.initializer.append(numpy_helper.from_array(np.array(1e-12, dtype=np.float32), "/adapter/eps"))
+    inits.update({"/adapter/w2": f32(adapter.out.weight.T.contiguous()), "/adapter/b2": f32(adapter.out.bias),
+                  "/adapter/eps": np.array(1e-12, dtype=np.float32)})
     nodes += [helper.make_node("MatMul", [h, "/adapter/w2"], ["/adapter/d0"], name="/adapter/MatMul2"),
               helper.make_node("Add", ["/adapter/d0", "/adapter/b2"], ["/adapter/d"], name="/adapter/Add2"),
               helper.make_node("Add", ["embedding_unadapted", "/adapter/d"], ["/adapter/y"], name="/adapter/Residual"),
               helper.make_node("ReduceL2", ["/adapter/y"], ["/adapter/norm"], name="/adapter/ReduceL2", axes=[1], keepdims=1),
               helper.make_node("Clip", ["/adapter/norm", "/adapter/eps"], ["/adapter/norm_clipped"], name="/adapter/Clip"),
               helper.make_node("Div", ["/adapter/y", "/adapter/norm_clipped"], ["embedding"], name="/adapter/Div")]
-    g.node.extend(nodes)
-    g.output.append(helper.make_tensor_value_info("embedding", onnx.TensorProto.FLOAT, ["batch", adapter.out.out_features]))
-    model.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=json.dumps(info, sort_keys=True)))
-    onnx.checker.check_model(model)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dst))
-    return file_version(dst)
+    return append_to_embedding(src, dst, METADATA_KEY, info, "embedding_unadapted", inits, nodes, adapter.out.out_features,
+                               already="already has a design adapter")
 
 
 def run(cfg: AdapterConfig) -> dict:
@@ -289,9 +259,7 @@ def run(cfg: AdapterConfig) -> dict:
     info = {"method": "residual adapter normalise(x + f(x)), supervised contrastive (Khosla et al., NeurIPS 2020)",
             "hidden": cfg.hidden, "run": cfg.run_name, "rims": cfg.rims > 0}
     version = append_adapter(cfg.base, out, adapter, info)
-    int8 = Q.int8_path(out)
-    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD,
-               Q.embedder_float_nodes(onnx.load(str(out))))
+    int8 = Q.quantize_embedder(out)
     summary = {"config": asdict(cfg), "rows": {"engine": int((feats["label"] >= 0).sum() - (feats["label"] >= 10**6).sum()),
                                                 "real_rims": int((feats["label"] >= 10**6).sum()),
                                                 "stanford_cars": int((feats["label"] < 0).sum())},

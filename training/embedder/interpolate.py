@@ -112,7 +112,6 @@ def wise(cfg, checkpoint: str | Path, alpha: float, out: str | Path) -> dict:
     """
     import hashlib
 
-    import onnx
     import torch
 
     from designsearch.training import quantize as Q
@@ -130,9 +129,7 @@ def wise(cfg, checkpoint: str | Path, alpha: float, out: str | Path) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     version = export(served, out, {"method": f"WiSE-FT alpha {alpha} between the served network and {checkpoint}, "
                                              "served learned whitening kept", "source_model": file_version(cfg.base)})
-    int8 = Q.int8_path(out)
-    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD,
-               Q.embedder_float_nodes(onnx.load(str(out))))
+    int8 = Q.quantize_embedder(out)
     return {"model": {"path": str(out), "version": version, "sha256": hashlib.sha256(out.read_bytes()).hexdigest()},
             "int8": {"path": str(int8), "sha256": hashlib.sha256(int8.read_bytes()).hexdigest()}}
 

@@ -451,9 +451,7 @@ def train(cfg: DesignConfig) -> dict:
                                   "run": cfg.run_name})
     from designsearch.training import quantize as Q
 
-    int8 = Q.int8_path(out)
-    graph = onnx.load(str(out))
-    Q.quantize(out, int8, Q.embedder_calibration(None, seed=0, size=224), Q.DEFAULT_METHOD, Q.embedder_float_nodes(graph))
+    int8 = Q.quantize_embedder(out)
     summary = {"config": asdict(cfg), "command": "python -m designsearch.training.embedder.train_design "
                + " ".join(shlex.quote(a) for a in sys.argv[1:]), "pool": info, "steps_done": step,
                "seconds": {"train": round(train_s, 1), "total": round(time.time() - t0, 1)},

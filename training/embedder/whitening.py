@@ -107,6 +107,42 @@ def apply_whitening(x: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> 
     return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
 
 
+def append_to_embedding(src: str | Path, dst: str | Path, metadata_key: str, info: dict, internal: str,
+                        initializers: dict[str, np.ndarray], nodes: list, dims: int, already: str = "") -> str:
+    """Write ``src`` with ``nodes`` appended after its ``embedding`` output, to ``dst``: the graph surgery
+    shared by :func:`append_whitening` and :func:`.design_adapter.append_adapter`.
+
+    The old output is renamed ``internal`` (the nodes read it; the last one writes ``embedding``, float32
+    ``(N, dims)``), ``initializers`` are added, ``info`` is stored as JSON under ``metadata_key``; ``already``:
+    the error text when ``src`` carries ``metadata_key`` already.
+
+    Returns:
+        The model version id of ``dst`` (``sha256:`` + 16 hex digits).
+
+    Raises:
+        ValueError: ``src`` already carries ``metadata_key`` or has no ``embedding`` output.
+    """
+    model = onnx.load(str(src))
+    g = model.graph
+    if any(p.key == metadata_key for p in model.metadata_props):
+        raise ValueError(f"{src} {already or 'already carries ' + metadata_key}")
+    outs = [o for o in g.output if o.name == "embedding"]
+    if len(outs) != 1:
+        raise ValueError(f"{src} has no 'embedding' output")
+    for node in g.node:
+        node.output[:] = [internal if o == "embedding" else o for o in node.output]
+    g.output.remove(outs[0])
+    g.initializer.extend(numpy_helper.from_array(np.asarray(v, dtype=np.float32), k) for k, v in initializers.items())
+    g.node.extend(nodes)
+    g.output.append(helper.make_tensor_value_info("embedding", onnx.TensorProto.FLOAT, ["batch", dims]))
+    model.metadata_props.append(onnx.StringStringEntryProto(key=metadata_key, value=json.dumps(info or {}, sort_keys=True)))
+    onnx.checker.check_model(model)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dst))
+    return file_version(dst)
+
+
 def append_whitening(src: str | Path, dst: str | Path, mean: np.ndarray, projection: np.ndarray,
                      info: dict | None = None) -> str:
     """Write ``src`` with the whitening appended to its ``embedding`` output, to ``dst``.
@@ -123,26 +159,11 @@ def append_whitening(src: str | Path, dst: str | Path, mean: np.ndarray, project
     Raises:
         ValueError: ``src`` has no ``embedding`` output, is already whitened, or shapes disagree.
     """
-    model = onnx.load(str(src))
-    g = model.graph
-    if any(p.key == METADATA_KEY for p in model.metadata_props):
-        raise ValueError(f"{src} is already whitened; whiten the model training wrote")
-    outs = [o for o in g.output if o.name == "embedding"]
-    if len(outs) != 1:
-        raise ValueError(f"{src} has no 'embedding' output")
     mean = np.asarray(mean, dtype=np.float32)
     projection = np.asarray(projection, dtype=np.float32)
     if projection.ndim != 2 or mean.shape != (projection.shape[0],):
         raise ValueError(f"mean {mean.shape} and projection {projection.shape} disagree")
-    for node in g.node:
-        node.output[:] = ["embedding_raw" if o == "embedding" else o for o in node.output]
-    g.output.remove(outs[0])
-    g.initializer.extend([
-        numpy_helper.from_array(mean, "/whitening/mean"),
-        numpy_helper.from_array(projection, "/whitening/projection"),
-        numpy_helper.from_array(np.array(1e-12, dtype=np.float32), "/whitening/eps"),
-    ])
-    g.node.extend([
+    nodes = [
         helper.make_node("Sub", ["embedding_raw", "/whitening/mean"], ["/whitening/centred"], name="/whitening/Sub"),
         helper.make_node("MatMul", ["/whitening/centred", "/whitening/projection"], ["/whitening/projected"],
                          name="/whitening/MatMul"),
@@ -152,14 +173,10 @@ def append_whitening(src: str | Path, dst: str | Path, mean: np.ndarray, project
                          name="/whitening/Clip"),
         helper.make_node("Div", ["/whitening/projected", "/whitening/norm_clipped"], ["embedding"],
                          name="/whitening/Div"),
-    ])
-    g.output.append(helper.make_tensor_value_info("embedding", onnx.TensorProto.FLOAT, ["batch", projection.shape[1]]))
-    model.metadata_props.append(onnx.StringStringEntryProto(key=METADATA_KEY, value=json.dumps(info or {}, sort_keys=True)))
-    onnx.checker.check_model(model)
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dst))
-    return file_version(dst)
+    ]
+    inits = {"/whitening/mean": mean, "/whitening/projection": projection, "/whitening/eps": np.array(1e-12, np.float32)}
+    return append_to_embedding(src, dst, METADATA_KEY, info or {}, "embedding_raw", inits, nodes, projection.shape[1],
+                               already="is already whitened; whiten the model training wrote")
 
 
 def training_embeddings(model: str | Path, data: str | Path = D.DEFAULT_DATA,
