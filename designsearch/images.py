@@ -370,7 +370,17 @@ def edge_map(rgb: np.ndarray, size: int = 224) -> np.ndarray:
     return np.repeat(lines[:, :, None], 3, axis=2)
 
 
-def is_sketch_like(rgb: np.ndarray) -> bool:
+#: :func:`is_sketch_like`'s rule: a pixel is grey below this HSV saturation (0-255) ...
+SKETCH_MAX_SATURATION = 30
+#: ... at least this fraction of the pixels is grey ...
+SKETCH_MIN_LOW_SATURATION = 0.95
+#: ... and at least this fraction is bright (HSV value above 200).
+SKETCH_MIN_BRIGHT = 0.6
+
+
+def is_sketch_like(rgb: np.ndarray, max_saturation: int = SKETCH_MAX_SATURATION,
+                   min_low_saturation: float = SKETCH_MIN_LOW_SATURATION,
+                   min_bright: float = SKETCH_MIN_BRIGHT) -> bool:
     """Heuristic: ``True`` when an image looks like a line drawing (mostly white, nearly grey).
 
     Used when a client leaves the query domain unspecified. A sketch has low saturation and most
@@ -378,9 +388,12 @@ def is_sketch_like(rgb: np.ndarray) -> bool:
 
     Args:
         rgb: ``uint8`` array ``(H, W, 3)``.
+        max_saturation: HSV saturation (0-255) below which a pixel counts as grey.
+        min_low_saturation: least fraction of grey pixels.
+        min_bright: least fraction of bright pixels (HSV value > 200).
     """
     small = cv2.resize(rgb, (128, 128), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-    low_saturation = float(np.mean(hsv[:, :, 1] < 30))
+    low_saturation = float(np.mean(hsv[:, :, 1] < max_saturation))
     bright = float(np.mean(hsv[:, :, 2] > 200))
-    return low_saturation > 0.95 and bright > 0.6
+    return low_saturation > min_low_saturation and bright > min_bright

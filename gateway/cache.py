@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import json
 import time
@@ -18,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from designsearch.gateway.plan import CACHE_FORMAT
 from designsearch.logs import get_logger
 from designsearch.telemetry import CACHE_BREAKER_OPENINGS
 
@@ -34,38 +36,50 @@ class CachedQuery:
     Attributes:
         crops: per query region ``{"box": [x1, y1, x2, y2], "kind": str, "score": float}``: the
             segmenter's crops, then the whole picture (kind ``whole_image``), as
-            :func:`designsearch.gateway.core.query_regions` orders them.
+            :func:`designsearch.gateway.regions.query_regions` orders them.
         vectors: float32 ``(n_regions + len(rotated_of), D)`` unit vectors, row ``i`` for ``crops[i]``,
             then the rotated copies.
-        vector_name: ``"photo"`` for a photo query, ``"lines"`` for a sketch (the catalogue vectors it is
-            searched against follow from it, :meth:`designsearch.gateway.query.QueryService.search_views`).
+        domain: ``"photo"`` or ``"sketch"``, the domain the query was embedded for (the catalogue vectors it
+            is searched against follow from it, :func:`designsearch.gateway.plan.search_views`).
         rotated_of: region index of each row after the first ``n_regions`` (rotated copies of close-up
             regions, :class:`designsearch.gateway.query.EmbeddedQuery`).
     """
 
     crops: list[dict]
     vectors: np.ndarray
-    vector_name: str
+    domain: str
     rotated_of: list[int] = field(default_factory=list)
 
     def dumps(self) -> bytes:
-        """JSON with the vectors as base64 float32."""
+        """JSON with the vectors as base64 float32, tagged with :data:`designsearch.gateway.plan.CACHE_FORMAT`."""
         return json.dumps(
             {
+                "format": CACHE_FORMAT,
                 "crops": self.crops,
                 "shape": list(self.vectors.shape),
                 "vectors": base64.b64encode(self.vectors.astype(np.float32).tobytes()).decode(),
-                "vector_name": self.vector_name,
+                "domain": self.domain,
                 "rotated_of": self.rotated_of,
             }
         ).encode()
 
     @classmethod
-    def loads(cls, raw: bytes) -> "CachedQuery":
-        """Inverse of :meth:`dumps`."""
-        d = json.loads(raw)
-        vectors = np.frombuffer(base64.b64decode(d["vectors"]), dtype=np.float32).reshape(d["shape"])
-        return cls(d["crops"], vectors, d["vector_name"], d.get("rotated_of", []))
+    def loads(cls, raw: bytes) -> "CachedQuery | None":
+        """Inverse of :meth:`dumps`; None for an entry that is corrupt, inconsistent (rows neither one per
+        crop and rotated copy) or of another format: a miss, never an error."""
+        try:
+            d = json.loads(raw)
+            if d.get("format") != CACHE_FORMAT:
+                return None
+            vectors = np.frombuffer(base64.b64decode(d["vectors"]), dtype=np.float32).reshape(d["shape"])
+            rotated_of = [int(i) for i in d["rotated_of"]]
+            crops = d["crops"]
+            ok = (vectors.ndim == 2 and len(crops) >= 1 and vectors.shape[0] == len(crops) + len(rotated_of)
+                  and all(0 <= i < len(crops) for i in rotated_of) and d["domain"] in ("photo", "sketch"))
+            return cls(crops, vectors, d["domain"], rotated_of) if ok else None
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as e:
+            log.warning("vector_cache_entry_unreadable", error=f"{type(e).__name__}: {e}")
+            return None
 
 
 def cache_key(image_sha256: str, segmenter_version: str, embedder_version: str, options: str) -> str:
@@ -170,7 +184,7 @@ class QueryCache:
     async def get(self, key: str) -> CachedQuery | None:
         """The cached entry, or None (miss, Redis down, or breaker open)."""
         raw = await self.get_raw(key)
-        return CachedQuery.loads(raw) if raw else None
+        return CachedQuery.loads(raw) if raw else None  # unreadable or foreign entries are misses
 
     async def set(self, key: str, value: CachedQuery) -> None:
         """Store an entry with the TTL (errors logged, not raised; skipped while the breaker is open)."""

@@ -7,11 +7,13 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from designsearch.gateway.plan import DEFAULT_POLICY as _P
 from designsearch.settings import MODEL_DIR, VAR_DIR, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
-    """Settings of the gateway (the public API)."""
+    """Settings of the gateway (the public API). The query rules' defaults are those of
+    :class:`designsearch.gateway.plan.QueryPolicy` (written there only), which is built from these fields."""
 
     model_config = SettingsConfigDict(env_prefix="DESIGNSEARCH_GATEWAY_", extra="ignore")
 
@@ -50,35 +52,35 @@ class GatewaySettings(ServiceSettings):
                         "same on every replica. Empty: derived from internal_token, or random per process without one.")
     rate_limit_per_s: float = Field(0.0, description="Requests per second per API key (or per peer without one); 0 = no limit.")
     rate_burst: float = Field(20.0, description="Burst size of the per-key rate limit, requests.")
-    default_k: int = Field(6, description="Designs returned when a request leaves k at 0.")
-    max_k: int = Field(100, description="Largest accepted k.")
-    max_crops: int = Field(4, description="Most query crops searched per image (and the whole picture).")
+    default_k: int = Field(_P.default_k, description="Designs returned when a request leaves k at 0.")
+    max_k: int = Field(_P.max_k, description="Largest accepted k.")
+    max_crops: int = Field(_P.max_crops, description="Most query crops searched per image (and the whole picture).")
     fusion_bonus: float = Field(
-        0.03, ge=0.0, le=0.2,
+        _P.fusion_bonus, ge=0.0, le=0.2,
         description="Query fusion: cosine bonus for a design found by every query vector (crops and whole "
                     "picture); a design found by m of n vectors gets bonus * (m - 1) / (n - 1) on top of its "
                     "best cosine (gateway/fusion.py). 0 = plain max over query vectors.")
     fusion_depth: int = Field(
-        6, ge=1, le=100,
+        _P.fusion_depth, ge=1, le=100,
         description="Query fusion: a query vector votes for a design when the design is among its first "
                     "fusion_depth designs; each vector is searched for max(k, fusion_depth) designs.")
     query_closeup_rotations: int = Field(
-        3, ge=0, le=3,
+        _P.closeup_rotations, ge=0, le=3,
         description="Rotated copies (90, 180, 270 degrees) embedded of the close-up crop and the whole picture of a "
                     "query the segmenter calls a close-up; each region's hits are its best over the copies (a wheel "
                     "filling the frame may be turned any way). 0 = off; other queries are never rotated.")
     sketch_search: Literal["photo", "lines", "both"] = Field(
-        "photo", description="Catalogue vectors a sketch query is searched against: photo (the embedder puts a drawing "
+        _P.sketch_search, description="Catalogue vectors a sketch query is searched against: photo (the embedder puts a drawing "
                              "near the photos of its design; designers' drawings are not Canny edge maps), lines (the "
                              "catalogue's Canny line drawings, the reference system's rule) or both (best hit of the two); "
                              "lines and both need a collection created with ingest_lines_view (otherwise: photo).")
     closeup_cutouts: Literal["off", "crops", "crops_whole"] = Field(
-        "crops", description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
+        _P.closeup_cutouts, description="Catalogue cut-outs (each catalogue wheel alone on white, the cutout vector) searched "
                              "besides the photo vectors by the close-up crops (crops) or also the whole picture "
                              "(crops_whole) of a query the segmenter calls a close-up, and by a sketch's wheel crops; "
                              "each design's best hit counts.")
     design_top_m: int = Field(
-        5, ge=1, le=100,
+        _P.design_top_m, ge=1, le=100,
         description="For a query the segmenter calls a close-up, or a sketch, a design's score for one query region is the mean "
                     "cosine of its design_top_m best catalogue points (1 = its best point only, as for other "
                     "queries): several close pictures of a design outweigh one look-alike picture of another "
@@ -101,12 +103,15 @@ class GatewaySettings(ServiceSettings):
         False, description="Collections created from now on also hold a lines vector (Canny line drawing) per catalogue "
                            "point, which only sketch_search lines/both search: one more embedding per region at "
                            "ingestion. Off: designers' drawings match the photo vectors better (README).")
+    answer_ttl_s: int = Field(
+        _P.answer_ttl_s, ge=0, description="Lifetime of a cached whole FindSimilar answer, seconds (any catalogue "
+                                           "change invalidates them all at once); 0 = answers are not cached.")
     thumbnail_px: int = Field(128, description="Longest side of stored thumbnails, pixels.")
     max_stream_items: int = Field(100_000, description="Most items one IndexDesigns stream may carry.")
     max_message_mb: int = Field(
         40, description="Largest request message, MiB (an image is at most 32 MiB): bigger ones are refused by gRPC.")
     feedback_weight: float = Field(
-        0.25, description="Rocchio weight γ: a caller's later queries move by γ × the mean of their disliked designs' vectors.")
+        _P.feedback_weight, description="Rocchio weight γ: a caller's later queries move by γ × the mean of their disliked designs' vectors.")
     verify_calibration: str = Field(
         str(MODEL_DIR / "embedder" / "verify-calibration.json"),
         description="Verify thresholds per model version (python -m designsearch.training.verify_calibration).")

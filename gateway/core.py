@@ -27,6 +27,7 @@ from designsearch.gateway.novelty import NoveltyResult, TypicalityResult, novelt
 from designsearch.gateway.ports import Backends
 from designsearch.gateway.query import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, MatchResult, QueryResult,
                                         QueryService, crop_filter)
+from designsearch.gateway.plan import QueryPolicy
 from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE, point_id, query_regions, whole_picture_bytes
 from designsearch.gateway.verify import Verifier
 
@@ -52,13 +53,7 @@ class GatewayCore:
         self.catalogue = catalogue
         self.live = LiveIndex(backends, settings.collection_prefix, settings.alias_refresh_s,
                               lines_view=settings.ingest_lines_view)
-        self.query = QueryService(backends, self.live, cache, catalogue, default_k=settings.default_k,
-                                  max_k=settings.max_k, max_crops=settings.max_crops,
-                                  fusion_bonus=settings.fusion_bonus, fusion_depth=settings.fusion_depth,
-                                  closeup_rotations=settings.query_closeup_rotations,
-                                  sketch_search=settings.sketch_search, closeup_cutouts=settings.closeup_cutouts,
-                                  design_top_m=settings.design_top_m,
-                                  feedback_weight=settings.feedback_weight)
+        self.query = QueryService(backends, self.live, cache, catalogue, QueryPolicy.from_settings(settings))
         self.ingest = Ingestor(backends, self.live, catalogue, max_crops=settings.max_crops,
                                concurrency=settings.ingest_concurrency, thumbnail_px=settings.thumbnail_px,
                                mirror_whole_picture=settings.ingest_mirror_whole_picture,

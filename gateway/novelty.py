@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, SearchFilter
 from designsearch.errors import FailedPrecondition, InvalidArgument, NotFound
 from designsearch.gateway.ports import Backends
+from designsearch.gateway.plan import search_views
 from designsearch.gateway.query import DOMAIN_AUTO, NOTHING_TO_COMPARE, MatchResult, QueryService
 
 
@@ -66,7 +67,7 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
     The draft's best crop (the segmenter's first) is compared with the mean of the group's crops;
     a draft without crops, by its whole picture, with the mean of the group's whole pictures. A sketch
     is compared in the first catalogue view FindSimilar searches it in
-    (:meth:`designsearch.gateway.query.QueryService.search_views`: the photo view by default).
+    (:func:`designsearch.gateway.plan.search_views`: the photo view by default).
 
     Raises:
         InvalidArgument: an empty group definition, a bad image or filter.
@@ -79,7 +80,7 @@ async def typicality(query: QueryService, backends: Backends, image: bytes, grou
     has_crop = q.regions[0].kind != KIND_WHOLE_IMAGE
     kinds = (KIND_WHEEL, KIND_CLOSEUP) if has_crop else (KIND_WHOLE_IMAGE,)
     flt = SearchFilter(group.brands, group.year_min, group.year_max, kinds, (), group.design_ids)
-    view = query.search_views(q.vector_name, await query.live.vectors_of(q.collection))[0]
+    view = search_views(query.policy, q.domain, await query.live.vectors_of(q.collection))[0]
     try:
         centroid, n, mean, std = await backends.group_centroid(q.collection, view, flt)
     except NotFound:  # the search service's answer for an empty group (or no collection yet)

@@ -56,7 +56,8 @@ def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PIC
     return encode_jpeg(small, quality=92)
 
 
-def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list[QueryCrop]:
+def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray,
+                  max_side: int = WHOLE_PICTURE_MAX_SIDE) -> list[QueryCrop]:
     """The regions an image is embedded as: the segmenter's crops, then the whole picture.
 
     The whole picture (kind ``whole_image``, box ``(0, 0, W, H)``, score 0) is always last; when
@@ -66,9 +67,10 @@ def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray) -> list
         crops: the segmenter's crops (maybe empty).
         image: the encoded image.
         rgb: ``uint8`` ``(H, W, 3)`` decoding of ``image``.
+        max_side: longest side of the whole picture embedded, px (:func:`whole_picture_bytes`).
     """
     h, w = rgb.shape[:2]
-    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb))]
+    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb, max_side))]
 
 
 def region_cutout(rgb: np.ndarray, region: QueryCrop, size: int = CROP_SIZE) -> np.ndarray | None:

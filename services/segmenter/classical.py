@@ -53,6 +53,13 @@ class ClassicalWheelDetector:
         self.closeup_fraction = closeup_fraction
         self.min_support = min_support
 
+    @property
+    def postprocessing(self) -> dict:
+        """The settings that shape the detections (part of the segmenter's ``model_version``)."""
+        return {"max_wheels": self.max_wheels, "work_side": self.work_side, "min_radius": self.min_radius,
+                "max_radius": self.max_radius, "accumulator": self.accumulator,
+                "closeup_fraction": self.closeup_fraction, "min_support": self.min_support}
+
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Find wheels as circles.
 

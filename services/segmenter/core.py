@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,16 @@ class Segmenter:
 
     @property
     def model_version(self) -> str:
-        """Detector name and version, e.g. ``classical:hough-v1`` or ``learned:sha256:...``."""
+        """Detector name and version, then ``+pp:`` and 8 hex of a sha256 over the crop margin, the default
+        crop size and the detector's post-processing settings (``detector.postprocessing``, when it has
+        them), e.g. ``learned:sha256:0123456789abcdef+pp:89abcdef``: crops cut under other settings are
+        another version (the gateway's query cache keys hold it)."""
         version = getattr(self.detector, "model_version", "")
-        return version if version.startswith(self.detector.name) else f"{self.detector.name}:{version}"
+        name = version if version.startswith(self.detector.name) else f"{self.detector.name}:{version}"
+        settings = {"crop_margin": self.crop_margin, "crop_size": self.crop_size,
+                    **getattr(self.detector, "postprocessing", {})}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{name}+pp:{digest}"
 
     def segment(self, data: bytes, *, max_crops: int, crop_size: int | None = None, pixels: bool = False) -> SegmentResult:
         """Decode ``data`` and return up to ``max_crops`` crops, best first.

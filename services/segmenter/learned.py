@@ -138,6 +138,14 @@ class LearnedWheelDetector:
         self.has_scene = any(o.name == "scene" for o in self.session.get_outputs())
         self.use_scene, self.scene_none, self.scene_closeup = use_scene, scene_none, scene_closeup
 
+    @property
+    def postprocessing(self) -> dict:
+        """The settings that shape the detections (part of the segmenter's ``model_version``)."""
+        return {"input_size": self.input_size, "threshold": self.threshold, "min_area": self.min_area,
+                "min_score": self.min_score, "closeup_extent": self.closeup_extent, "contain_frac": self.contain_frac,
+                "split_solidity": self.split_solidity, "split_core": self.split_core, "use_scene": self.use_scene,
+                "scene_none": self.scene_none, "scene_closeup": self.scene_closeup}
+
     # ----------------------------------------------------------------------------------------
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:

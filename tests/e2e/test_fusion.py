@@ -177,7 +177,7 @@ async def test_every_catalogue_image_gets_one_whole_picture_point(indexed, stack
     core = stack["gateway"].core
     version = core.embedder_version
     for img, result in zip(catalogue, response.results):
-        seg = await core.backends.segment(img.path.read_bytes(), core.query.max_crops)
+        seg = await core.backends.segment(img.path.read_bytes(), core.query.policy.max_crops)
         n_crops = len(seg.crops)
         assert result.crops_indexed == n_crops + 1, img.path.name
         ids = [point_id(result.image_id, i, version) for i in range(result.crops_indexed)]
@@ -210,7 +210,7 @@ async def test_catalogue_whole_pictures_are_flip_averaged_and_crops_are_not(inde
         assert float(whole[view] @ mirror_flip[view]) > 0.99, view  # a car facing the other way: the same vector
         assert float(whole[view] @ plain[view]) < 0.995, view  # not the plain vector
     if result.crops_indexed > 1:
-        seg = await core.backends.segment(data, core.query.max_crops)
+        seg = await core.backends.segment(data, core.query.policy.max_crops)
         (crop,), _ = await core.backends.embed([seg.crops[0].image], ["photo"], version)
         assert float(stored[ids[0]]["photo"] @ crop["photo"]) > 0.999
 
@@ -225,7 +225,7 @@ def _paste(rgb: np.ndarray, box: tuple[int, int, int, int], patch: np.ndarray) -
 
 async def _old_rule(core, image: bytes, k: int = 5) -> list[tuple[str, float]]:
     """The pre-fusion ranking: each segmenter crop searched against catalogue crops, best cosine per design."""
-    seg = await core.backends.segment(image, core.query.max_crops)
+    seg = await core.backends.segment(image, core.query.policy.max_crops)
     if not seg.crops:
         return []
     embedded, _ = await core.backends.embed([c.image for c in seg.crops], ["photo"], core.embedder_version)
@@ -256,7 +256,7 @@ async def test_fusion_keeps_the_right_design_first_when_the_best_crop_is_wrong(i
     no longer matches A.)"""
     catalogue, _, _ = indexed
     core = stack["gateway"].core
-    segs = {img.path: await core.backends.segment(img.path.read_bytes(), core.query.max_crops) for img in catalogue}
+    segs = {img.path: await core.backends.segment(img.path.read_bytes(), core.query.policy.max_crops) for img in catalogue}
     wheel_of: dict[str, np.ndarray] = {}
     for img in catalogue:
         if img.design_id not in wheel_of and segs[img.path].crops:
@@ -315,7 +315,7 @@ async def rotated_ranks(indexed, gateway_stub, stack):
     out = []
     with_crop = 0
     for img in catalogue:
-        seg = await core.backends.segment(img.path.read_bytes(), core.query.max_crops)
+        seg = await core.backends.segment(img.path.read_bytes(), core.query.policy.max_crops)
         if not seg.crops:
             continue
         with_crop += 1
@@ -402,10 +402,10 @@ async def rendering_ranks(indexed, gateway_stub, stack):
         if cut is not None:
             pictures += [(img, style, draw(cut, style, rng)) for style in ("rendering", "closeup")]
     out = {}
-    served = core.query.closeup_cutouts
+    served = core.query.policy.closeup_cutouts
     try:
         for rule in (served, "off"):
-            core.query.closeup_cutouts = rule
+            core.query.policy = core.query.policy.replace(closeup_cutouts=rule)
             ranks = []
             for img, style, data in pictures:
                 r = await _find(gateway_stub, data, domain=common_pb2.DOMAIN_UNSPECIFIED)
@@ -413,7 +413,7 @@ async def rendering_ranks(indexed, gateway_stub, stack):
                 ranks.append((img.path.name, style, ids.index(img.design_id) + 1 if img.design_id in ids else None))
             out[rule] = ranks
     finally:
-        core.query.closeup_cutouts = served
+        core.query.policy = core.query.policy.replace(closeup_cutouts=served)
     return out
 
 

@@ -48,7 +48,7 @@ async def test_merge_one_match_per_design_and_regions(core, images):
     ids = [m.design_id for m in result.matches]
     assert sorted(ids) == sorted(set(ids)) == sorted({i.design_id for i in items})  # one match per design
     assert [c.kind for c in result.crops] == [KIND_WHEEL, KIND_WHOLE_IMAGE]
-    assert result.matches[0].score == pytest.approx(1.0 + core.query.fusion_bonus, abs=1e-4)
+    assert result.matches[0].score == pytest.approx(1.0 + core.query.policy.fusion_bonus, abs=1e-4)
     # excluded designs never come back
     excluded = await core.find_similar(items[0].image, 5, SearchFilter(exclude_design_ids=(items[0].design_id,)))
     assert items[0].design_id not in [m.design_id for m in excluded.matches]

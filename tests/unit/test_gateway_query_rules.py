@@ -54,7 +54,7 @@ async def test_closeup_queries_search_rotated_copies_and_cache_them(core, images
     backends.segment_kind = KIND_WHEEL
     await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert not any(backends.rotation_counts[-1])  # a wheel on a car: no copies
-    core.query.closeup_rotations = 0
+    core.query.policy = core.query.policy.replace(closeup_rotations=0)
     backends.segment_kind = KIND_CLOSEUP
     await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert not any(backends.rotation_counts[-1])
@@ -66,7 +66,7 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp
     per region after merging) when set so and the collection holds lines vectors (``ingest_lines_view`` at its
     creation), else its photo vectors — its wheel crop also the catalogue's cut-outs, five points per design;
     a photo query always its photo vectors, one point per design; bad modes are refused."""
-    from designsearch.gateway.query import QueryService
+    from designsearch.gateway.plan import QueryPolicy
 
     catalogue, queries = images
     image = queries[0].path.read_bytes()
@@ -85,17 +85,17 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp
             # the (wheel) crop, then the whole picture
             for mode, expected in (("photo", ["photo", "cutout", "photo"]), ("lines", ["lines", "cutout", "lines"]),
                                    ("both", ["lines", "photo", "cutout", "lines", "photo"])):
-                core.query.sketch_search = mode
+                core.query.policy = core.query.policy.replace(sketch_search=mode)
                 sketch = await core.find_similar(image, 3, SearchFilter(), domain="sketch", use_cache=False)
                 assert views[-1] == (expected if lines_view else ["photo", "cutout", "photo"]), mode
-                assert backends.per_design[-1] == core.query.design_top_m
+                assert backends.per_design[-1] == core.query.policy.design_top_m
                 assert sketch.domain == "sketch" and len({m.design_id for m in sketch.matches}) == len(sketch.matches)
                 await core.find_similar(image, 3, SearchFilter(), domain="photo", use_cache=False)
                 assert views[-1] == ["photo", "photo"] and backends.per_design[-1] == 1
         finally:
             await core.close()
     with pytest.raises(ValueError):
-        QueryService(core.backends, core.live, core.cache, core.catalogue, sketch_search="edges")
+        QueryPolicy(sketch_search="edges")
 
 
 async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(core, images):
@@ -120,7 +120,7 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     # rows: the crop, the whole picture, 3 turned copies of each; crops search photo and cutout
     assert views[-1] == ["photo", "cutout", "photo"] + ["photo", "cutout"] * 3 + ["photo"] * 3
-    core.query.closeup_cutouts = "crops_whole"
+    core.query.policy = core.query.policy.replace(closeup_cutouts="crops_whole")
     await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert views[-1] == ["photo", "cutout"] * 8
     backends.segment_kind = KIND_WHEEL
@@ -149,15 +149,15 @@ async def test_closeup_queries_score_designs_by_their_best_points(core, images):
                                     for i in catalogue[:4]])
     backends.segment_kind = KIND_CLOSEUP
     copy = await core.find_similar(catalogue[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
-    assert backends.per_design[-1] == core.query.design_top_m == 5
+    assert backends.per_design[-1] == core.query.policy.design_top_m == 5
     assert copy.matches[0].design_id == catalogue[0].design_id and copy.matches[0].cosine == pytest.approx(1.0)
     assert copy.matches[0].score >= 1.0  # a near-copy scores its own cosine (plus the agreement bonus)
     other = await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
-    assert all(m.score <= m.cosine + core.query.fusion_bonus + 1e-6 for m in other.matches)  # a mean <= the best
+    assert all(m.score <= m.cosine + core.query.policy.fusion_bonus + 1e-6 for m in other.matches)  # a mean <= the best
     backends.segment_kind = KIND_WHEEL
     await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert backends.per_design[-1] == 1
-    core.query.design_top_m = 1
+    core.query.policy = core.query.policy.replace(design_top_m=1)
     backends.segment_kind = KIND_CLOSEUP
     await core.find_similar(queries[2].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert backends.per_design[-1] == 1
