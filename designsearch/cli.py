@@ -262,6 +262,12 @@ def train_embedder(ctx: typer.Context) -> None:
     _forward("designsearch.training.embedder.train", ctx)
 
 
+@app.command("ship-model", context_settings=_PASS_THROUGH)
+def ship_model(ctx: typer.Context) -> None:
+    """Ship a trained float32 model from runs/: copy to models/, INT8, Verify calibration, card log (options: --help)."""
+    _forward("designsearch.training.ship", ctx)
+
+
 @app.command("render-wheels", context_settings=_PASS_THROUGH)
 def render_wheels(ctx: typer.Context) -> None:
     """Render parametric and real rim designs: studio shots, masks, line drawings, on-car pictures (options: --help)."""

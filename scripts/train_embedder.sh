@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the shipped embedder (models/embedder/wheelembed-lite0-512.onnx and its INT8 quantisation
-# wheelembed-lite0-512-int8.onnx): the ce-b12 network (last 12 of 16 MBConv blocks fine-tuned, seed 1,
+# wheelembed-lite0-512-int8.onnx) under RUNS_DIR only (shipping is the explicit `designsearch ship-model` step): the ce-b12 network (last 12 of 16 MBConv blocks fine-tuned, seed 1,
 # 10 epochs, ~65 min on 2 CPU cores), its weights re-exported with GeM pooling (p = 2), then learned
 # whitening fitted on the training classes (~1.3 min) — the base network served until the eleventh session
 # (sha256:cdf84e56f72da792) —, then designer-view distillation from it and the WiSE-FT point alpha = 0.35
@@ -23,14 +23,18 @@ cp "$RUNS/embedder/wheelembed-lite0-512.pt" "$OUT/weights.pt"
 "$PY" -m designsearch.training.embedder.whitening --model "$OUT-gem2/model.onnx" \
   --crop-dir "$RUNS/embedder/crops/segmenter" --out "$RUNS/embedder/base/wheelembed-lite0-512.onnx"
 RUNS="$RUNS" COMPARE="$RUNS/embedder/base/wheelembed-lite0-512.onnx" bash scripts/embedder_designer_wise.sh 0.35
-cp "$RUNS/embedder/wise-designer/a0.35/wheelembed-lite0-512.onnx" models/embedder/wheelembed-lite0-512.onnx
-"$PY" -m designsearch.training.quantize embedder
-"$PY" -m designsearch.training.verify_calibration
+W="$RUNS/embedder/wise-designer/a0.35"
+"$PY" -m designsearch.training.quantize embedder --src "$W/wheelembed-lite0-512.onnx" \
+  --dst "$W/wheelembed-lite0-512-int8.onnx"
+"$PY" -m designsearch.training.verify_calibration --embedder "$W/wheelembed-lite0-512-int8.onnx" \
+  --out "$W/verify-calibration.json"
 "$PY" -m designsearch.training.embedder.evaluate --crop-dir "$RUNS/embedder/crops/segmenter" \
-  --model models/embedder/wheelembed-lite0-512.onnx --name wise-designer0.35 --compare ce-b12="$OUT/model.onnx" \
-  --compare wise-designer0.35-int8=models/embedder/wheelembed-lite0-512-int8.onnx
+  --model "$W/wheelembed-lite0-512.onnx" --name wise-designer0.35 --compare ce-b12="$OUT/model.onnx" \
+  --compare wise-designer0.35-int8="$W/wheelembed-lite0-512-int8.onnx"
 # ... and as served (the gateway indexes whole pictures flip-averaged: whole-car gallery vectors mirrored)
 "$PY" -m designsearch.training.embedder.evaluate --crop-dir "$RUNS/embedder/crops/segmenter" \
-  --model models/embedder/wheelembed-lite0-512-int8.onnx --name wise-designer0.35-int8 --compare ce-b12="$OUT/model.onnx" \
-  --compare wise-designer0.35=models/embedder/wheelembed-lite0-512.onnx --mirror-catalogue \
-  --output benchmarks/results/embedder_eval_served.json
+  --model "$W/wheelembed-lite0-512-int8.onnx" --name wise-designer0.35-int8 --compare ce-b12="$OUT/model.onnx" \
+  --compare wise-designer0.35="$W/wheelembed-lite0-512.onnx" --mirror-catalogue \
+  --output "$W/embedder_eval_served.json"
+echo "ship it with: designsearch ship-model $W/wheelembed-lite0-512.onnx --kind embedder" \
+     "(copies it to models/, INT8, Verify calibration, card log); then benchmarks/results/ from $W"

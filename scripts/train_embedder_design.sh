@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Issue 31: the embedder taught wheel-DESIGN identity by the wheel-design engine, starting from the embedder served
-# before it (car-model training, models/embedder at commit 6cfe2ea), judged on real pictures first.
+# Issue 31: the embedder taught wheel-DESIGN identity by the wheel-design engine, starting from the committed embedder
+# (car-model training, sha256:238a8089c268a7c7, served since 2026-11-30), judged on real pictures first. It is
+# copied to var/models first, so that shipping a new model does not change what the recipe starts from; the
+# recipe stops when that file is another one (BASE_SRC= another float32 file to start elsewhere). Nothing under
+# models/ is written (ship with: designsearch ship-model runs/embedder/<run>/model.onnx --kind embedder).
 # See models/embedder/MODEL_CARD.md ("Wheel-design identity", issue 31).
 #
 #   bash scripts/train_embedder_design.sh            (runs under runs/embedder/; each run resumes after a kill)
@@ -18,8 +21,17 @@ BASE=var/models/wheelembed-before-issue31.onnx
 mkdir -p runs/embedder var/models
 [ -s "$SET/manifest.csv" ] || .venv/bin/designsearch render-wheels --designs 1200 --views 8 --seed 0 --real-models \
   --out "$SET" --quiet
-[ -s "$BASE" ] || git show 6cfe2ea:models/embedder/wheelembed-lite0-512.onnx > "$BASE"
-[ -s "${BASE%.onnx}-int8.onnx" ] || git show 6cfe2ea:models/embedder/wheelembed-lite0-512-int8.onnx > "${BASE%.onnx}-int8.onnx"
+BASE_SRC=${BASE_SRC:-models/embedder/wheelembed-lite0-512.onnx}
+EXPECTED=${EXPECTED:-238a8089c268a7c79c02db84824f1020265887d5556ba31f8e1e644113968af1}
+if [ ! -s "$BASE" ]; then
+  if [ "$(sha256sum "$BASE_SRC" | cut -d' ' -f1)" != "$EXPECTED" ]; then
+    echo "$BASE_SRC is not the embedder this recipe starts from (sha256 $EXPECTED); set BASE_SRC and EXPECTED" >&2
+    exit 1
+  fi
+  cp "$BASE_SRC" "$BASE"
+fi
+[ -s "${BASE%.onnx}-int8.onnx" ] || "$PY" -m designsearch.training.quantize embedder --src "$BASE" \
+  --dst "${BASE%.onnx}-int8.onnx"
 
 "$PY" -m designsearch.training.embedder.design_adapter --base "$BASE" --engine-set "$SET" --run-name adapter-a1
 "$PY" -m designsearch.training.embedder.train_design --base "$BASE" --engine-set "$SET" --run-name design-b1 \

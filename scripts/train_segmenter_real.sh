@@ -15,11 +15,12 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
 PY=${PY:-.venv/bin/python}
 SET=${SET:-var/wheelgen/set-v1}
-OLD=var/models/wheelseg-before.onnx
+# Stanford close-up cut-outs: found by a committed segmenter (see scripts/train_segmenter_stages.sh).
+OLD=var/models/wheelseg-cutouts.onnx
 mkdir -p "$RUNS" var/models
 [ -s "$SET/manifest.csv" ] || .venv/bin/designsearch render-wheels --designs 1200 --views 8 --seed 0 --real-models \
   --out "$SET" --quiet
-[ -s "$OLD" ] || git show 79ef349:models/segmenter/wheelseg-lite0.onnx > "$OLD"
+[ -s "$OLD" ] || cp "${CUTOUT_SEGMENTER:-models/segmenter/wheelseg-lite0.onnx}" "$OLD"
 SOURCES=${SOURCES:-render=0.14,drawing=0.08,oncar=0.10,rim=0.10,lookalike=0.12}
 TRAIN=("$PY" -m designsearch.training.segmenter.train --epoch-items 640 --split-seed 0 --stanford-segmenter "$OLD"
        --engine-set "$SET" --source-p "$SOURCES" --car-negative-p 0.5 --negative-p 0.25 --export-size 480 --resume)

@@ -6,16 +6,19 @@
 #
 #   bash scripts/train_segmenter_stages.sh [RUNS_DIR]      (default runs/)
 #
-# The Stanford Cars close-up cut-outs are found by the segmenter released before this work
-# (commit 79ef349); it is extracted from git so that the cut-outs do not depend on the model being
-# trained. Each stage writes RUNS_DIR/seg-vN/{wheelseg-lite0.pt,wheelseg-lite0.onnx,record.json}.
+# The Stanford Cars close-up cut-outs are found by a committed segmenter ($CUTOUT_SEGMENTER, default the
+# served models/segmenter/wheelseg-lite0.onnx), copied to var/models first so that the cut-outs do not
+# change while a new model is shipped. (The recorded runs cut them with the segmenter of commit 79ef349, which
+# is no longer committed; their cut-outs, and so the figures, differ slightly.) Each stage writes
+# RUNS_DIR/seg-vN/{wheelseg-lite0.pt,wheelseg-lite0.onnx,record.json}; nothing under models/ is written
+# (ship with: designsearch ship-model RUNS_DIR/seg-v4-480/wheelseg-lite0.onnx --kind segmenter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
 PY=${PY:-.venv/bin/python}
-OLD=var/models/wheelseg-before.onnx
+OLD=var/models/wheelseg-cutouts.onnx
 mkdir -p "$RUNS" var/models
-[ -s "$OLD" ] || git show 79ef349:models/segmenter/wheelseg-lite0.onnx > "$OLD"
+[ -s "$OLD" ] || cp "${CUTOUT_SEGMENTER:-models/segmenter/wheelseg-lite0.onnx}" "$OLD"
 TRAIN=("$PY" -m designsearch.training.segmenter.train --epoch-items 640 --split-seed 0 --stanford-segmenter "$OLD")
 
 # Stage 1: ImageNet encoder, fresh decoder; 40 % car photos, 40 % synthetic close-ups, 20 % negatives.

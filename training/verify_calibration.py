@@ -23,7 +23,7 @@ them (segmenter crops + whole picture, :mod:`designsearch.verification`), in-pro
 
 Usage::
 
-    python -m designsearch.training.verify_calibration [--data ../shared/data] [--out models/embedder/verify-calibration.json]
+    python -m designsearch.training.verify_calibration [--data ../shared/data] [--out runs/verify/verify-calibration.json]
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ import numpy as np
 from designsearch.catalogue_data import read_labels
 from designsearch.domain import KIND_WHOLE_IMAGE
 from designsearch.images import decode_image, edge_map, encode_jpeg
-from designsearch.settings import (EMBEDDER_MODEL, EMBEDDER_MODEL_INT8, MODEL_DIR, SEGMENTER_MODEL, SEGMENTER_MODEL_INT8,
-                                   default_data_dir, served_model)
+from designsearch.settings import (EMBEDDER_MODEL, EMBEDDER_MODEL_INT8, REPO_ROOT, SEGMENTER_MODEL,
+                                   SEGMENTER_MODEL_INT8, default_data_dir, served_model)
 from designsearch.verification import equal_error_threshold, error_rates, pair_similarity
 
 #: Default output, read by the gateway (``DESIGNSEARCH_GATEWAY_VERIFY_CALIBRATION``).
-DEFAULT_OUT = MODEL_DIR / "embedder" / "verify-calibration.json"
+#: Written here by default (training commands never write models/; ``designsearch ship-model`` writes the
+#: served record, models/embedder/verify-calibration.json).
+DEFAULT_OUT = REPO_ROOT / "runs" / "verify" / "verify-calibration.json"
 CALIBRATION_CLASSES = range(79, 89)
 REPORT_CLASSES = range(89, 99)
 
