@@ -33,6 +33,7 @@ from prometheus_client import start_http_server
 
 from designsearch import errors, tracing
 from designsearch.logs import caller, get_logger, request_id
+from designsearch.ratelimit import RateLimiter
 from designsearch.rpc import INTERNAL_TOKEN_KEY
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
 
@@ -69,29 +70,6 @@ class ApiKeys:
         for stored in self.hashes:
             ok |= hmac.compare_digest(h, stored)
         return f"key:{h[:12]}" if ok else None
-
-
-class RateLimiter:
-    """Token bucket per caller (``rate`` requests per second, bursts of ``burst``); 0 = no limit."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, max(burst, 1.0)
-        self._buckets: dict[str, tuple[float, float]] = {}  # caller → (tokens, last time)
-
-    def take(self, caller: str) -> float:
-        """0 when ``caller`` may proceed (a token is taken), else the seconds until it may."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        tokens, last = self._buckets.get(caller, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self._buckets[caller] = (tokens - 1, now)
-            return 0.0
-        self._buckets[caller] = (tokens, now)
-        if len(self._buckets) > 100_000:  # bounded memory under many distinct callers
-            self._buckets.clear()
-        return (1 - tokens) / self.rate
 
 
 def status_for(exc: errors.DesignSearchError) -> status_pb2.Status:
@@ -132,7 +110,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     Args:
         api_keys: accepted values of the ``x-api-key`` metadata; empty = no authentication.
         open_methods: method-name prefixes that need no key (health, reflection).
-        rate_limit_per_s, rate_burst: token bucket per caller; 0 = no limit.
+        rate_limit_per_s, rate_burst: token bucket per caller in this process; 0 = no limit.
+        limiter: the rate limiter to use instead (e.g. :class:`designsearch.ratelimit.RedisRateLimiter`,
+            shared by the replicas); anything with ``async acquire(caller) -> seconds to wait``.
         internal_token: service token every call must carry; empty = none.
         service: this service's name (``gateway``, ``segmenter``, ...), set as
             :data:`designsearch.tracing.SERVICE_ATTRIBUTE` on the RPC's span when ``traced``.
@@ -141,13 +121,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, api_keys: Iterable[str] = (), open_methods: tuple[str, ...] = ("/grpc.",),
                  rate_limit_per_s: float = 0.0, rate_burst: float = 20.0, internal_token: str = "",
-                 service: str = "", traced: bool = False) -> None:
+                 service: str = "", traced: bool = False, limiter=None) -> None:
         self.service = service
         self.traced = traced
         self.api_keys = ApiKeys(api_keys)
         self.internal_token = key_hash(internal_token) if internal_token else ""
         self.open_methods = open_methods
-        self.limiter = RateLimiter(rate_limit_per_s, rate_burst)
+        self.limiter = limiter or RateLimiter(rate_limit_per_s, rate_burst)
 
     async def intercept_service(self, continuation, handler_call_details):  # noqa: D102
         handler = await continuation(handler_call_details)
@@ -177,7 +157,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     # callers without a valid key share one bucket per peer address (the port dropped), so
                     # guessing keys is throttled too
-                    wait = self.limiter.take(key_id or f"peer:{(context.peer() or '').rsplit(':', 1)[0]}")
+                    wait = await self.limiter.acquire(key_id or f"peer:{(context.peer() or '').rsplit(':', 1)[0]}")
                     if wait > 0:
                         raise errors.ResourceExhausted(f"rate limit of {self.limiter.rate:g} requests/s exceeded",
                                                        retry_after_s=wait)
@@ -327,6 +307,7 @@ async def build_server(
     internal_token: str = "",
     max_message_mb: int = 64,
     service_name: str = "",
+    limiter=None,
 ) -> Service:
     """Create and start a ``grpc.aio`` server with interceptors, health (NOT_SERVING) and reflection.
 
@@ -336,6 +317,8 @@ async def build_server(
         api_keys: accepted API keys (plain or ``sha256:<hex>``); empty = no authentication.
         rate_limit_per_s, rate_burst: token bucket per caller (API-key id, or peer address without a
             valid key); 0 = no limit. Over it: ``RESOURCE_EXHAUSTED`` with ``RetryInfo``.
+        limiter: a limiter replacing that per-process bucket (:class:`ServiceInterceptor`), e.g. the gateway's
+            :class:`designsearch.ratelimit.RedisRateLimiter` shared by its replicas.
         internal_token: service token every call must carry (``x-internal-token``; health and
             reflection excepted); empty = none. Compared as hashes in constant time.
         max_message_mb: largest request/response message in MiB (images travel in messages).
@@ -363,7 +346,8 @@ async def build_server(
     # the OpenTelemetry interceptor first: its span encloses the ServiceInterceptor's work (auth, errors)
     interceptors = [*(tracing.server_interceptors() if traced else []),
                     ServiceInterceptor(api_keys, rate_limit_per_s=rate_limit_per_s, rate_burst=rate_burst,
-                                       internal_token=internal_token, service=service_name, traced=traced)]
+                                       internal_token=internal_token, service=service_name, traced=traced,
+                                       limiter=limiter)]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     names = register(server)
     health_servicer = health.aio.HealthServicer()

@@ -52,6 +52,10 @@ class GatewaySettings(ServiceSettings):
                         "same on every replica. Empty: derived from internal_token, or random per process without one.")
     rate_limit_per_s: float = Field(0.0, description="Requests per second per API key (or per peer without one); 0 = no limit.")
     rate_burst: float = Field(20.0, description="Burst size of the per-key rate limit, requests.")
+    rate_limit_shared: bool = Field(
+        True, description="Count the per-key rate limit in Redis (redis_url), so that all gateway replicas together "
+                          "allow rate_limit_per_s (GCRA, designsearch.ratelimit); while Redis is down, and when "
+                          "false, each replica counts alone (the limit is then per replica).")
     default_k: int = Field(_P.default_k, description="Designs returned when a request leaves k at 0.")
     max_k: int = Field(_P.max_k, description="Largest accepted k.")
     max_crops: int = Field(_P.max_crops, description="Most query crops searched per image (and the whole picture).")

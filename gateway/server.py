@@ -6,6 +6,7 @@ import asyncio
 
 from designsearch.errors import BackendUnavailable
 from designsearch.logs import configure_logging, get_logger
+from designsearch.ratelimit import RedisRateLimiter
 from designsearch.server import Service, build_server, serve_forever
 from designsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from designsearch.gateway.config import GatewaySettings
@@ -29,11 +30,17 @@ async def create_server(settings: GatewaySettings | None = None, ready_timeout_s
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, server)
         return [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name]
 
+    limiter = None
+    if settings.rate_limit_per_s > 0 and settings.rate_limit_shared:  # one limit for all replicas
+        limiter = RedisRateLimiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_burst,
+                                   timeout_s=settings.cache_timeout_s, retry_s=settings.cache_breaker_open_s)
     service = await build_server(settings, register, api_keys=settings.api_keys,
                                  rate_limit_per_s=settings.rate_limit_per_s, rate_burst=settings.rate_burst,
-                                 max_message_mb=settings.max_message_mb, service_name="gateway")
+                                 max_message_mb=settings.max_message_mb, service_name="gateway", limiter=limiter)
     service.core = core
     service.on_stop.append(core.close)
+    if limiter is not None:
+        service.on_stop.append(limiter.close)
     deadline = asyncio.get_running_loop().time() + ready_timeout_s
     while True:
         try:
