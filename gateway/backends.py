@@ -145,14 +145,6 @@ class GrpcBackends:
         req = search_pb2.UpsertPointsRequest(collection=collection, points=[point_to_proto(p) for p in points])
         await call(self.search.UpsertPoints, req, timeout=self.timeouts["search"] * 10, backend="search")
 
-    async def search_designs(
-        self, collection: str, vector: np.ndarray, using: str, limit: int, flt: SearchFilter
-    ) -> list[Hit]:
-        """Best hit of each of the ``limit`` most similar designs."""
-        r = await call(self.search.SearchPoints, _grouped_search(collection, vector, using, limit, flt),
-                       timeout=self.timeouts["search"], backend="search")
-        return [hit_from_proto(h) for h in r.hits]
-
     async def search_designs_many(self, collection: str, queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]],
                                   per_design: int = 1) -> list[list[Hit]]:
         """Several grouped searches in one SearchPointsBatch call (the best ``per_design`` hits of each

@@ -151,11 +151,6 @@ class Catalogue:
     def _session(self) -> Session:
         return self.sessions()
 
-    def is_indexed(self, image_id: str, model_version: str) -> bool:
-        """True when this image was fully indexed with this embedder version."""
-        with self._session() as s:
-            return s.get(ImageRow, (image_id, model_version)) is not None
-
     def indexed_points(self, image_id: str, model_version: str) -> int | None:
         """Number of points (crop rows) recorded for this image and embedder version; None when the
         image is not indexed with that version."""

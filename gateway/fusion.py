@@ -20,10 +20,6 @@ import numpy as np
 
 from designsearch.domain import Hit
 
-#: Default agreement bonus (cosine units) given to a design found by every query vector.
-DEFAULT_BONUS = 0.03
-#: Default number of leading hits of each query vector's list that count as "found" for the bonus.
-DEFAULT_DEPTH = 6
 
 
 @dataclass(frozen=True)
@@ -32,24 +28,26 @@ class FusedMatch:
 
     Attributes:
         design_id: the design (``hit.payload["design_id"]``).
-        score: fused score, ``cosine + bonus * (votes - 1) / (n - 1)``; in ``[-1, 1 + bonus]``.
-        cosine: the design's best cosine similarity over all query vectors, in ``[-1, 1]``.
-        query_index: index (into the input lists) of the query vector that gave ``cosine``.
-        hit: the catalogue hit that gave ``cosine`` (its point id names the catalogue crop).
+        score: fused score, ``best + bonus * (votes - 1) / (n - 1)``; in ``[-1, 1 + bonus]``.
+        best: the design's best score over all query vectors' lists, in ``[-1, 1]``: a cosine similarity
+            when the lists hold plain hits, the mean of a design's best points when they come from
+            :func:`design_scores` with ``top_m`` > 1.
+        query_index: index (into the input lists) of the query vector that gave ``best``.
+        hit: the catalogue hit that gave ``best`` (its point id names the catalogue crop).
         votes: number of query vectors whose top ``depth`` hits contain the design (0 when the
             design was only found below ``depth``).
     """
 
     design_id: str
     score: float
-    cosine: float
+    best: float
     query_index: int
     hit: Hit
     votes: int
 
 
-def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAULT_BONUS,
-                       depth: int | None = DEFAULT_DEPTH) -> list[FusedMatch]:
+def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float,
+                       depth: int | None = None) -> list[FusedMatch]:
     """Fuse the hit lists of ``n`` query vectors into one ranking of designs.
 
     Rule (CombMAX plus an agreement bonus in the spirit of CombMNZ; Fox & Shaw, TREC-2, 1994)::
@@ -70,7 +68,7 @@ def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAUL
     Ties are broken deterministically: higher fused score (compared after rounding to 9 decimals,
     so that ``0.80 + 0.03`` ties with ``0.83``), then higher best cosine, then more votes, then
     ascending ``design_id``. Within a design, the query vector with the higher cosine
-    gives ``cosine``/``hit``; on equal cosines the lower query index (the earlier list) wins.
+    gives ``best``/``hit``; on equal scores the lower query index (the earlier list) wins.
 
     Args:
         per_query: one list of hits per query vector; each hit needs ``score`` (cosine) and
@@ -108,7 +106,7 @@ def fuse_max_agreement(per_query: Sequence[Sequence[Hit]], bonus: float = DEFAUL
         v = votes.get(d, 0)
         extra = bonus * max(0, v - 1) / (n - 1) if n > 1 else 0.0
         out.append(FusedMatch(d, cosine + extra, cosine, qi, h, v))
-    out.sort(key=lambda m: (-round(m.score, 9), -m.cosine, -m.votes, m.design_id))
+    out.sort(key=lambda m: (-round(m.score, 9), -m.best, -m.votes, m.design_id))
     return out
 
 

@@ -103,15 +103,11 @@ class Backends(Protocol):
         """Store points (insert or replace by id)."""
         ...
 
-    async def search_designs(self, collection: str, vector: np.ndarray, using: str, limit: int,
-                             flt: SearchFilter) -> list[Hit]:
-        """Best hit of each of the ``limit`` designs most similar to ``vector`` (view ``using``)."""
-        ...
-
     async def search_designs_many(self, collection: str, queries: Sequence[tuple[np.ndarray, str, int, SearchFilter]],
                                   per_design: int = 1) -> list[list[Hit]]:
-        """:meth:`search_designs` for several ``(vector, using, limit, flt)`` at once (one round trip), in order;
-        with ``per_design`` > 1 each design's best ``per_design`` hits (designs ranked by their best hit)."""
+        """For each ``(vector, using, limit, flt)`` (one round trip), in order: the best hit of each of the
+        ``limit`` designs most similar to ``vector`` in view ``using`` among the points matching ``flt``; with
+        ``per_design`` > 1 each design's best ``per_design`` hits (designs ranked by their best hit)."""
         ...
 
     async def delete_points(self, collection: str, ids: Sequence[str]) -> None:

@@ -271,7 +271,7 @@ class QueryService:
                     continue
                 matches.append(MatchResult(rec.design.design_id, rec.design.brand, rec.design.model, rec.design.year,
                                            m.score, regions[m.query_index].box, rec.image_id, rec.box, rec.thumbnail,
-                                           rec.source, best_cosine.get(m.design_id, m.cosine)))
+                                           rec.source, best_cosine.get(m.design_id, m.best)))
                 if len(matches) == k:
                     break
             tracing.tag(merge_span, designs_fused=len(fused), matches=len(matches))

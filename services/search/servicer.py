@@ -69,7 +69,10 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         if not 1 <= len(request.searches) <= MAX_BATCH:
             raise InvalidArgument(f"{len(request.searches)} searches in one call; send 1..{MAX_BATCH}", field="searches")
         queries = [self._search_args(s) for s in request.searches]
-        results = await asyncio.to_thread(lambda: [self.core.search(*q) for q in queries])  # one thread hop for all
+        # concurrently on the default thread pool: the engines are thread-safe (the edge engine takes its read
+        # lock per search, qdrant-client local mode is serialised by its own lock, a Qdrant server runs them
+        # in parallel); one refused search fails the call, as before
+        results = await asyncio.gather(*(asyncio.to_thread(self.core.search, *q) for q in queries))
         return search_pb2.SearchPointsBatchResponse(
             results=[search_pb2.SearchPointsResponse(hits=[hit_to_proto(h) for h in hits]) for hits in results])
 

@@ -92,7 +92,7 @@ class MemoryBackends:
         for p in points:
             self.collections[self.aliases.get(collection, collection)][p.id] = p
 
-    async def search_designs(self, collection, vector, using, limit, flt: SearchFilter, per_design=1):
+    async def _search(self, collection, vector, using, limit, flt: SearchFilter, per_design=1):
         by_design: dict[str, list[Hit]] = {}
         for p in self.collections[self.aliases.get(collection, collection)].values():
             if flt.kinds and p.payload["kind"] not in flt.kinds or p.payload["design_id"] in flt.exclude_design_ids:
@@ -107,7 +107,7 @@ class MemoryBackends:
     async def search_designs_many(self, collection, queries, per_design=1):
         self.searched_views.append([q[1] for q in queries])
         self.per_design.append(per_design)
-        return [await self.search_designs(collection, *q, per_design=per_design) for q in queries]
+        return [await self._search(collection, *q, per_design=per_design) for q in queries]
 
     async def count(self, collection):
         return len(self.collections[self.aliases.get(collection, collection)])

@@ -329,13 +329,6 @@ class EdgeIndex(QueryMixin, BuildMixin, SnapshotMixin):
         """Collection an alias points to, or None."""
         return self._aliases().get(alias)
 
-    def delete_alias(self, alias: str) -> None:
-        """Remove an alias (no-op if absent)."""
-        with self._lock:
-            aliases = self._aliases()
-            if aliases.pop(alias, None) is not None:
-                _write_json_atomic(self.root / _ALIASES, aliases)
-
     # -- reads -----------------------------------------------------------------------------------
 
     def _read(self, coll: _Collection, fn):

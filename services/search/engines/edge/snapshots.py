@@ -20,7 +20,7 @@ from designsearch.domain import Point, SearchFilter
 from designsearch.errors import BackendUnavailable, InvalidArgument, NotFound
 from designsearch.services.search.engines.edge.payload_filters import to_edge_filter
 from designsearch.services.search.engines.edge.state import _META, _gnu_tar
-from designsearch.services.search.engines.portable import read_portable_snapshot, write_portable_snapshot
+from designsearch.services.search.engines.portable import read_portable_snapshot
 
 
 class SnapshotMixin:
@@ -117,12 +117,6 @@ class SnapshotMixin:
             trash = self.root / f".trash-{name}-{uuid.uuid4().hex[:8]}"
             os.replace(self.root / name, trash)
             shutil.rmtree(trash, ignore_errors=True)
-
-    def export_portable(self, collection: str, path: str) -> str:
-        """Write every point into a portable ``.dsnap`` snapshot (engine-neutral)."""
-        coll = self._get(collection)
-        with coll.write_lock:
-            return write_portable_snapshot(path, coll.dims, coll.hnsw, list(self.iter_points(collection)))
 
     def iter_points(self, collection: str, flt: SearchFilter | None = None, batch: int = 1024) -> Iterator[Point]:
         """Every point of ``collection`` matching ``flt`` (scroll, filter applied by the engine), vectors included."""
