@@ -1,16 +1,19 @@
-"""In-memory gateway backends (``gateway.ports.Backends``) for the gateway core's unit tests: the segmenter
-returns one centre crop with an elliptical mask, the embedder a unit vector hashed from the image bytes
-and view, and search is brute force over the stored points."""
+"""Gateway backends (``gateway.ports.Backends``) for the gateway core's unit tests without services: the
+segmenter returns one centre crop with an elliptical mask, the embedder a unit vector hashed from the image
+bytes and view, and search is the REAL search core (:class:`designsearch.services.search.core.SearchCore`
+over the embedded Qdrant Edge engine, on disk in a temporary folder), called in-process: its grouping and
+filters are the production ones."""
 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import uuid
 
 import cv2
 import numpy as np
 
-from designsearch.domain import KIND_WHEEL, Hit, SearchFilter
+from designsearch.domain import KIND_WHEEL, SearchFilter
 from designsearch.errors import BackendUnavailable
 from designsearch.images import decode_image, encode_png
 from designsearch.gateway.ports import QueryCrop, Segmentation
@@ -25,9 +28,21 @@ def _vector(data: bytes, view: str) -> np.ndarray:
 
 
 class MemoryBackends:
-    """In-memory segmenter (centre crop), embedder (hash → unit vector) and brute-force search."""
+    """In-process segmenter (centre crop), embedder (hash → unit vector) and the real search core.
 
-    def __init__(self) -> None:
+    Args:
+        index_dir: folder of the embedded search engine (default: a fresh temporary folder, removed by
+            :meth:`close`).
+    """
+
+    def __init__(self, index_dir: str | None = None) -> None:
+        from designsearch.services.search.core import SearchCore
+        from designsearch.services.search.engines import open_index
+        from designsearch.services.search.index import HnswConfig
+
+        self._tmp = None if index_dir else tempfile.TemporaryDirectory(prefix="memory-backends-")
+        path = index_dir or self._tmp.name
+        self.search = SearchCore(open_index(None, path, "edge", HnswConfig()))
         self.segmenter_model = "learned:sha256:aaaa"
         self.embedder_model = f"sha256:{uuid.uuid4().hex[:16]}"  # fresh cache keys per test
         self.segment_calls = 0
@@ -37,9 +52,6 @@ class MemoryBackends:
         self.segment_kind = KIND_WHEEL  # kind of the one crop the in-memory segmenter returns
         self.searched_views: list[list[str]] = []  # catalogue vector of each search, per search_designs_many call
         self.per_design: list[int] = []  # points asked per design, per search_designs_many call
-        self.collections: dict[str, dict] = {}
-        self.collection_dims: dict[str, dict[str, int]] = {}
-        self.aliases: dict[str, str] = {}
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
         self.segment_calls += 1
@@ -69,59 +81,52 @@ class MemoryBackends:
     async def model_infos(self):
         return [(self.embedder_model, DIM)]
 
+    # -- search: the real core, in-process -------------------------------------------------------
+
     async def resolve_alias(self, alias):
-        return self.aliases.get(alias)
+        return self.search.list_collections([alias])[1].get(alias)
 
     async def create_collection(self, name, vectors):
-        created = name not in self.collections
-        self.collections.setdefault(name, {})
-        self.collection_dims.setdefault(name, dict(vectors))
-        return created
+        return self.search.create_collection(name, dict(vectors))
 
     async def collection_vectors(self, collection):
-        return dict(self.collection_dims[self.aliases.get(collection, collection)])
+        return self.search.vector_dims(collection)
 
     async def delete_collection(self, name):
-        self.collections.pop(name, None)
-        self.collection_dims.pop(name, None)
+        self.search.delete_collection(name)
 
     async def set_alias(self, alias, collection):
-        self.aliases[alias] = collection
+        self.search.set_alias(alias, collection)
 
     async def upsert(self, collection, points):
-        for p in points:
-            self.collections[self.aliases.get(collection, collection)][p.id] = p
-
-    async def _search(self, collection, vector, using, limit, flt: SearchFilter, per_design=1):
-        by_design: dict[str, list[Hit]] = {}
-        for p in self.collections[self.aliases.get(collection, collection)].values():
-            if flt.kinds and p.payload["kind"] not in flt.kinds or p.payload["design_id"] in flt.exclude_design_ids:
-                continue
-            if using not in p.vectors:  # a point may hold a subset of the named vectors
-                continue
-            by_design.setdefault(p.payload["design_id"], []).append(Hit(p.id, float(p.vectors[using] @ vector), p.payload))
-        groups = sorted((sorted(hits, key=lambda h: -h.score)[:per_design] for hits in by_design.values()),
-                        key=lambda g: -g[0].score)[:limit]
-        return [h for g in groups for h in g]
+        self.search.upsert(collection, list(points))
 
     async def search_designs_many(self, collection, queries, per_design=1):
         self.searched_views.append([q[1] for q in queries])
         self.per_design.append(per_design)
-        return [await self._search(collection, *q, per_design=per_design) for q in queries]
+        return [self.search.search(collection, vector, using, limit, flt, True, per_design)
+                for vector, using, limit, flt in queries]
 
     async def count(self, collection):
-        return len(self.collections[self.aliases.get(collection, collection)])
+        return self.search.count(collection, SearchFilter())
 
     async def delete_points(self, collection, ids):
-        for i in ids:
-            self.collections[self.aliases.get(collection, collection)].pop(i, None)
+        self.search.delete(collection, list(ids))
 
     async def get_points(self, collection, ids):
-        stored = self.collections[self.aliases.get(collection, collection)]
-        return [stored[i] for i in ids if i in stored]
+        return self.search.get_points(collection, list(ids))
+
+    async def group_centroid(self, collection, using, flt):
+        return self.search.group_centroid(collection, using, flt)
+
+    def points(self, collection: str) -> list:
+        """Every stored point of ``collection`` (vectors and payloads), for assertions."""
+        return list(self.search.index.iter_points(collection))
 
     async def check(self):
         return []
 
     async def close(self):
-        pass
+        self.search.index.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -304,7 +304,7 @@ async def test_a_busy_catalogue_fails_one_item_and_leaves_no_orphan_points(tmp_p
             holder.join()
             assert outcome.status == expected, outcome
         assert isinstance(outcome.failure, BackendUnavailable)
-        stored = {p.payload["image_id"] for p in backends.collections[core.collection].values()}
+        stored = {p.payload["image_id"] for p in backends.points(core.collection)}
         assert hashlib.sha256(items[1].image).hexdigest() not in stored  # no orphan points
         assert (await core.index_item(items[1])).status == "added"  # the retry after the lock is gone works
         assert (await core.index_item(items[2])).status == "added"

@@ -12,7 +12,7 @@ from designsearch.domain import KIND_WHEEL, KIND_WHOLE_IMAGE, SearchFilter
 from designsearch.gateway.cache import QueryCache
 from designsearch.gateway.catalogue import Catalogue
 from designsearch.gateway.core import GatewayCore, IndexItem
-from tests.unit.memory_backends import MemoryBackends
+from tests.unit.memory_backends import DIM, MemoryBackends
 
 
 async def test_ingestion_mirrors_the_whole_picture_only_and_queries_never(core, images):
@@ -79,7 +79,7 @@ async def test_sketch_queries_search_the_catalogue_vectors_the_setting_names(tmp
         try:
             await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
                                             for i in catalogue[:3]])
-            indexed = {name for p in backends.collections[core.live.collection].values() for name in p.vectors}
+            indexed = {name for p in backends.points(core.live.collection) for name in p.vectors}
             assert ("lines" in indexed) == lines_view
             views = backends.searched_views
             # the (wheel) crop, then the whole picture
@@ -109,7 +109,7 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     items = [IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes()) for i in catalogue[:4]]
     await core.ingest.index_stream(items[:3])
     assert backends.embed_views == [["photo"]] * 6  # regions (no lines vector by default), then cut-outs, per image
-    points = list(backends.collections[core.live.collection].values())
+    points = backends.points(core.live.collection)
     assert len(points) == 6
     for p in points:
         assert (VIEW_CUTOUT in p.vectors) == (p.payload["kind"] != KIND_WHOLE_IMAGE)
@@ -126,8 +126,9 @@ async def test_catalogue_crops_get_a_cutout_vector_that_closeup_queries_search(c
     backends.segment_kind = KIND_WHEEL
     await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert views[-1] == ["photo", "photo"]
-    # a collection made before the cutout vector existed: none computed, none searched
-    backends.collection_dims[core.live.collection].pop(VIEW_CUTOUT)
+    # a collection made before the cutout vector existed (photo vectors only): none computed, none searched
+    backends.search.delete_collection(core.live.collection)
+    backends.search.create_collection(core.live.collection, {"photo": DIM})
     core.live.forget(core.live.collection)
     backends.embed_views.clear()
     await core.ingest.index_stream(items[3:])
