@@ -113,10 +113,14 @@ class QueryCache:
         failures_to_open: consecutive failures that open the breaker, ≥ 1.
         open_s: how long the breaker stays open before a probe, seconds.
         threads: threads (and at most as many connections) calling Redis.
+        clock: monotonic seconds for the breaker's open period (tests inject their own).
+
+    Attributes:
+        calls_sent: calls that reached Redis (or tried to): skipped calls do not count.
     """
 
     def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.05, failures_to_open: int = 3,
-                 open_s: float = 2.0, threads: int = 4) -> None:
+                 open_s: float = 2.0, threads: int = 4, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                                            retry=Retry(NoBackoff(), 0))
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="redis-cache")
@@ -124,6 +128,8 @@ class QueryCache:
         self.failures_to_open = max(1, failures_to_open)
         self.open_s = open_s
         self.openings = 0
+        self.calls_sent = 0
+        self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
         self._bumps_wanted = self._bumps_stored = 0  # catalogue-version bumps asked for / known stored
@@ -137,8 +143,8 @@ class QueryCache:
         """``"call"`` (breaker closed), ``"probe"`` (half-open: this call probes Redis), or None (skip)."""
         if self._opened_at is None:
             return "call"
-        if time.monotonic() - self._opened_at >= self.open_s:
-            self._opened_at = time.monotonic()  # half-open: this call probes; others keep skipping
+        if self._clock() - self._opened_at >= self.open_s:
+            self._opened_at = self._clock()  # half-open: this call probes; others keep skipping
             return "probe"
         return None
 
@@ -155,7 +161,7 @@ class QueryCache:
                 CACHE_BREAKER_OPENINGS.inc()
                 log.warning("cache_breaker_open", operation=what, error_type=type(exc).__name__, error=str(exc),
                             failures=self._failures, open_s=self.open_s)
-            self._opened_at = time.monotonic()
+            self._opened_at = self._clock()
 
     async def _call(self, what: str, fn: Callable[[redis.Redis], T], mode: str | None = None) -> T | object:
         """``fn(client)`` on a cache thread: its result, or :data:`_FAILED` (breaker open, Redis error)."""
@@ -166,6 +172,7 @@ class QueryCache:
         def run():
             if mode == "call" and self._opened_at is not None:
                 return _FAILED  # the breaker opened while this call waited for a thread
+            self.calls_sent += 1
             return fn(self.client)
 
         try:

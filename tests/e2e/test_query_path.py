@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
@@ -97,9 +98,21 @@ async def test_catalogue_image_comes_back_first(indexed, gateway_stub):
     assert len({m.design.design_id for m in r.matches}) == len(r.matches)  # grouped by design
 
 
+def unique_picture(path) -> bytes:
+    """The picture at ``path`` with one pixel set from a fresh uuid, as PNG: bytes no other test (or earlier
+    run on the same Redis) has sent, so the test's cache misses and hits are its own."""
+    import uuid
+
+    from designsearch.images import encode_png, read_image
+
+    rgb = read_image(str(path)).copy()
+    rgb[0, 0] = np.frombuffer(uuid.uuid4().bytes[:3], np.uint8)
+    return encode_png(rgb)
+
+
 async def test_second_identical_query_is_served_from_cache(indexed, gateway_stub):
     _, queries, _ = indexed
-    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=queries[0].path.read_bytes()), k=3)
+    req = gateway_pb2.FindSimilarRequest(image=common_pb2.Image(content=unique_picture(queries[0].path)), k=3)
     first = await gateway_stub.FindSimilar(req, timeout=30)
     before = _embedded_images()
     second = await gateway_stub.FindSimilar(req, timeout=30)

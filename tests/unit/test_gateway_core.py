@@ -217,51 +217,53 @@ async def test_export_feedback_writes_one_pair_per_dislike(core, images, tmp_pat
                      "user_id": "anonymous", "model_version": core.embedder_version}]
 
 
-async def test_a_frozen_redis_costs_one_timeout_not_every_query(tmp_path, make_gateway_settings, images):
-    """Redis frozen (SIGSTOP): queries keep working at their normal latency (the circuit breaker skips
-    the cache after one short timeout), and the cache is used again once Redis is back."""
+async def test_a_frozen_redis_costs_a_few_calls_not_every_query(tmp_path, make_gateway_settings, images):
+    """Redis frozen (SIGSTOP): queries keep working; the circuit breaker opens after a few failed calls and
+    later queries send Redis nothing; once Redis runs again and the breaker's open period has passed (an
+    injected clock: no sleeping, no timing), the next query probes, the breaker closes, and the cache serves
+    again."""
     import os
     import signal
-    import statistics
-    import time
 
     from designsearch.procs import RedisProcess
 
     catalogue, _ = images
     redis = RedisProcess(tmp_path / "redis")
+    now = [1000.0]
     settings = make_gateway_settings(None, tmp_path, alias_refresh_s=0.0, redis_url=redis.url,
                                      catalogue_url=f"sqlite:///{tmp_path / 'c.db'}")
-    core = GatewayCore(MemoryBackends(), QueryCache(settings.redis_url, 60, timeout_s=0.05, open_s=0.5),
-                       Catalogue(settings.catalogue_url), settings)
+    cache = QueryCache(settings.redis_url, 60, timeout_s=0.05, open_s=2.0, clock=lambda: now[0])
+    core = GatewayCore(MemoryBackends(), cache, Catalogue(settings.catalogue_url), settings)
     try:
         await core.start()
         await core.ingest.index_stream([IndexItem(i.design_id, i.brand, i.model, i.year, i.path.read_bytes())
                                         for i in catalogue[:3]])
         data = catalogue[0].path.read_bytes()
-
-        async def timed(**kw) -> float:
-            t = time.perf_counter()
-            await core.find_similar(data, 3, SearchFilter(), **kw)
-            return time.perf_counter() - t
-
-        normal = statistics.median([await timed(use_cache=False) for _ in range(5)])
+        expected = [m.design_id for m in (await core.find_similar(data, 3, SearchFilter(), use_cache=False)).matches]
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
-            frozen = [await timed() for _ in range(8)]
+            first = await core.find_similar(data, 3, SearchFilter())
+            assert not cache.available and cache.openings == 1  # opened by this query's failed calls
+            sent = cache.calls_sent
+            for _ in range(5):  # the breaker is open: answered without the cache, no call sent
+                r = await core.find_similar(data, 3, SearchFilter())
+                assert [m.design_id for m in r.matches] == expected and not r.cache_hit
+            assert cache.calls_sent == sent
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
-        assert not core.cache.available or frozen[0] > 0.04  # the first query paid one timeout
-        assert statistics.median(frozen[1:]) < normal + 0.05  # then the cache is skipped
-        # Breaker half-open after open_s: the next call probes and finds Redis back. On a loaded machine the
-        # just-resumed Redis can miss one 50 ms probe (the breaker then stays open another open_s), so the
-        # recovery is awaited for a few breaker periods rather than assumed after exactly one.
-        deadline = time.monotonic() + 5.0
-        while True:
-            time.sleep(0.6)
-            await timed()
-            if core.cache.available or time.monotonic() > deadline:
+        assert [m.design_id for m in first.matches] == expected
+        await core.find_similar(data, 3, SearchFilter())
+        assert not cache.available and cache.calls_sent == sent  # still within open_s: skipped
+        import redis as redis_py
+
+        with redis_py.Redis.from_url(redis.url, socket_timeout=10) as direct:
+            assert direct.ping()  # Redis runs again
+        for _ in range(3):  # the open period has passed: the next call probes Redis (half-open); on a loaded
+            now[0] += 2.0   # machine one 50 ms probe may still miss, and the breaker then waits one more period
+            await core.find_similar(data, 3, SearchFilter())
+            if cache.available:
                 break
-        assert core.cache.available, "the cache never came back after Redis resumed"
+        assert cache.available and cache.calls_sent > sent
         assert (await core.find_similar(data, 3, SearchFilter())).cache_hit
     finally:
         await core.close()

@@ -70,29 +70,35 @@ async def test_a_busy_event_loop_does_not_open_the_breaker(redis_server):
 
 
 async def test_a_frozen_or_stopped_redis_opens_the_breaker_and_it_closes_again(tmp_path):
-    """SIGSTOP: the breaker opens after a few timeouts (in parallel, so within a few timeouts of the
-    freeze), later calls skip Redis at once, and once Redis runs again the half-open probe closes it.
-    A stopped Redis (connection refused) opens it too."""
+    """SIGSTOP: the breaker opens after a few failed calls, later calls skip Redis (nothing sent); once Redis
+    runs again and the open period has passed (an injected clock, no sleeping) one call probes and closes it.
+    A stopped Redis (connection refused) opens it too. (How long a frozen Redis costs a query is measured by
+    ``benchmarks/fault_load.py``, not here.)"""
+    import redis as redis_py
+
     redis = RedisProcess(tmp_path / "redis")
-    cache = QueryCache(redis.url, 60, timeout_s=0.05, open_s=0.3)
+    now = [0.0]
+    cache = QueryCache(redis.url, 60, timeout_s=0.05, open_s=0.3, clock=lambda: now[0])
     try:
         await cache.set_raw("k", b"v", 60)
         assert await cache.get_raw("k") == b"v"
         os.kill(redis.proc.pid, signal.SIGSTOP)
         try:
-            t0 = time.perf_counter()
             assert await asyncio.gather(*[cache.get_raw("k") for _ in range(8)]) == [None] * 8
-            assert time.perf_counter() - t0 < 0.6  # parallel timeouts, not 8 in a row
             assert not cache.available and cache.openings == 1
-            t0 = time.perf_counter()
+            sent = cache.calls_sent
             assert await cache.get_raw("k") is None
-            assert time.perf_counter() - t0 < 0.02  # open: no network call at all
+            assert cache.calls_sent == sent  # open: no call sent at all
         finally:
             os.kill(redis.proc.pid, signal.SIGCONT)
-        deadline = time.monotonic() + 5
-        while not cache.available and time.monotonic() < deadline:
-            await asyncio.sleep(0.35)
-            await cache.get_raw("k")  # after open_s, one call probes (half-open)
+        with redis_py.Redis.from_url(redis.url, socket_timeout=10) as direct:
+            assert direct.ping()
+        assert await cache.get_raw("k") is None and cache.calls_sent == sent  # still open within open_s
+        for _ in range(3):  # one probe per open period (a just-resumed Redis may miss one 50 ms probe)
+            now[0] += 0.3
+            await cache.get_raw("k")
+            if cache.available:
+                break
         assert cache.available and await cache.get_raw("k") == b"v"
 
         redis.stop()
