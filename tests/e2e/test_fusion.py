@@ -183,14 +183,6 @@ async def test_rotated_copy_of_a_catalogue_wheel_finds_its_design_first(rotated_
     assert not misses
 
 
-async def test_rotated_catalogue_wheels_stay_near_the_top(rotated_ranks):
-    """The looser guard kept from before the test above passed: at least 80 % first and every one in the
-    top 3."""
-    firsts = sum(r[3] == 1 for r in rotated_ranks)
-    assert firsts / len(rotated_ranks) >= 0.8, f"{firsts}/{len(rotated_ranks)} first"
-    assert all(r[3] is not None and r[3] <= 3 for r in rotated_ranks), [r for r in rotated_ranks if not r[3] or r[3] > 3]
-
-
 async def test_cached_query_keeps_the_whole_picture_vector(indexed, gateway_stub):
     """The cache entry holds every query vector, the whole picture's included: a cache hit gives
     the same regions, matches, scores and matched boxes as the computed answer."""
@@ -206,9 +198,10 @@ async def test_cached_query_keeps_the_whole_picture_vector(indexed, gateway_stub
         [(m.design.design_id, round(m.score, 5), m.query_box.x2) for m in first.matches]
 
 
-async def test_sketch_query_fuses_its_crops_and_whole_drawing_against_edge_vectors(indexed, gateway_stub):
-    """Line drawings of catalogue cars are searched as crops + whole drawing against the catalogue's
-    edge vectors (including the whole-picture edge vectors) and fused the same way."""
+async def test_sketch_query_fuses_its_crops_and_whole_drawing(indexed, gateway_stub):
+    """Line drawings of catalogue cars are searched as crops + whole drawing (against the catalogue vectors
+    of the policy's sketch_search: photo by default) and fused the same way: every match's query box is one of
+    the drawing's regions, and most find their own design first."""
     from designsearch.images import edge_map, encode_png
 
     catalogue, _, _ = indexed

@@ -153,8 +153,7 @@ async def test_closeup_queries_score_designs_by_their_best_points(core, images):
     assert backends.per_design[-1] == core.query.policy.design_top_m == 5
     assert copy.matches[0].design_id == catalogue[0].design_id and copy.matches[0].cosine == pytest.approx(1.0)
     assert copy.matches[0].score >= 1.0  # a near-copy scores its own cosine (plus the agreement bonus)
-    other = await core.find_similar(queries[0].path.read_bytes(), 3, SearchFilter(), use_cache=False)
-    assert all(m.score <= m.cosine + core.query.policy.fusion_bonus + 1e-6 for m in other.matches)  # a mean <= the best
+    # (the mean-of-best-points score itself: tests/unit/test_query_plan.py::test_rank_scores_designs_by_their_best_points)
     backends.segment_kind = KIND_WHEEL
     await core.find_similar(queries[1].path.read_bytes(), 3, SearchFilter(), use_cache=False)
     assert backends.per_design[-1] == 1
