@@ -3,6 +3,29 @@
 One vocabulary in one place. The services, the gateway, the CLI and the training code import these
 names; protobuf messages are converted to and from them in :mod:`designsearch.converters` only.
 
+Glossary (the names the code uses, one meaning each):
+
+* **design** — one product (a wheel design, or in the car catalogues a car model); ``design_id``.
+* **image** — one catalogue picture of a design; ``image_id`` = sha256 hex of its bytes.
+* **region** — a part of an image that gets embedded: each **crop** the segmenter finds (kind ``wheel``, or
+  ``closeup`` when one wheel fills the frame), then the **whole picture** (kind ``whole_image``).
+  ``gateway.ports.Region`` holds one; a query has regions too.
+* **cut-out** — a crop's wheel alone on white (its segmentation mask); the ``cutout`` view.
+* **view** — a named vector of a point: ``photo`` (the region as it is), ``lines`` (its Canny **line
+  drawing**) and ``cutout``. "edge" names only the Qdrant Edge engine, never a view.
+* **domain** — what a query picture is: ``photo`` or ``sketch`` (a line drawing; ``auto`` decides); a sketch
+  is embedded as drawn (``photo`` view) and searched against the views the query policy names.
+* **point** — one region stored in the index: its vectors per view and its **payload** (below).
+* **hit** — a point found by a search, with its cosine similarity ``score``.
+* **design score** — a design's score for one query region: its best point's cosine, or for a designer
+  query the mean cosine of its best ``design_top_m`` points (``gateway.fusion.design_scores``).
+* **fused score** — a design's design score over the query's regions plus the agreement bonus
+  (``gateway.fusion.fuse_max_agreement``); the API's ``score``. ``cosine`` is always a plain cosine.
+* **query policy** — every rule of one FindSimilar (``gateway.plan.QueryPolicy``); both cache keys hash it.
+* **model version** — ``sha256:`` + 16 hex of an ONNX file; the segmenter's adds ``+pp:`` and 8 hex of its
+  crop and post-processing settings. A collection is named ``<prefix>_<embedder version>``; the alias
+  names the live one.
+
 Semantics:
 
 * a catalogue image is stored as one *point* per region (each crop the segmenter finds, plus the

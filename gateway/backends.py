@@ -19,7 +19,7 @@ from designsearch.rpc import call, make_channel
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 from designsearch.v1 import common_pb2
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
-from designsearch.gateway.ports import QueryCrop, Segmentation
+from designsearch.gateway.ports import Region, Segmentation
 from designsearch.gateway.regions import CROP_SIZE
 
 
@@ -69,7 +69,7 @@ class GrpcBackends:
         pictures = [pixels_from_proto(p, "crop_pixels") for p in r.crop_pixels] if r.crop_pixels else [c.image for c in r.crops]
         if len(pictures) != len(r.crops):
             raise BackendUnavailable(f"the segmenter sent {len(r.crops)} crops and {len(pictures)} crop pictures")
-        crops = [QueryCrop(box_from_proto(c.box), kind_from_proto(c.kind), c.score, pic, c.mask)
+        crops = [Region(box_from_proto(c.box), kind_from_proto(c.kind), c.score, pic, c.mask)
                  for c, pic in zip(r.crops, pictures)]
         return Segmentation(crops, r.model_version, r.reason, r.image_width, r.image_height)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, VIEW_CUTOUT, VIEW_LINES, VIEW_PHOTO, Hit, SearchFilter
 from designsearch.gateway.fusion import FusedMatch, design_scores, fuse_max_agreement
-from designsearch.gateway.ports import QueryCrop
+from designsearch.gateway.ports import Region
 from designsearch.gateway.regions import WHOLE_PICTURE_MAX_SIDE
 from designsearch.images import SKETCH_MAX_SATURATION, SKETCH_MIN_BRIGHT, SKETCH_MIN_LOW_SATURATION
 
@@ -192,14 +192,14 @@ def search_views(policy: QueryPolicy, domain: str, collection_vectors: frozenset
     return views or [VIEW_PHOTO]
 
 
-def designer_query(domain: str, regions: Sequence[QueryCrop]) -> bool:
+def designer_query(domain: str, regions: Sequence[Region]) -> bool:
     """A picture as designers draw them: one the segmenter calls a close-up, or a sketch. Its crops are also
     compared with the catalogue's cut-outs (:func:`row_views`) and it scores designs by their best points
     (``design_top_m``); car photos are compared as before."""
     return domain == DOMAIN_SKETCH or any(r.kind == KIND_CLOSEUP for r in regions)
 
 
-def row_views(policy: QueryPolicy, domain: str, regions: Sequence[QueryCrop],
+def row_views(policy: QueryPolicy, domain: str, regions: Sequence[Region],
               collection_vectors: frozenset[str]) -> list[list[str]]:
     """The catalogue vectors each region is searched against: :func:`search_views`, plus ``cutout`` (each
     catalogue wheel alone on white), when the collection has that vector, for the regions
@@ -215,7 +215,7 @@ def row_views(policy: QueryPolicy, domain: str, regions: Sequence[QueryCrop],
     return [[*base, VIEW_CUTOUT] if r.kind in kinds else list(base) for r in regions]
 
 
-def rotated_copies(policy: QueryPolicy, regions: Sequence[QueryCrop]) -> list[int]:
+def rotated_copies(policy: QueryPolicy, regions: Sequence[Region]) -> list[int]:
     """The embedding plan: rotated copies to embed per region — ``policy.closeup_rotations`` for the
     close-up crops and the whole picture of a query the segmenter calls a close-up (one wheel filling the
     frame, whose spokes and light may be turned any way, unlike the catalogue's wheels photographed on
@@ -225,7 +225,7 @@ def rotated_copies(policy: QueryPolicy, regions: Sequence[QueryCrop]) -> list[in
     return [policy.closeup_rotations if r.kind in (KIND_CLOSEUP, KIND_WHOLE_IMAGE) else 0 for r in regions]
 
 
-def search_plan(policy: QueryPolicy, domain: str, regions: Sequence[QueryCrop], row_regions: Sequence[int],
+def search_plan(policy: QueryPolicy, domain: str, regions: Sequence[Region], row_regions: Sequence[int],
                 flt: SearchFilter, k: int, collection_vectors: frozenset[str]) -> SearchPlan:
     """Which rows are searched against which catalogue vectors, with which limit and filter.
 

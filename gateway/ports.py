@@ -17,9 +17,11 @@ from designsearch.images import decode_image
 
 
 @dataclass
-class QueryCrop:
-    """A region of an image: box ``(x1, y1, x2, y2)`` px, crop kind, score, the region's picture (an encoded
-    image, or ``uint8`` ``(H, W, 3)`` RGB pixels as the segmenter sends its crops to the gateway), mask PNG."""
+class Region:
+    """A region of an image (glossary: :mod:`designsearch.domain`) — a segmenter crop or the whole picture: box
+    ``(x1, y1, x2, y2)`` px, kind (``wheel``, ``closeup`` or ``whole_image``), score, the region's picture (an
+    encoded image, or ``uint8`` ``(H, W, 3)`` RGB pixels as the segmenter sends its crops to the gateway), mask
+    PNG."""
 
     box: Box
     kind: str
@@ -40,7 +42,7 @@ class QueryCrop:
 class Segmentation:
     """Segmenter answer: crops (maybe empty), detector version, reason when empty, image size px."""
 
-    crops: list[QueryCrop]
+    crops: list[Region]
     version: str
     reason: str
     width: int
@@ -57,7 +59,7 @@ class Backends(Protocol):
 
     async def segment(self, image: bytes, max_crops: int) -> Segmentation:
         """Crops of an encoded image, best first (at most ``max_crops``); each crop's picture as pixels or
-        an encoded image (:class:`QueryCrop`)."""
+        an encoded image (:class:`Region`)."""
         ...
 
     async def segmenter_version(self) -> str:

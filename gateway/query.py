@@ -28,7 +28,7 @@ from designsearch.gateway.fusion import away_from
 from designsearch.gateway.live import LiveIndex
 from designsearch.gateway.plan import (CROP_KINDS, DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH, QueryPolicy,  # noqa: F401
                                        crop_filter)
-from designsearch.gateway.ports import Backends, QueryCrop
+from designsearch.gateway.ports import Backends, Region
 from designsearch.gateway.regions import point_id, query_regions
 
 log = get_logger("query")
@@ -66,7 +66,7 @@ class EmbeddedQuery:
     whether they came from the cache, the query id (sha256 hex), the embedder version and its live
     collection, and the region index of each rotated copy (:func:`plan.rotated_copies`)."""
 
-    regions: list[QueryCrop]
+    regions: list[Region]
     vectors: np.ndarray
     domain: str
     cache_hit: bool
@@ -98,7 +98,7 @@ class QueryResult:
     """
 
     matches: list[MatchResult]
-    crops: list[QueryCrop]
+    crops: list[Region]
     domain: str
     cache_hit: bool
     embedder_version: str
@@ -127,7 +127,7 @@ def answer_loads(raw: bytes) -> QueryResult | None:
             return None
         matches = [MatchResult(**{**m, "query_box": tuple(m["query_box"]), "catalogue_box": tuple(m["catalogue_box"]),
                                   "thumbnail": base64.b64decode(m["thumbnail"])}) for m in d["matches"]]
-        crops = [QueryCrop(tuple(c["box"]), c["kind"], float(c["score"]), b"") for c in d["crops"]]
+        crops = [Region(tuple(c["box"]), c["kind"], float(c["score"]), b"") for c in d["crops"]]
         return QueryResult(matches, crops, d["domain"], True, d["embedder_version"], d["query_id"])
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # JSONDecodeError is a ValueError
         log.warning("answer_cache_entry_unreadable", error=f"{type(e).__name__}: {e}")
@@ -315,9 +315,9 @@ class QueryService:
             if use_cache:
                 cached = await self.cache.get(self.vector_key(query_id, self.live.segmenter_version, domain))
             tracing.tag(span, cache__kind="vectors", cache__hit=cached is not None, cache__read=use_cache)
-        regions: list[QueryCrop]
+        regions: list[Region]
         if cached is not None:
-            regions = [QueryCrop(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
+            regions = [Region(tuple(c["box"]), c["kind"], c["score"], b"") for c in cached.crops]
             vectors, used_domain, rotated_of = cached.vectors, cached.domain, cached.rotated_of
         else:
             with timer.stage("decode") as span:
@@ -354,7 +354,7 @@ class QueryService:
         return EmbeddedQuery(regions, vectors, used_domain, cached is not None, query_id, version, collection,
                              rotated_of)
 
-    async def _away_from_disliked(self, disliked: list[str], regions: list[QueryCrop], vectors: np.ndarray,
+    async def _away_from_disliked(self, disliked: list[str], regions: list[Region], vectors: np.ndarray,
                                   view: str, version: str, collection: str) -> np.ndarray:
         """:func:`away_from` the catalogue points (view ``view``, the first of :func:`plan.search_views`) of
         the disliked designs, at most ``policy.feedback_max_points`` of them; ``regions``: the region of each

@@ -12,7 +12,7 @@ import numpy as np
 from designsearch.domain import KIND_WHOLE_IMAGE
 from designsearch.errors import InvalidImage
 from designsearch.images import MIN_SIDE, cutout_on_white, decode_mask, encode_jpeg
-from designsearch.gateway.ports import QueryCrop
+from designsearch.gateway.ports import Region
 
 #: The whole picture is sent to the embedder at most this many px on its longest side (larger
 #: images are shrunk first; the embedder's input is 224 px). Queries and ingestion must agree, so
@@ -56,8 +56,8 @@ def whole_picture_bytes(image: bytes, rgb: np.ndarray, max_side: int = WHOLE_PIC
     return encode_jpeg(small, quality=92)
 
 
-def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray,
-                  max_side: int = WHOLE_PICTURE_MAX_SIDE) -> list[QueryCrop]:
+def query_regions(crops: list[Region], image: bytes, rgb: np.ndarray,
+                  max_side: int = WHOLE_PICTURE_MAX_SIDE) -> list[Region]:
     """The regions an image is embedded as: the segmenter's crops, then the whole picture.
 
     The whole picture (kind ``whole_image``, box ``(0, 0, W, H)``, score 0) is always last; when
@@ -70,10 +70,10 @@ def query_regions(crops: list[QueryCrop], image: bytes, rgb: np.ndarray,
         max_side: longest side of the whole picture embedded, px (:func:`whole_picture_bytes`).
     """
     h, w = rgb.shape[:2]
-    return [*crops, QueryCrop((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb, max_side))]
+    return [*crops, Region((0, 0, w, h), KIND_WHOLE_IMAGE, 0.0, whole_picture_bytes(image, rgb, max_side))]
 
 
-def region_cutout(rgb: np.ndarray, region: QueryCrop, size: int = CROP_SIZE) -> np.ndarray | None:
+def region_cutout(rgb: np.ndarray, region: Region, size: int = CROP_SIZE) -> np.ndarray | None:
     """A crop region's object alone on white (:func:`designsearch.images.cutout_on_white` with the
     segmenter's mask), ``uint8`` ``(size, size, 3)`` RGB, or None for the whole picture and for crops
     without a usable mask.

@@ -58,11 +58,11 @@ def embed_regions(data: bytes, segmenter, embedder, views: tuple[str, ...]) -> d
         view → ``(crops float32 (m, D), whole picture float32 (D,))``.
     """
     from designsearch.gateway.regions import CROP_SIZE, query_regions
-    from designsearch.gateway.ports import QueryCrop
+    from designsearch.gateway.ports import Region
 
     rgb = decode_image(data)
     seg = segmenter.segment(data, max_crops=4, crop_size=CROP_SIZE, pixels=True)  # as the gateway asks for them
-    crops = [QueryCrop(c.detection.box, c.detection.kind, c.detection.score, c.crop_rgb) for c in seg.crops]
+    crops = [Region(c.detection.box, c.detection.kind, c.detection.score, c.crop_rgb) for c in seg.crops]
     regions = query_regions(crops, data, rgb)
     rgbs = [rgb if r.kind == KIND_WHOLE_IMAGE and r.image is data else r.pixels() for r in regions]
     out = {}

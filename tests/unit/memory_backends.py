@@ -16,7 +16,7 @@ import numpy as np
 from designsearch.domain import KIND_WHEEL, SearchFilter
 from designsearch.errors import BackendUnavailable
 from designsearch.images import decode_image, encode_png
-from designsearch.gateway.ports import QueryCrop, Segmentation
+from designsearch.gateway.ports import Region, Segmentation
 
 DIM = 16
 
@@ -62,7 +62,7 @@ class MemoryBackends:
         cv2.ellipse(mask, (mask.shape[1] // 2, mask.shape[0] // 2), (mask.shape[1] // 2, mask.shape[0] // 2), 0, 0, 360,
                     255, -1)
         # the crop as pixels, as the segmenter sends it to the gateway
-        crop = QueryCrop(box, self.segment_kind, 0.9, np.ascontiguousarray(rgb[box[1]:box[3], box[0]:box[2]]), encode_png(mask))
+        crop = Region(box, self.segment_kind, 0.9, np.ascontiguousarray(rgb[box[1]:box[3], box[0]:box[2]]), encode_png(mask))
         return Segmentation([crop][:max_crops], self.segmenter_model, "", w, h)
 
     async def segmenter_version(self) -> str:

@@ -149,12 +149,12 @@ def test_crop_queries_search_catalogue_crops_only():
 
 
 def test_whole_picture_is_the_last_region_and_is_bounded():
-    from designsearch.gateway.ports import QueryCrop
+    from designsearch.gateway.ports import Region
     from designsearch.gateway.core import WHOLE_PICTURE_MAX_SIDE, query_regions, whole_picture_bytes
 
     small = np.full((300, 500, 3), 127, np.uint8)
     data = encode_jpeg(small)
-    crop = QueryCrop((10, 10, 60, 60), KIND_WHEEL, 0.9, b"jpeg")
+    crop = Region((10, 10, 60, 60), KIND_WHEEL, 0.9, b"jpeg")
     regions = query_regions([crop], data, small)
     assert [r.kind for r in regions] == [KIND_WHEEL, KIND_WHOLE_IMAGE]
     assert regions[1].box == (0, 0, 500, 300) and regions[1].image == data  # small: sent as it came

@@ -13,16 +13,16 @@ from designsearch.domain import KIND_CLOSEUP, KIND_WHEEL, KIND_WHOLE_IMAGE, Hit,
 from designsearch.gateway import plan as P
 from designsearch.gateway.cache import CachedQuery
 from designsearch.gateway.plan import QueryPolicy
-from designsearch.gateway.ports import QueryCrop
+from designsearch.gateway.ports import Region
 from designsearch.gateway.query import MatchResult, QueryResult, answer_cache_key, answer_dumps, answer_loads, query_cache_key
 
 ALL = frozenset({"photo", "cutout", "lines"})
 NO_LINES = frozenset({"photo", "cutout"})
 
 
-def regions(*kinds: str) -> list[QueryCrop]:
+def regions(*kinds: str) -> list[Region]:
     """Query regions of these kinds (the whole picture last, as query_regions orders them)."""
-    return [QueryCrop((0, 0, 10, 10), kind, 0.9, b"") for kind in kinds]
+    return [Region((0, 0, 10, 10), kind, 0.9, b"") for kind in kinds]
 
 
 WHEEL_PHOTO = regions(KIND_WHEEL, KIND_WHOLE_IMAGE)

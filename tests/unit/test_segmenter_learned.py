@@ -227,7 +227,7 @@ def test_cutout_keeps_the_wheel_and_whitens_everything_else(detector, val_with_w
     """The catalogue's cut-out of a detected wheel (``cutout_on_white``; the gateway's ``region_cutout``): the wheel's own pixels
     inside its mask, pure white outside it and around it, the wheel centred; a mask of the wrong shape and
     the whole picture give no cut-out."""
-    from designsearch.gateway.ports import QueryCrop
+    from designsearch.gateway.ports import Region
     from designsearch.gateway.regions import CROP_SIZE, region_cutout
     from designsearch.images import cutout_on_white, encode_png
 
@@ -257,15 +257,15 @@ def test_cutout_keeps_the_wheel_and_whitens_everything_else(detector, val_with_w
             assert window[outside].min() >= 240  # (a pixel of position rounding and the feathered edge)
             assert window[cv2.erode(keep, np.ones((5, 5), np.uint8)) > 0].mean() < 230
             # the gateway's cut-out: the same at its crop size, as pixels for the embedder
-            region = QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask))
+            region = Region(d.box, d.kind, d.score, b"", encode_png(d.mask))
             np.testing.assert_array_equal(region_cutout(rgb, region), cutout_on_white(rgb, d.box, d.mask, size=CROP_SIZE))
             with pytest.raises(ValueError):
                 cutout_on_white(rgb, d.box, d.mask[:-1])
-            assert region_cutout(rgb, QueryCrop(d.box, d.kind, d.score, b"", encode_png(d.mask[:-1]))) is None
+            assert region_cutout(rgb, Region(d.box, d.kind, d.score, b"", encode_png(d.mask[:-1]))) is None
             checked += 1
     assert checked >= 10
     h, w = rgb.shape[:2]
-    assert region_cutout(rgb, QueryCrop((0, 0, w, h), "whole_image", 0.0, b"", b"")) is None
+    assert region_cutout(rgb, Region((0, 0, w, h), "whole_image", 0.0, b"", b"")) is None
 
 
 # --- issue 30: what designers send, judged on REAL pictures and on the engine's pictures ---------------------
