@@ -47,8 +47,8 @@ async def identify(query: QueryService, image: bytes, flt: SearchFilter, domain:
         FailedPrecondition: no catalogue design matches ``flt`` (:data:`designsearch.gateway.query.NOTHING_TO_COMPARE`).
         BackendUnavailable: a backend is down.
     """
-    if not 0 <= neighbours <= query.max_k:
-        raise InvalidArgument(f"neighbours {neighbours} outside 1..{query.max_k} (0 = {default_neighbours})",
+    if not 0 <= neighbours <= query.policy.max_k:
+        raise InvalidArgument(f"neighbours {neighbours} outside 1..{query.policy.max_k} (0 = {default_neighbours})",
                               field="neighbours")
     result = await query.find_similar(image, neighbours or default_neighbours, flt, domain, use_feedback=False)
     if not result.matches:
