@@ -58,13 +58,21 @@ def _client(gateway: str, api_key: str | None) -> Iterator:
 @app.command()
 def up(var_dir: Path = typer.Option(DEFAULT_VAR, help="Folder for Redis data, index, catalogue and logs."),
        gateway_port: int = typer.Option(50050, help="Gateway port."),
-       web_port: int = typer.Option(8080, help="Port of the web page (0 = no web page).")) -> None:
+       web_port: int = typer.Option(8080, help="Port of the web page (0 = no web page)."),
+       replicas: str = typer.Option("", help="Processes per service, e.g. 'embedder=2,segmenter=2,gateway=2' (more "
+                                             "cores used; calls spread round-robin and retried on another replica; "
+                                             "replica i > 1 on a free port).")) -> None:
     """Start Redis, the four services and the web page locally; wait until all are SERVING; restart any
     that crashes (with back-off, reported); stop them on Ctrl-C or SIGTERM."""
     from designsearch.procs import Stack
 
-    stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053,
-                                  "web": web_port}, web=web_port != 0)
+    try:
+        counts = {k.strip(): int(v) for k, v in (item.split("=") for item in replicas.split(",") if item.strip())}
+        stack = Stack(var_dir, ports={"gateway": gateway_port, "segmenter": 50051, "embedder": 50052, "search": 50053,
+                                      "web": web_port}, web=web_port != 0, replicas=counts)
+    except ValueError as e:
+        console.print(f"[red]--replicas {replicas!r}: {e}[/] (expected e.g. embedder=2,segmenter=2)")
+        raise typer.Exit(2) from None
     with console.status("starting redis, segmenter, embedder, search, gateway, web page ..."):
         stack.start()
     console.print(f"[green]all services SERVING[/]: gateway on {stack.gateway_address}, logs in {var_dir / 'logs'}; Ctrl-C stops")

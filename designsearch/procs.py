@@ -239,25 +239,55 @@ class Stack:
         ports: ``{"gateway", "segmenter", "embedder", "search", "web"}`` → port; missing = free port.
         env: extra environment variables for the services.
         web: also run the web page (``designsearch.web``), started once the gateway is SERVING.
+        replicas: processes per service for ``segmenter``, ``embedder`` and ``gateway`` (default 1 each; the
+            search service keeps one embedded index and the web page is one). Replica ``i`` > 1 of a service
+            is the process ``<service>.<i>`` on a port of its own; the gateways get each group as one target
+            (``ipv4:127.0.0.1:P1,127.0.0.1:P2``: round-robin and retry on the next replica, the policy of the
+            headless Services in Kubernetes), the web page the gateways the same way. With more than one
+            replica anywhere, every process gets a Prometheus ``/metrics`` port (:attr:`metrics_ports`).
     """
+
+    #: Services that may run as several processes.
+    SCALABLE = ("segmenter", "embedder", "gateway")
 
     MODULES = {"segmenter": "designsearch.services.segmenter", "embedder": "designsearch.services.embedder",
                "search": "designsearch.services.search", "gateway": "designsearch.gateway"}
 
     def __init__(self, var_dir: str | Path, ports: dict[str, int] | None = None, env: dict[str, str] | None = None,
-                 web: bool = False) -> None:
+                 web: bool = False, replicas: dict[str, int] | None = None) -> None:
         self.var_dir = Path(var_dir)
-        self.modules = {**self.MODULES, **({"web": "designsearch.web"} if web else {})}
+        replicas = replicas or {}
+        bad = {k: v for k, v in replicas.items() if k not in self.SCALABLE or v < 1}
+        if bad:
+            raise ValueError(f"replicas: only {', '.join(self.SCALABLE)} may have several processes (>= 1); got {bad}")
+        self.modules = {}
+        for name, module in {**self.MODULES, **({"web": "designsearch.web"} if web else {})}.items():
+            for i in range(1, replicas.get(name, 1) + 1):
+                self.modules[name if i == 1 else f"{name}.{i}"] = module
         self.ports = {name: (ports or {}).get(name) or free_port() for name in self.modules}
+        scaled = any(v > 1 for v in replicas.values())
+        #: process name → its /metrics port (only when some service has several replicas)
+        self.metrics_ports = {name: free_port() for name in self.modules if name != "web"} if scaled else {}
         self.extra_env = env or {}
         self.redis: RedisProcess | None = None
         self.procs: dict[str, subprocess.Popen] = {}
         self._restarts: dict[str, tuple[float, float, float]] = {}  # name → (back-off s, restart due, started at)
 
+    def replicas_of(self, service: str) -> list[str]:
+        """The process names of ``service`` (``["embedder", "embedder.2"]``)."""
+        return [n for n in self.modules if n.split(".")[0] == service]
+
+    def target(self, service: str) -> str:
+        """The gRPC target of ``service``: ``127.0.0.1:P``, or ``ipv4:127.0.0.1:P1,127.0.0.1:P2`` for several."""
+        ports = [self.ports[n] for n in self.replicas_of(service)]
+        if len(ports) == 1:
+            return f"127.0.0.1:{ports[0]}"
+        return "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
+
     @property
     def gateway_address(self) -> str:
-        """``127.0.0.1:<gateway port>``."""
-        return f"127.0.0.1:{self.ports['gateway']}"
+        """The gateway target (:meth:`target`: every gateway replica)."""
+        return self.target("gateway")
 
     @property
     def web_url(self) -> str:
@@ -282,13 +312,13 @@ class Stack:
                 "DESIGNSEARCH_SEARCH_PATH": str(self.var_dir / "index"),
                 "DESIGNSEARCH_SEARCH_SNAPSHOT_DIR": str(self.var_dir / "snapshots"),
                 "DESIGNSEARCH_GATEWAY_PORT": str(p["gateway"]),
-                "DESIGNSEARCH_GATEWAY_SEGMENTER_ADDRESS": f"127.0.0.1:{p['segmenter']}",
-                "DESIGNSEARCH_GATEWAY_EMBEDDER_ADDRESS": f"127.0.0.1:{p['embedder']}",
+                "DESIGNSEARCH_GATEWAY_SEGMENTER_ADDRESS": self.target("segmenter"),
+                "DESIGNSEARCH_GATEWAY_EMBEDDER_ADDRESS": self.target("embedder"),
                 "DESIGNSEARCH_GATEWAY_SEARCH_ADDRESS": f"127.0.0.1:{p['search']}",
                 "DESIGNSEARCH_GATEWAY_REDIS_URL": self.redis.url,
                 "DESIGNSEARCH_GATEWAY_CATALOGUE_URL": f"sqlite:///{self.var_dir / 'catalogue.db'}",
                 "DESIGNSEARCH_WEB_PORT": str(p.get("web", 0)),
-                "DESIGNSEARCH_WEB_GATEWAY_ADDRESS": f"127.0.0.1:{p['gateway']}",
+                "DESIGNSEARCH_WEB_GATEWAY_ADDRESS": self.target("gateway"),
             })
             # internal calls authenticated even on one machine: a fresh token per stack, shared by all four
             token = secrets.token_hex(16)
@@ -305,9 +335,27 @@ class Stack:
             raise
 
     def _spawn(self, name: str) -> None:
+        env = dict(self._env)
+        service = name.split(".")[0].upper()
+        env[f"DESIGNSEARCH_{service}_PORT"] = str(self.ports[name])  # replica i > 1: its own port
+        if name in self.metrics_ports:
+            env[f"DESIGNSEARCH_{service}_METRICS_PORT"] = str(self.metrics_ports[name])
         with open(self.var_dir / "logs" / f"{name}.log", "ab") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", self.modules[name]], env=self._env, stdout=log,
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", self.modules[name]], env=env, stdout=log,
                                                 stderr=subprocess.STDOUT)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (default SIGKILL: no clean-up) to process ``name`` and wait until it is gone."""
+        proc = self.procs[name]
+        proc.send_signal(sig)
+        proc.wait(30)
+
+    def restart(self, name: str, timeout_s: float = 180.0) -> None:
+        """Start process ``name`` again (same port) and wait until it is SERVING."""
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self._spawn(name)
+        self._wait(name, timeout_s)
 
     def supervise(self, on_event=print, max_backoff_s: float = 30.0, healthy_s: float = 60.0) -> None:
         """Restart services that exited, with exponential back-off (1 s, 2 s, ... ``max_backoff_s``;
@@ -350,9 +398,10 @@ class Stack:
 
     def stop(self) -> None:
         """SIGTERM every service (the web page and the gateway first), wait for graceful exit, then stop Redis."""
-        for name in ["web", "gateway", "segmenter", "embedder", "search"]:
-            proc = self.procs.get(name)
-            if proc and proc.poll() is None:
+        order = ["web", "gateway", "segmenter", "embedder", "search"]
+        for name in sorted(self.procs, key=lambda n: order.index(n.split(".")[0])):
+            proc = self.procs[name]
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
             try:

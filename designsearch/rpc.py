@@ -3,6 +3,8 @@ error mapping."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
 
 from designsearch import errors, tracing
@@ -41,6 +43,26 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.Strea
         return await continuation(self._details(client_call_details), request_iterator)
 
 
+#: gRPC service config of every internal channel: round-robin over the addresses a target resolves to (the
+#: pods behind a headless Service, or ``ipv4:127.0.0.1:P1,127.0.0.1:P2``), and a call that fails UNAVAILABLE
+#: (a replica killed or restarting, a refused connection) retried up to twice on the next replica, after
+#: 50-200 ms (gRPC retry design, gRFC A6). Every internal RPC is safe to repeat: segment, embed and search
+#: compute, upserts and deletes are by point id.
+SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.2s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]},
+    }],
+})
+
+
+#: Request bytes kept per call so that it can be retried on another replica (an embed call of 4 crops as pixels
+#: is ~0.6 MB, a query image a few MB).
+RETRY_BUFFER_BYTES = 48 * 1024 * 1024
+
+
 def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca: bytes | None = None,
                  traced: bool = False) -> grpc.aio.Channel:
     """A ``grpc.aio`` channel (TLS when ``tls_ca`` is given) with client-side round-robin load balancing.
@@ -58,9 +80,12 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca
     """
     options = [
         ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.service_config", SERVICE_CONFIG),
         ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
         ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
         ("grpc.enable_retries", 1),
+        # a call stays retryable while its request is buffered: images and crop pixels exceed the 256 KiB default
+        ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
         # recover within ~1 s once a backend is back (the default back-off grows to 120 s)
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),

@@ -6,6 +6,7 @@ gateway runs them in worker threads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -82,23 +83,40 @@ def migrate(engine) -> None:
     """Bring the catalogue schema to the latest Alembic revision (``designsearch/gateway/migrations``).
 
     A database made before migrations existed (tables, no ``alembic_version``) is stamped with the
-    revision its tables match first, then upgraded.
+    revision its tables match first, then upgraded. Several gateway replicas may start at once: on
+    PostgreSQL the upgrade holds a transaction-level advisory lock (the others wait, then find nothing to
+    do); on SQLite, where two upgrades can race ("table ... already exists", "database is locked"), a failed
+    attempt is rolled back and retried (5 attempts, 0.2-1 s apart).
 
     Raises:
-        sqlalchemy.exc.OperationalError: the database cannot be reached.
+        sqlalchemy.exc.OperationalError: the database cannot be reached (after the attempts).
     """
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import inspect
+    from sqlalchemy import inspect, text
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        tables = set(inspect(conn).get_table_names())
-        if "designs" in tables and "alembic_version" not in tables:
-            command.stamp(cfg, "0002" if "feedback" in tables else "0001")
-        command.upgrade(cfg, "head")
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                cfg.attributes["connection"] = conn
+                tables = set(inspect(conn).get_table_names())
+                if "designs" in tables and "alembic_version" not in tables:
+                    command.stamp(cfg, "0002" if "feedback" in tables else "0001")
+                command.upgrade(cfg, "head")
+            return
+        except OperationalError as exc:
+            if attempt == 4:
+                raise
+            log.info("catalogue_migration_retry", attempt=attempt + 1, error=str(exc.orig)[:200])
+            time.sleep(0.2 * (attempt + 1))
+
+
+#: PostgreSQL advisory-lock key held while the catalogue schema is upgraded (any fixed 64-bit number).
+MIGRATION_LOCK_KEY = 0x64736361745F6D67  # "dscat_mg"
 
 
 @dataclass
