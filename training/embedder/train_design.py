@@ -34,12 +34,8 @@ Validation designs and the 15 real rim models are never drawn (manifest split ``
 Export: the network at 224 px with GeM (p as served) + the served whitening appended
 (:func:`.whitening.append_whitening`), then INT8 by :mod:`designsearch.training.quantize`.
 Reproducible: one seed drives sampling, augmentation and initialisation; resumable from
-``runs/embedder/<run>/checkpoint.pt``.
-
-CLI::
-
-    nohup python -m designsearch.training.embedder.train_design --run-name design-b1 --steps 900 \\
-        > runs/embedder/design-b1.out 2>&1 &
+``runs/embedder/<run>/checkpoint.pt``. CLI: ``python -m designsearch.training.embedder.train_design --help``
+(every :class:`DesignConfig` field; the recipes: ``scripts/train_embedder_design.sh``).
 """
 
 from __future__ import annotations
@@ -63,7 +59,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from designsearch.onnx import make_session
-from designsearch.images import to_model_input
+from designsearch.images import edge_map, to_model_input
 from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 
 from . import data as D
@@ -92,6 +88,9 @@ class DesignConfig:
         cars: Stanford whole cars per step for the preservation term (0 = off).
         wheels: Stanford Cars training-class (1-78) segmenter wheel crops per step (``runs/embedder/crops/segmenter``,
             :func:`.data.extract_wheel_crops`), in the preservation term and the car-model cross-entropy (0 = off).
+        edge_pairs: Stanford training-class wheel crops per step drawn as a positive pair of their photo view and its
+            Canny edge map (:func:`designsearch.images.edge_map`, the kept sketch row's query), both in the
+            preservation term (0 = off): what the served model knew of Canny sketches is kept and tied to photos.
         ce_weight: weight of the car-model normalised-softmax cross-entropy (Zhai & Wu, BMVC 2019) on the Stanford
             wheel crops and whole cars, proxies per (class, domain) imprinted from the served embeddings (0 = off).
         ce_temperature: its temperature.
@@ -125,6 +124,7 @@ class DesignConfig:
     rims: int = 6
     cars: int = 8
     wheels: int = 0
+    edge_pairs: int = 0
     ce_weight: float = 0.0
     ce_temperature: float = 0.05
     engine: bool = True
@@ -238,7 +238,7 @@ class Batches:
         train_rows = D.split_rows(D.load_rows(cfg.data))[0]
         self.cars = D.car_items(train_rows) if cfg.cars else []
         self.wheels = []
-        if cfg.wheels:
+        if cfg.wheels or cfg.edge_pairs:
             crop_dir = D.extract_wheel_crops(cfg.data, D.DEFAULT_RUNS / "crops", "segmenter")
             keep = {r["image_id"] for r in train_rows}
             self.wheels = [w for w in D.wheel_items(crop_dir) if w.image_id in keep]
@@ -297,6 +297,13 @@ class Batches:
             labels.append(-1)
             real.append(True)
             target.append(D.TRAIN_MAX_CLASS + self.wheels[w].class_id - 1)
+        for _ in range(cfg.edge_pairs if self.wheels else 0):
+            w = self._next("w", len(self.wheels))
+            photo = wheel_design_view(D.load_rgb(self.wheels[w]), cfg.size, rng, D.DOMAIN_WHEEL, 0.0, 0.1)
+            imgs += [photo, edge_map(photo, size=cfg.size)]
+            labels += [2 * 10**6 + w] * 2
+            real += [True, True]
+        target = target + [-1] * (2 * cfg.edge_pairs if self.wheels else 0)
         target = [-1] * (len(imgs) - len(target)) + target
         return np.stack(imgs), np.array(labels, dtype=np.int64), np.array(real), np.array(target, dtype=np.int64)
 
