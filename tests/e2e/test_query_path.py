@@ -426,5 +426,19 @@ async def test_tls_round_trip(indexed, stack, tmp_path, make_gateway_settings):
         assert stats.images > 0
         with pytest.raises(grpc.RpcError):
             await asyncio.to_thread(plaintext)
+        # the image's health check, as the TLS overlay's probes run it: a pod probes itself on 127.0.0.1 and
+        # verifies the certificate for its Service name; a wrong name or plaintext is not SERVING
+        import importlib.util
+
+        from designsearch.settings import REPO_ROOT
+
+        spec = importlib.util.spec_from_file_location("grpc_health_check", REPO_ROOT / "deploy" / "grpc_health_check.py")
+        check = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(check)
+        here = f"127.0.0.1:{gateway.port}"
+        probe = ["grpc-health-check", "--tls-ca", str(cert), "--server-name"]
+        assert await asyncio.to_thread(check.main, [*probe, "localhost", here]) == 0
+        assert await asyncio.to_thread(check.main, [*probe, "segmenter", here]) == 1
+        assert await asyncio.to_thread(check.main, ["grpc-health-check", here]) == 1
     finally:
         await gateway.stop(0)
