@@ -7,6 +7,19 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+_cuda_libraries_loaded = False
+
+
+def _load_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of the ``nvidia-*`` pip packages (the gpu image installs them beside
+    ``onnxruntime-gpu``) before the first CUDA session: ``onnxruntime.preload_dlls(directory="")``, onnxruntime's
+    documented way to use them without ``LD_LIBRARY_PATH`` (onnxruntime docs, CUDA execution provider, "Preload
+    DLLs"). Once per process; a build without the function relies on the system's libraries."""
+    global _cuda_libraries_loaded
+    if not _cuda_libraries_loaded and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls(directory="")
+    _cuda_libraries_loaded = True
+
 
 def make_session(path: str | Path, threads: int = 2, providers: Sequence[str] | None = None,
                  spinning: bool = False) -> ort.InferenceSession:
@@ -34,6 +47,8 @@ def make_session(path: str | Path, threads: int = 2, providers: Sequence[str] | 
         raise FileNotFoundError(f"ONNX model not found: {path}")
     available = set(ort.get_available_providers())
     chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in chosen:
+        _load_cuda_libraries()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

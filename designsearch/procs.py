@@ -326,6 +326,8 @@ class Stack:
                 env.setdefault(f"DESIGNSEARCH_{name}_INTERNAL_TOKEN", token)
             env.update(self.extra_env)
             self._env = env
+            #: the internal service token the services were started with (for in-process probes and benchmarks)
+            self.internal_token = env["DESIGNSEARCH_EMBEDDER_INTERNAL_TOKEN"]
             for name in self.modules:
                 self._spawn(name)
             for name in self.modules:

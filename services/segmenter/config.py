@@ -22,6 +22,11 @@ class SegmenterSettings(ServiceSettings):
         description="ONNX wheel segmenter file (default: the INT8 quantisation when present, else the float32 model).",
     )
     threads: int = Field(2, description="onnxruntime intra-op threads.")
+    providers: list[str] = Field(
+        ["CUDAExecutionProvider", "CPUExecutionProvider"],
+        description="onnxruntime execution providers in order of preference; unavailable ones are skipped (the CPU "
+                    "image has only CPUExecutionProvider; the gpu image, deploy/Dockerfile target gpu, adds CUDA).",
+    )
     ort_spinning: bool = Field(
         False, description="onnxruntime threads busy-wait between runs: on only when the service has its cores to "
                            "itself (off, the default, when services share cores; see designsearch.onnx.make_session).")

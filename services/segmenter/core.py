@@ -36,13 +36,16 @@ class SegmentResult:
     reason: str = ""
 
 
-def load_detector(kind: str, model_path: str, threads: int = 2, spinning: bool = False) -> WheelDetector:
+def load_detector(kind: str, model_path: str, threads: int = 2, spinning: bool = False,
+                  providers: list[str] | None = None) -> WheelDetector:
     """The wheel detector named by settings.
 
     Args:
         kind: ``"learned"``, ``"classical"`` or ``"auto"`` (learned when ``model_path`` exists).
         model_path: ONNX file of the learned segmenter.
         threads: onnxruntime intra-op threads.
+        spinning: onnxruntime threads busy-wait between runs.
+        providers: onnxruntime execution providers in order of preference (None = CPU).
 
     Raises:
         FileNotFoundError: ``kind == "learned"`` and the model file is missing.
@@ -57,7 +60,7 @@ def load_detector(kind: str, model_path: str, threads: int = 2, spinning: bool =
             raise FileNotFoundError(f"segmenter model not found: {model_path}")
         from designsearch.services.segmenter.learned import LearnedWheelDetector
 
-        return LearnedWheelDetector(model_path, threads=threads, spinning=spinning)
+        return LearnedWheelDetector(model_path, threads=threads, spinning=spinning, providers=providers)
     raise ValueError(f"unknown detector {kind!r}; expected learned, classical or auto")
 
 

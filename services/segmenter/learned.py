@@ -81,6 +81,8 @@ class LearnedWheelDetector:
         use_scene: apply the image-level head (step 8) when the model has one.
         scene_none: ``none`` probability at or above which a picture gives no detection.
         scene_closeup: ``closeup`` probability at or above which a picture gives one close-up detection.
+        providers: onnxruntime execution providers in order of preference, unavailable ones skipped (None = CPU);
+            the chosen ones are :attr:`providers`.
 
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
     split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
@@ -113,11 +115,13 @@ class LearnedWheelDetector:
         use_scene: bool = True,
         scene_none: float = 0.5,
         scene_closeup: float = 0.5,
+        providers: list[str] | None = None,
     ) -> None:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"segmenter model not found: {path}")
-        self.session = make_session(path, threads, spinning=spinning)
+        self.session = make_session(path, threads, providers=providers, spinning=spinning)
+        self.providers = self.session.get_providers()
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         dims = inp.shape[2:]

@@ -17,7 +17,7 @@ async def create_server(settings: SegmenterSettings | None = None, segmenter: Se
     settings = settings or SegmenterSettings()
     if segmenter is None:
         detector = await asyncio.to_thread(load_detector, settings.detector, settings.model_path, settings.threads,
-                                           settings.ort_spinning)
+                                           settings.ort_spinning, settings.providers)
         segmenter = Segmenter(detector, settings.crop_margin, settings.crop_size)
     servicer = SegmenterServicer(segmenter, settings.max_crops)
 

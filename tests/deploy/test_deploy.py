@@ -561,3 +561,20 @@ def test_kubectl_renders_the_tls_overlay_as_the_test_does():
             got = rendered[("Deployment", doc["metadata"]["name"])]["spec"]["template"]["spec"]["containers"][0]
             assert got.get("env") == doc["spec"]["template"]["spec"]["containers"][0].get("env")
             assert got.get("readinessProbe") == doc["spec"]["template"]["spec"]["containers"][0].get("readinessProbe")
+
+
+def test_gpu_image_target():
+    """``--target gpu`` swaps onnxruntime for its CUDA build of the same version, pinned with the NVIDIA
+    libraries; the default target stays the CPU runtime image."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+) AS (\S+)$", text, re.M)
+    assert stages[-1] == ("runtime", "cpu") and ("runtime", "gpu") in stages
+    gpu = text.split(" AS gpu")[1].split(" AS cpu")[0]
+    assert "pip uninstall -y onnxruntime" in gpu and "--no-deps -r /tmp/requirements-gpu.txt" in gpu
+    assert "pip check" in gpu and re.search(r"^USER 10001:10001$", gpu, re.M)
+    pins = _pins(DEPLOY / "requirements-gpu.txt")
+    assert pins["onnxruntime-gpu"] == _pins(REPO_ROOT / "requirements.lock")["onnxruntime"]
+    assert {"nvidia-cudnn-cu13", "nvidia-cublas", "nvidia-cuda-runtime"} <= set(pins)
+    # the services that run models ask for CUDA first; without a GPU onnxruntime skips it
+    for cls in (SegmenterSettings, EmbedderSettings):
+        assert cls().providers[0] == "CUDAExecutionProvider"
