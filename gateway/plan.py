@@ -120,9 +120,14 @@ class QueryPolicy:
         return cls(**values)
 
     def fingerprint(self) -> str:
-        """sha256 hex of :data:`CACHE_FORMAT` and every field: changes whenever any rule changes."""
-        material = json.dumps([CACHE_FORMAT, dataclasses.asdict(self)], sort_keys=True)
-        return hashlib.sha256(material.encode()).hexdigest()
+        """sha256 hex of :data:`CACHE_FORMAT` and every field: changes whenever any rule changes (computed once
+        per policy: it is frozen)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            material = json.dumps([CACHE_FORMAT, dataclasses.asdict(self)], sort_keys=True)
+            cached = hashlib.sha256(material.encode()).hexdigest()
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
 
     def replace(self, **changes: Any) -> QueryPolicy:
         """A copy with ``changes`` (validated like a new policy)."""
