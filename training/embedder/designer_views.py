@@ -51,6 +51,34 @@ def designer_pictures_of(rgb: np.ndarray, detector, per_item: int, rng: np.rando
     return [decode_image(draw(cut, STYLES[k % len(STYLES)], rng)) for k in range(per_item)], True
 
 
+def served_detector():
+    """The served INT8 segmenter's detector (one onnxruntime thread), which cuts the wheels out."""
+    from designsearch.services.segmenter.learned import LearnedWheelDetector
+    from designsearch.settings import SEGMENTER_MODEL_INT8
+
+    return LearnedWheelDetector(SEGMENTER_MODEL_INT8, threads=1)
+
+
+#: Styles of :func:`designer_pair`'s pictures, drawn uniformly: half line drawings.
+PAIR_STYLES = ("line_drawing", "line_drawing", "closeup", "rendering")
+
+
+def designer_pair(rgb: np.ndarray, detector, rng: np.random.Generator, size: int) -> list[np.ndarray]:
+    """A wheel crop's photo view (:func:`.augment.wheel_design_view`) and one designer picture of its wheel
+    (:func:`crop_cutout` drawn by :func:`designsearch.training.designer_pictures.draw` in a style of
+    :data:`PAIR_STYLES`; the crop turned by a random angle when no cut-out is usable), both ``uint8 (size, size,
+    3)`` RGB: a positive pair for :mod:`.train_design`'s ``designer_pairs``."""
+    import cv2
+
+    from .augment import wheel_design_view
+
+    cut = crop_cutout(rgb, detector, "")
+    style = PAIR_STYLES[int(rng.integers(len(PAIR_STYLES)))]
+    picture = decode_image(draw(cut, style, rng)) if cut is not None else rotate_about_centre(rgb, float(rng.uniform(0, 360)))
+    square = cv2.resize(picture, (size, size), interpolation=cv2.INTER_AREA)
+    return [wheel_design_view(rgb, size, rng, D.DOMAIN_WHEEL, 0.0, 0.1), square]
+
+
 def cache_designer_views(items: list[D.Item], per_item: int, detector, session: ort.InferenceSession, size: int,
                          seed: int, out: Path, photo_of: dict[str, str] | None = None, batch: int = 64,
                          log: str = "designer views") -> tuple[np.ndarray, dict]:

@@ -16,17 +16,13 @@ signals, each switchable for the ablation:
   ``p_related`` (hard negatives).
 * ``rims`` — instance discrimination (SimCLR, Chen et al., ICML 2020) on the real ``car-parts-50``
   TRAIN rims: two augmented views of one product shot are positives (the same loss, own labels).
-* ``preserve`` — feature preservation on real photos ("Learning without Forgetting", Li & Hoiem,
-  ECCV 2016, in its feature-distillation form): ``1 - cos(z, z0)`` between the trained embedding and the
-  served model's of the same view, on Stanford Cars training-class (1-78) whole cars and the real
-  rims, weighted ``preserve``; with the L2-SP penalty (Li, Grandvalet & Davoine, "Explicit Inductive
-  Bias for Transfer Learning with Convolutional Networks", ICML 2018) ``l2sp * sum ||w - w0||^2``
-  on the trained weights, it keeps the photo path near what real photos need (issue 31's probe: an
-  unconstrained head lost 4-14 points on real photo → photo retrieval).
-* ``ce_weight`` — car-model normalised-softmax cross-entropy (Zhai & Wu, "Classification is a Strong
-  Baseline for Deep Metric Learning", BMVC 2019; the served model's own objective) on Stanford Cars
-  training-class segmenter wheel crops (``wheels`` per step, also in the preservation term) and whole cars,
-  so what the served model knew of car models' wheels is kept.
+* ``preserve`` — feature preservation ("Learning without Forgetting", Li & Hoiem, ECCV 2016, feature-distillation
+  form): ``1 - cos(z, z0)`` to the served model's embedding of the same view, on real pictures (Stanford Cars
+  training-class whole cars and wheel crops, the real rims, the edge and designer pairs), weighted ``preserve``;
+  with L2-SP (Li, Grandvalet & Davoine, ICML 2018) ``l2sp * sum ||w - w0||^2`` it keeps the photo path near
+  what real photos need (issue 31's probe: an unconstrained head lost 4-14 points on real photos).
+* ``ce_weight`` — car-model normalised-softmax cross-entropy (Zhai & Wu, BMVC 2019; the served model's own
+  objective) on the Stanford wheel crops and whole cars.
 
 Validation designs and the 15 real rim models are never drawn (manifest split ``train`` only); the
 ``car-parts-50`` VALIDATION rims, ``wheel-vision`` and Stanford classes 79-98 never either.
@@ -35,7 +31,7 @@ Export: the network at 224 px with GeM (p as served) + the served whitening appe
 (:func:`.whitening.append_whitening`), then INT8 by :mod:`designsearch.training.quantize`.
 Reproducible: one seed drives sampling, augmentation and initialisation; resumable from
 ``runs/embedder/<run>/checkpoint.pt``. CLI: ``python -m designsearch.training.embedder.train_design --help``
-(every :class:`DesignConfig` field; the recipes: ``scripts/train_embedder_design.sh``).
+(every :class:`DesignConfig` field); the recipes: ``scripts/train_embedder_design.sh``.
 """
 
 from __future__ import annotations
@@ -65,6 +61,7 @@ from designsearch.training.embedder.model import EmbeddingNet, export_onnx
 from . import data as D
 from .augment import wheel_design_view
 from .contrastive import normalized_softmax_ce, supcon_loss
+from .designer_views import designer_pair, served_detector
 from .train_contrastive import _bool
 from .feature_cache import Head, _export_prefix, warmup_cosine
 from .import_onnx import import_state_dict
@@ -82,35 +79,31 @@ class DesignConfig:
         seed: seed of sampling, augmentation and initialisation.
         steps: optimisation steps (schedule length).
         size: training input side, pixels (export is 224).
-        designs: engine designs per step; ``views`` views each.
-        views: views per engine design.
+        designs, views: engine designs per step, views of each.
         rims: real ``car-parts-50`` train rims per step (2 views each; 0 = off).
         cars: Stanford whole cars per step for the preservation term (0 = off).
         wheels: Stanford Cars training-class (1-78) segmenter wheel crops per step (``runs/embedder/crops/segmenter``,
             :func:`.data.extract_wheel_crops`), in the preservation term and the car-model cross-entropy (0 = off).
         edge_pairs: Stanford training-class wheel crops per step drawn as a positive pair of their photo view and its
-            Canny edge map (:func:`designsearch.images.edge_map`, the kept sketch row's query), both in the
-            preservation term (0 = off): what the served model knew of Canny sketches is kept and tied to photos.
-        ce_weight: weight of the car-model normalised-softmax cross-entropy (Zhai & Wu, BMVC 2019) on the Stanford
-            wheel crops and whole cars, proxies per (class, domain) imprinted from the served embeddings (0 = off).
-        ce_temperature: its temperature.
+            Canny edge map (:func:`designsearch.images.edge_map`, the kept sketch row's query), both preserved.
+        designer_pairs: the same with one designer picture of the crop's wheel instead (cut out by the served
+            segmenter, drawn as :mod:`designsearch.training.designer_pictures` draws the benchmark's validation
+            wheels; half line drawings, the rest close-ups and renderings), both preserved (0 = off).
+        ce_weight, ce_temperature: weight (0 = off) and temperature of the car-model cross-entropy (proxies per
+            class and domain imprinted from the served embeddings).
         engine: engine design-identity loss on/off.
-        preserve: weight of the feature-preservation term (0 = off).
-        l2sp: weight of the L2-SP penalty (0 = off).
+        preserve, l2sp: weights of the feature-preservation term and the L2-SP penalty (0 = off).
         temperature: supervised-contrastive temperature.
         lr: AdamW learning rate (projection 10x), linear warm-up + cosine decay.
         warmup: warm-up steps.
         trainable_blocks: last MBConv blocks trained (head convolution and projection always).
         p_stroke: probability that an engine render or real rim view is turned into a stroke drawing.
         p_related: probability of drawing a design's one-parameter-changed partner into the batch.
-        p_oncar: probability that a drawn design's on-car wheel crop is one of its views (else views are drawn
-            uniformly from all its pictures, of which the on-car composite is one in ~17).
+        p_oncar: probability that a drawn design's on-car wheel crop is one of its views (else all are equally likely).
         init: checkpoint of an earlier run (``runs/embedder/<run>/checkpoint.pt``) whose weights the run starts
             from; the preservation teacher and the L2-SP anchor stay the served ``base``.
-        threads: torch threads.
-        checkpoint_every: steps between checkpoints.
-        run_name: folder under ``runs/embedder/``.
-        resume: continue from the run's checkpoint.
+        threads, checkpoint_every: torch threads; steps between checkpoints.
+        run_name, resume: folder under ``runs/embedder/``; continue from its checkpoint.
     """
 
     base: str = "models/embedder/wheelembed-lite0-512.onnx"
@@ -125,6 +118,7 @@ class DesignConfig:
     cars: int = 8
     wheels: int = 0
     edge_pairs: int = 0
+    designer_pairs: int = 0
     ce_weight: float = 0.0
     ce_temperature: float = 0.05
     engine: bool = True
@@ -238,7 +232,8 @@ class Batches:
         train_rows = D.split_rows(D.load_rows(cfg.data))[0]
         self.cars = D.car_items(train_rows) if cfg.cars else []
         self.wheels = []
-        if cfg.wheels or cfg.edge_pairs:
+        self.detector = served_detector() if cfg.designer_pairs else None
+        if cfg.wheels or cfg.edge_pairs or cfg.designer_pairs:
             crop_dir = D.extract_wheel_crops(cfg.data, D.DEFAULT_RUNS / "crops", "segmenter")
             keep = {r["image_id"] for r in train_rows}
             self.wheels = [w for w in D.wheel_items(crop_dir) if w.image_id in keep]
@@ -303,7 +298,12 @@ class Batches:
             imgs += [photo, edge_map(photo, size=cfg.size)]
             labels += [2 * 10**6 + w] * 2
             real += [True, True]
-        target = target + [-1] * (2 * cfg.edge_pairs if self.wheels else 0)
+        for _ in range(cfg.designer_pairs if self.wheels else 0):
+            w = self._next("w", len(self.wheels))
+            imgs += designer_pair(D.load_rgb(self.wheels[w]), self.detector, rng, cfg.size)
+            labels += [3 * 10**6 + w] * 2
+            real += [True, True]
+        target = target + [-1] * (2 * (cfg.edge_pairs + cfg.designer_pairs) if self.wheels else 0)
         target = [-1] * (len(imgs) - len(target)) + target
         return np.stack(imgs), np.array(labels, dtype=np.int64), np.array(real), np.array(target, dtype=np.int64)
 
