@@ -281,7 +281,8 @@ class QueryService:
         timer.ms["total"] = (time.perf_counter() - t0) * 1000
         result = QueryResult(matches, regions, used_domain, cached, version, query_id, timer.ms)
         if answer_key is not None:
-            await self.cache.set_raw(answer_key, answer_dumps(result), policy.answer_ttl_s)
+            # off the event loop (JSON + base64 thumbnails: milliseconds that cached queries would wait behind)
+            await self.cache.set_raw(answer_key, await asyncio.to_thread(answer_dumps, result), policy.answer_ttl_s)
         return result
 
     def answer_key(self, query_id: str, k: int, flt: SearchFilter, domain: str, use_feedback: bool,
@@ -332,7 +333,8 @@ class QueryService:
                 seg = await self.backends.segment(image, policy.max_crops)
                 tracing.tag(span, segmenter__version=seg.version, crops=len(seg.crops), max_crops=policy.max_crops,
                             domain=used_domain, segmenter__reason=seg.reason or "")
-            regions = query_regions(seg.crops, image, rgb, policy.whole_picture_max_side)
+            # off the event loop: shrinking and re-encoding a large whole picture takes milliseconds
+            regions = await asyncio.to_thread(query_regions, seg.crops, image, rgb, policy.whole_picture_max_side)
             # A sketch is a line drawing already: it is embedded as drawn (the "photo" view) and searched
             # as plan.search_views says (the catalogue's photos by default, or its Canny line drawings).
             copies = P.rotated_copies(policy, regions)
