@@ -255,17 +255,15 @@ async def rendering_ranks(indexed, gateway_stub, stack):
 
 
 async def test_renderings_of_catalogue_wheels_find_their_design_through_the_cutouts(rendering_ranks):
-    """A catalogue wheel drawn as a rendering on white or a close-up is found first for most of them, with the
-    catalogue's cut-outs searched as served. (With the car-model embedders the cut-outs found more of them first
-    than no cut-outs; the design-identity embedder, design-b5, finds 32 of 32 without them and 31 with them: they
-    now cost at most one here, which this checks, and `benchmarks/designer_queries.py` decides the default.)"""
+    """A catalogue wheel drawn as a rendering on white or a close-up is found through the catalogue's
+    cut-outs: first for most of them, and more often than with the cut-outs not searched."""
     served, off = rendering_ranks["crops"], rendering_ranks["off"]
     first = {rule: sum(r[2] == 1 for r in ranks) for rule, ranks in rendering_ranks.items()}
     print(f"renderings/close-ups of catalogue wheels first: {first} of {len(served)}; "
           f"served misses {[r for r in served if r[2] != 1]}")
     assert len(served) >= 20
     assert first["crops"] >= 0.8 * len(served)
-    assert first["crops"] >= first["off"] - 1
+    assert first["crops"] > first["off"]
 
 
 @pytest_asyncio.fixture(scope="module")
