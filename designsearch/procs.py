@@ -264,10 +264,19 @@ class Stack:
         for name, module in {**self.MODULES, **({"web": "designsearch.web"} if web else {})}.items():
             for i in range(1, replicas.get(name, 1) + 1):
                 self.modules[name if i == 1 else f"{name}.{i}"] = module
-        self.ports = {name: (ports or {}).get(name) or free_port() for name in self.modules}
+        taken: set[int] = set()
+
+        def distinct_port(given: int | None = None) -> int:  # free_port() twice may answer the same port
+            port = given or free_port()
+            while port in taken and not given:
+                port = free_port()
+            taken.add(port)
+            return port
+
+        self.ports = {name: distinct_port((ports or {}).get(name)) for name in self.modules}
         scaled = any(v > 1 for v in replicas.values())
         #: process name → its /metrics port (only when some service has several replicas)
-        self.metrics_ports = {name: free_port() for name in self.modules if name != "web"} if scaled else {}
+        self.metrics_ports = {name: distinct_port() for name in self.modules if name != "web"} if scaled else {}
         self.extra_env = env or {}
         self.redis: RedisProcess | None = None
         self.procs: dict[str, subprocess.Popen] = {}
