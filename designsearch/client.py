@@ -19,7 +19,7 @@ import grpc
 from grpc_status import rpc_status
 
 from designsearch.catalogue_data import LabelledImage
-from designsearch.rpc import RETRY_BUFFER_BYTES, SERVICE_CONFIG
+from designsearch.rpc import BALANCED_RETRY_OPTIONS
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 
 DOMAINS = {"auto": common_pb2.DOMAIN_UNSPECIFIED, "photo": common_pb2.DOMAIN_PHOTO, "sketch": common_pb2.DOMAIN_SKETCH}
@@ -78,9 +78,7 @@ class DesignSearchClient:
         # several gateways behind one target (dns:/// of a headless Service, or ipv4:A,B): round-robin, and a
         # call that fails UNAVAILABLE retried on the next one (designsearch.rpc.SERVICE_CONFIG)
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                   ("grpc.lb_policy_name", "round_robin"), ("grpc.service_config", SERVICE_CONFIG),
-                   ("grpc.enable_retries", 1), ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES)]
+                   ("grpc.max_send_message_length", 64 * 1024 * 1024), *BALANCED_RETRY_OPTIONS]
         self.channel = (grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=tls_ca), options=options)
                         if tls_ca is not None else grpc.insecure_channel(address, options=options))
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)

@@ -62,6 +62,17 @@ SERVICE_CONFIG = json.dumps({
 #: is ~0.6 MB, a query image a few MB).
 RETRY_BUFFER_BYTES = 48 * 1024 * 1024
 
+#: Channel options of every client of a replicated service (internal channels, ``DesignSearchClient``, the web
+#: page): round-robin over the target's addresses and the retry policy of :data:`SERVICE_CONFIG`, the request
+#: buffered for it.
+BALANCED_RETRY_OPTIONS = [
+    ("grpc.lb_policy_name", "round_robin"),
+    ("grpc.service_config", SERVICE_CONFIG),
+    ("grpc.enable_retries", 1),
+    # a call stays retryable while its request is buffered: images and crop pixels exceed the 256 KiB default
+    ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
+]
+
 
 def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca: bytes | None = None,
                  traced: bool = False) -> grpc.aio.Channel:
@@ -79,13 +90,9 @@ def make_channel(address: str, max_message_mb: int = 64, token: str = "", tls_ca
             (:func:`designsearch.tracing.client_interceptors`; nothing when tracing is off in this process).
     """
     options = [
-        ("grpc.lb_policy_name", "round_robin"),
-        ("grpc.service_config", SERVICE_CONFIG),
+        *BALANCED_RETRY_OPTIONS,
         ("grpc.max_receive_message_length", max_message_mb * 1024 * 1024),
         ("grpc.max_send_message_length", max_message_mb * 1024 * 1024),
-        ("grpc.enable_retries", 1),
-        # a call stays retryable while its request is buffered: images and crop pixels exceed the 256 KiB default
-        ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
         # recover within ~1 s once a backend is back (the default back-off grows to 120 s)
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),

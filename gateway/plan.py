@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 2
 
 DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH = "auto", "photo", "sketch"
-DOMAINS = (DOMAIN_AUTO, DOMAIN_PHOTO, DOMAIN_SKETCH)
 #: Catalogue point kinds that are crops of an image (searched by query crops); the third kind,
 #: ``whole_image``, is the whole picture (searched by the query's whole-picture vector only).
 CROP_KINDS = (KIND_WHEEL, KIND_CLOSEUP)

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from designsearch.client import DOMAINS, error_reason
 from designsearch.converters import box_from_proto
 from designsearch.logs import configure_logging, get_logger
-from designsearch.rpc import RETRY_BUFFER_BYTES, SERVICE_CONFIG
+from designsearch.rpc import BALANCED_RETRY_OPTIONS
 from designsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from designsearch.web.config import WebSettings
 
@@ -179,9 +179,7 @@ class WebApp:
         """Open the gateway channel on start-up, close it on shutdown."""
         # round_robin over every gateway pod behind a dns:/// target (or ipv4:A,B), a call that fails UNAVAILABLE
         # retried on the next gateway: the service config of designsearch.rpc's internal channels
-        options = [("grpc.lb_policy_name", "round_robin"), ("grpc.service_config", SERVICE_CONFIG),
-                   ("grpc.enable_retries", 1), ("grpc.per_rpc_retry_buffer_size", RETRY_BUFFER_BYTES),
-                   ("grpc.max_receive_message_length", 64 * 2**20),
+        options = [*BALANCED_RETRY_OPTIONS, ("grpc.max_receive_message_length", 64 * 2**20),
                    ("grpc.max_send_message_length", 64 * 2**20)]
         if self.settings.tls_ca_file:
             creds = grpc.ssl_channel_credentials(root_certificates=Path(self.settings.tls_ca_file).read_bytes())
