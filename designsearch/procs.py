@@ -247,6 +247,10 @@ class Stack:
             replica anywhere, every process gets a Prometheus ``/metrics`` port (:attr:`metrics_ports`).
     """
 
+    #: Niceness of the segmenter and embedder processes (``cpu_nice``; the environment may override it): on
+    #: shared cores the gateway's cached answers then do not wait behind segmentation and embedding.
+    COMPUTE_NICE = 10
+
     #: Services that may run as several processes.
     SCALABLE = ("segmenter", "embedder", "gateway")
 
@@ -333,6 +337,9 @@ class Stack:
             token = secrets.token_hex(16)
             for name in ("SEGMENTER", "EMBEDDER", "SEARCH", "GATEWAY"):
                 env.setdefault(f"DESIGNSEARCH_{name}_INTERNAL_TOKEN", token)
+            # one machine: the compute services yield the CPU to the gateway (cached answers, merging)
+            for name in ("SEGMENTER", "EMBEDDER"):
+                env.setdefault(f"DESIGNSEARCH_{name}_CPU_NICE", str(self.COMPUTE_NICE))
             env.update(self.extra_env)
             self._env = env
             #: the internal service token the services were started with (for in-process probes and benchmarks)

@@ -19,10 +19,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -32,7 +34,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from designsearch import errors, tracing
-from designsearch.logs import caller, get_logger, request_id
+from designsearch.logs import caller, configure_logging, get_logger, request_id
 from designsearch.ratelimit import RateLimiter
 from designsearch.rpc import INTERNAL_TOKEN_KEY
 from designsearch.telemetry import REQUEST_ID_KEY, RPC_SECONDS, RPC_TOTAL
@@ -355,7 +357,6 @@ async def build_server(
     reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     address = f"{settings.host}:{settings.port}"
     if getattr(settings, "tls_cert_file", "") and getattr(settings, "tls_key_file", ""):
-        from pathlib import Path
 
         creds = grpc.ssl_server_credentials([(Path(settings.tls_key_file).read_bytes(),
                                               Path(settings.tls_cert_file).read_bytes())])
@@ -385,3 +386,40 @@ async def serve_forever(service: Service, grace_s: float, name: str) -> None:
     await service.stop(grace_s)
     tracing.shutdown()  # flush the spans still batched (no-op with tracing off)
     log.info("stopped", service=name)
+
+
+def raise_niceness(step: int) -> None:
+    """Add ``step`` (≥ 0) to the niceness of every thread of this process (Linux keeps one per thread;
+    threads that exist already, such as the BLAS pool numpy starts on import, are raised one by one from
+    ``/proc/self/task``, later ones inherit it); elsewhere ``os.nice``. Capped at 19.
+
+    Raises:
+        OSError: the system refused (raising niceness needs no privilege on Linux).
+    """
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        os.nice(step)
+        return
+    for tid in (int(t.name) for t in tasks.iterdir()):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
+async def run_service(settings, create_server: Callable, name: str) -> None:
+    """A service process's life: logging as ``settings`` say, its niceness raised by ``settings.cpu_nice``
+    (before any thread of the server exists, so all of them inherit it), ``await create_server(settings)``,
+    then :func:`serve_forever`.
+
+    Args:
+        settings: a :class:`designsearch.settings.ServiceSettings`.
+        create_server: coroutine function ``settings -> Service``.
+        name: service name for the logs.
+    """
+    configure_logging(settings.log_level, settings.log_json)
+    if settings.cpu_nice:
+        raise_niceness(settings.cpu_nice)
+        log.info("cpu_nice", service=name, niceness=os.getpriority(os.PRIO_PROCESS, 0))
+    service = await create_server(settings)
+    await serve_forever(service, settings.grace_s, name)

@@ -89,6 +89,12 @@ class ServiceSettings(BaseSettings):
         30.0, description="Connections older than this get GOAWAY, so clients re-resolve DNS and spread to new pods.")
     max_connection_age_grace_s: float = Field(
         86_400.0, description="Time RPCs running on an aged connection (long ingestion streams) get to finish, seconds.")
+    cpu_nice: int = Field(
+        0, ge=0, le=19,
+        description="Niceness added to the process at start (os.nice; Linux CFS weight ~1.25x per step). On one "
+                    "machine the local stack runs the segmenter and embedder at 10 so the gateway's cached answers "
+                    "do not queue behind their compute (benchmarks/fault_load.py: cached p99 136 -> ~60 ms at 16 "
+                    "clients on 2 cores); 0 where each service has CPU of its own (Kubernetes requests).")
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_json: bool = Field(False, description="Log JSON lines (production) instead of coloured console lines.")
     tracing: bool = Field(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from designsearch.errors import BackendUnavailable
-from designsearch.logs import configure_logging, get_logger
+from designsearch.logs import get_logger
 from designsearch.ratelimit import RedisRateLimiter
-from designsearch.server import Service, build_server, serve_forever
+from designsearch.server import Service, build_server, run_service
 from designsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from designsearch.gateway.config import GatewaySettings
 from designsearch.gateway.core import build_core
@@ -85,7 +85,4 @@ async def _watch_backends(service: Service, core, interval_s: float) -> None:
 
 async def serve() -> None:
     """Run the gateway until SIGTERM."""
-    settings = GatewaySettings()
-    configure_logging(settings.log_level, settings.log_json)
-    service = await create_server(settings)
-    await serve_forever(service, settings.grace_s, "gateway")
+    await run_service(GatewaySettings(), create_server, "gateway")

@@ -6,8 +6,7 @@ import asyncio
 
 import numpy as np
 
-from designsearch.logs import configure_logging
-from designsearch.server import Service, build_server, serve_forever
+from designsearch.server import Service, build_server, run_service
 from designsearch.internal.v1 import embedder_pb2, embedder_pb2_grpc
 from designsearch.services.embedder.config import EmbedderSettings
 from designsearch.services.embedder.core import AdaptiveBatcher, EmbedService, OnnxEmbedder
@@ -43,7 +42,4 @@ async def create_server(settings: EmbedderSettings | None = None) -> Service:
 
 async def serve() -> None:
     """Run the embedder until SIGTERM."""
-    settings = EmbedderSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    service = await create_server(settings)
-    await serve_forever(service, settings.grace_s, "embedder")
+    await run_service(EmbedderSettings(), create_server, "embedder")

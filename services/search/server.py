@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from designsearch.logs import configure_logging
-from designsearch.server import Service, build_server, serve_forever
+from designsearch.server import Service, build_server, run_service
 from designsearch.internal.v1 import search_pb2, search_pb2_grpc
 from designsearch.services.search.config import SearchSettings
 from designsearch.services.search.core import SearchCore
@@ -44,7 +43,4 @@ async def create_server(settings: SearchSettings | None = None, index: VectorInd
 
 async def serve() -> None:
     """Run the search service until SIGTERM."""
-    settings = SearchSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    service = await create_server(settings)
-    await serve_forever(service, settings.grace_s, "search")
+    await run_service(SearchSettings(), create_server, "search")

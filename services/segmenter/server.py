@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from designsearch.logs import configure_logging
-from designsearch.server import Service, build_server, serve_forever
+from designsearch.server import Service, build_server, run_service
 from designsearch.internal.v1 import segmenter_pb2, segmenter_pb2_grpc
 from designsearch.services.segmenter.config import SegmenterSettings
 from designsearch.services.segmenter.core import Segmenter, load_detector
@@ -33,7 +32,4 @@ async def create_server(settings: SegmenterSettings | None = None, segmenter: Se
 
 async def serve() -> None:
     """Run the segmenter until SIGTERM."""
-    settings = SegmenterSettings()
-    configure_logging(settings.log_level, settings.log_json)
-    service = await create_server(settings)
-    await serve_forever(service, settings.grace_s, "segmenter")
+    await run_service(SegmenterSettings(), create_server, "segmenter")

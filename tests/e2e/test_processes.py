@@ -20,6 +20,16 @@ def test_stack_processes_start_serve_and_stop_cleanly(tmp_path, small_catalogue,
             top = client.find_similar(catalogue[0].path.read_bytes(), 3)
             assert top.matches[0].design.design_id == catalogue[0].design_id
             assert top.matches[0].score >= 0.99
+        # the compute services run below the gateway on shared cores (cpu_nice), every thread of them
+        import os
+
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        for name, want in (("segmenter", Stack.COMPUTE_NICE), ("embedder", Stack.COMPUTE_NICE), ("search", 0),
+                           ("gateway", 0)):
+            pid = stack.procs[name].pid
+            threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            assert len(threads) > 1
+            assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {min(19, base + want)}, name
         # the web page runs beside them and reads the catalogue through the gateway
         import json
         import urllib.request
