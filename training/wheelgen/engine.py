@@ -26,7 +26,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from designsearch.training.wheelgen.design import STYLES, sample_designs
@@ -34,6 +34,10 @@ from designsearch.training.wheelgen.design import STYLES, sample_designs
 COLUMNS = ["file", "kind", "design_id", "split", "source", "style", "related_to", "view_id", "azimuth", "elevation",
            "spin", "fov_deg", "tyre", "finish", "background", "drawing_style", "mask_file", "x1", "y1", "x2", "y2",
            "rim_box", "boxes", "width", "height", "variant", "seed", "seconds", "params"]
+
+
+#: Car photo sources of the on-car composites (``--oncar-photos``).
+ONCAR_SOURCES = ("car-parts", "stanford")
 
 
 class SetMismatch(ValueError):
@@ -80,10 +84,12 @@ def check_set(out: Path, cfg) -> None:
         SetMismatch: the folder holds another set (it is never overwritten).
     """
     want = asdict(cfg)
+    defaults = {f.name: f.default for f in fields(cfg)}
     path = out / "set.json"
     if path.is_file():
         have = json.loads(path.read_text())
-        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        # a field added to SetConfig after the set was made reads as its default (the behaviour it had then)
+        diff = {k: (have.get(k, defaults[k]), v) for k, v in want.items() if have.get(k, defaults[k]) != v}
         if diff:
             detail = ", ".join(f"{k}: folder has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
             raise SetMismatch(f"{out} holds another picture set ({detail}); choose another --out or delete it")
@@ -116,6 +122,33 @@ def _run_job(args):
     return job.design_id, len(rows)
 
 
+def stanford_pool(cfg, out: Path, data_dir: str | None) -> dict | None:
+    """With ``stanford`` in ``cfg.oncar_photos``: find the Stanford Cars wheels once (cached in ``out``, so
+    a resumed set keeps its slots) and return the keyword arguments the workers read the cache with;
+    else ``None``.
+
+    Raises:
+        ValueError: an unknown on-car photo source, or no data folder.
+    """
+    sources = [s.strip() for s in cfg.oncar_photos.split(",") if s.strip()]
+    bad = [s for s in sources if s not in ONCAR_SOURCES]
+    if bad or not sources:
+        raise ValueError(f"on-car photos {cfg.oncar_photos!r}: expected a comma-separated subset of "
+                         f"{','.join(ONCAR_SOURCES)}")
+    if "stanford" not in sources or not cfg.oncar:
+        return None
+    if not data_dir:
+        raise ValueError("on-car photos 'stanford' need the shared data folder")
+    from designsearch.settings import REPO_ROOT
+    from designsearch.training.wheelgen.stanford_slots import find_stanford_wheels
+
+    kw = {"data_dir": str(data_dir), "segmenter": str(REPO_ROOT / "models" / "segmenter" / "wheelseg-lite0-int8.onnx"),
+          "cache": str(out), "limit": cfg.stanford_photos}
+    found = find_stanford_wheels(**kw, log=print)
+    print(f"render-wheels: {len(found)} Stanford Cars photos with wheels found by the segmenter")
+    return {**kw, "with_car_parts": "car-parts" in sources}
+
+
 def run(cfg, out: Path, data_dir: str | None, workers: int, progress: bool = True) -> dict:
     """Render the set into ``out`` (resuming), then write the manifest and data card.
 
@@ -133,7 +166,7 @@ def run(cfg, out: Path, data_dir: str | None, workers: int, progress: bool = Tru
 
         from designsearch.training.wheelgen.jobs import init_worker
 
-        init = (data_dir, cfg.size, cfg.spp, cfg.max_depth, bool(cfg.oncar))
+        init = (data_dir, cfg.size, cfg.spp, cfg.max_depth, bool(cfg.oncar), stanford_pool(cfg, out, data_dir))
         columns = [TextColumn("render-wheels"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn()]
         with Progress(*columns, disable=not progress) as bar:
@@ -172,6 +205,8 @@ def finish(out: Path, jobs: list, cfg, seconds: float, rendered: set[str], worke
         "by_style": dict(Counter(r["style"] for r in rows if r["kind"] == "render")),
         "by_finish": dict(Counter(r["finish"] for r in rows if r["kind"] != "drawing")),
         "by_background": dict(Counter(r["background"] for r in rows if r["kind"] == "render")),
+        "oncar_by_photo_source": dict(Counter("stanford" if r["background"].startswith("stanford-cars/") else "car-parts"
+                                              for r in rows if r["kind"] == "oncar")),
         "by_drawing_style": dict(Counter(r["drawing_style"] for r in rows if r["kind"] == "drawing")),
         "designs_by_split": dict(Counter(j.split for j in jobs)),
         "related_designs": sum(1 for j in jobs if j.related_to),
@@ -220,6 +255,11 @@ def parse_args(argv: list[str] | None):
     p.add_argument("--tyre-share", type=float, default=0.1,
                    help="share of studio view pairs with a tyre (0.1: real product shots rarely show one; FID in docs/wheelgen.md)")
     p.add_argument("--oncar", type=int, default=1, help="on-car composites per design")
+    p.add_argument("--oncar-photos", default="car-parts",
+                   help="car photos of the on-car composites, comma-separated subset of car-parts,stanford "
+                        "(stanford: Stanford Cars classes 1-78, wheels found by the served segmenter)")
+    p.add_argument("--stanford-photos", type=int, default=None,
+                   help="Stanford Cars photos scanned for wheels (default: all of classes 1-78, ~3 min)")
     p.add_argument("--no-drawings", action="store_true", help="no line drawings")
     p.add_argument("--real-models", action="store_true",
                    help="also render the 15 real rim models (split 'real', never trained; the training recipe sets it)")
@@ -236,6 +276,12 @@ def parse_args(argv: list[str] | None):
     for name in ("designs", "views", "size", "spp", "workers"):
         if getattr(a, name) < 1:
             p.error(f"--{name} must be at least 1, got {getattr(a, name)}")
+    sources = [x.strip() for x in a.oncar_photos.split(",") if x.strip()]
+    if not sources or any(x not in ONCAR_SOURCES for x in sources):
+        p.error(f"--oncar-photos {a.oncar_photos!r}: expected a comma-separated subset of {','.join(ONCAR_SOURCES)}")
+    a.oncar_photos = ",".join(sources)
+    if a.stanford_photos is not None and a.stanford_photos < 1:
+        p.error(f"--stanford-photos must be at least 1, got {a.stanford_photos}")
     if a.oncar < 0 or not 0 <= a.tyre_share <= 1 or not 0 <= a.val_fraction < 1:
         p.error("--oncar must be >= 0, --tyre-share in [0, 1], --val-fraction in [0, 1)")
     return a, styles
@@ -250,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = a.data_dir or str(default_data_dir())
     cfg = SetConfig(seed=a.seed, designs=a.designs, views=a.views, styles=styles, size=a.size, spp=a.spp,
                     max_depth=a.max_depth, tyre_share=a.tyre_share, oncar=a.oncar, drawings=not a.no_drawings,
-                    real_models=a.real_models, val_fraction=a.val_fraction, variant=a.variant)
+                    real_models=a.real_models, val_fraction=a.val_fraction, variant=a.variant,
+                    oncar_photos=a.oncar_photos, stanford_photos=a.stanford_photos)
     try:
         card = run(cfg, a.out, data_dir, a.workers, progress=not a.quiet)
     except ValueError as e:  # SetMismatch included

@@ -48,6 +48,12 @@ class SetConfig:
     val_fraction: float = 0.15
     variant: str = "full"
     engine_version: int = 1
+    #: car photos of the on-car composites, comma-separated: ``car-parts`` (Car-Parts-Segmentation train
+    #: photos, annotated wheels) and/or ``stanford`` (Stanford Cars classes 1-78, wheels found by the served
+    #: segmenter: :mod:`~designsearch.training.wheelgen.stanford_slots`); each composite draws a source first
+    oncar_photos: str = "car-parts"
+    #: Stanford Cars photos scanned for wheels (label order; ``None`` = all of classes 1-78)
+    stanford_photos: int | None = None
 
 
 @dataclass
@@ -67,8 +73,12 @@ class DesignJob:
 _W: dict = {}
 
 
-def init_worker(data_dir: str | None, size: int, spp: int, max_depth: int, oncar: bool) -> None:
-    """Per-process state: GL context, path tracer (1 Dr.Jit thread), backgrounds and on-car photos."""
+def init_worker(data_dir: str | None, size: int, spp: int, max_depth: int, oncar: bool,
+                stanford: dict | None = None) -> None:
+    """Per-process state: GL context, path tracer (1 Dr.Jit thread), backgrounds and on-car photo pools
+    (Car-Parts-Segmentation; with ``stanford`` — keyword arguments of
+    :func:`~designsearch.training.wheelgen.stanford_slots.find_stanford_wheels`, read from its cache — also
+    Stanford Cars)."""
     import drjit as dr
 
     dr.set_thread_count(1)
@@ -76,7 +86,7 @@ def init_worker(data_dir: str | None, size: int, spp: int, max_depth: int, oncar
     _W.clear()
     _W["raster"] = RasterRenderer(size)
     _W["tracer"] = PathTracer(size, spp, max_depth)
-    _W["photos"], _W["oncar"] = None, None
+    _W["photos"], _W["oncar"] = None, []
     if data_dir and Path(data_dir, "car-parts-seg", "annotations.json").is_file():
         from designsearch.training.segmenter.dataset import load_samples, split_samples
         from designsearch.training.segmenter.synthetic.backgrounds import PhotoBackgrounds
@@ -86,7 +96,15 @@ def init_worker(data_dir: str | None, size: int, spp: int, max_depth: int, oncar
         if oncar:
             from designsearch.training.wheelgen.oncar import OnCarPhotos
 
-            _W["oncar"] = OnCarPhotos([s for s in train if s.polygons])
+            if stanford is None or stanford.get("with_car_parts", True):
+                _W["oncar"].append(OnCarPhotos([s for s in train if s.polygons]))
+    if oncar and stanford is not None:
+        from designsearch.training.wheelgen.oncar import OnCarPhotos
+        from designsearch.training.wheelgen.stanford_slots import find_stanford_wheels
+
+        found = find_stanford_wheels(**{k: v for k, v in stanford.items() if k != "with_car_parts"})
+        if found:
+            _W["oncar"].append(OnCarPhotos(found))
 
 
 def _wheel(job: DesignJob, cfg: SetConfig, tyre: bool) -> WheelMesh:
@@ -182,8 +200,8 @@ def render_design(job: DesignJob, cfg: SetConfig, out: str) -> list[dict]:
 
 def _oncar(job: DesignJob, cfg: SetConfig, rng: np.random.Generator, folder: Path, base: dict) -> list[dict]:
     """``cfg.oncar`` composites of this design (with a tyre) into real car photos."""
-    src = _W.get("oncar")
-    if not cfg.oncar or src is None:
+    pools = _W.get("oncar") or []
+    if not cfg.oncar or not pools:
         return []
     from designsearch.training.wheelgen.oncar import composite_on_car
 
@@ -193,6 +211,7 @@ def _oncar(job: DesignJob, cfg: SetConfig, rng: np.random.Generator, folder: Pat
     tracer.load(wheel, f"{job.design_id}-car")
     finish = FINISHES[int(rng.integers(len(FINISHES)))]
     for k in range(cfg.oncar):
+        src = pools[int(rng.integers(len(pools)))] if len(pools) > 1 else pools[0]  # one pool: the old draws
         sample, slots = src.sample(rng)
         spin = float(rng.uniform(0, 360))
         # +azimuth turns the face toward the image left (camera.look_at), so render at -signed yaw

@@ -272,7 +272,9 @@ def reference_features(name: str, data_dir: str | Path | None = None, cache_dir:
     return feats
 
 
-def _row(name: str, feats: np.ndarray, reference: str, ref: np.ndarray, bootstrap: int, seed: int) -> dict:
+def distance_row(name: str, feats: np.ndarray, reference: str, ref: np.ndarray, bootstrap: int, seed: int) -> dict:
+    """One row of :func:`realism_report` (its doc: FID with a bootstrap interval, KID) for features
+    ``feats`` ``(N, D)`` against ``ref`` ``(M, D)``."""
     row: dict = {"set": name, "n": len(feats), "reference": reference, "n_ref": len(ref)}
     if len(feats) < 2:
         return row | {"fid": None, "fid_lo": None, "fid_hi": None, "kid": None, "kid_std": None,
@@ -305,12 +307,12 @@ def realism_report(sets: dict[str, list[Path]], reference: str, *, data_dir: str
     """
     embedder = _model(model)
     ref = reference_features(reference, data_dir, cache_dir, embedder)
-    rows = [_row(name, features_of_files(paths, embedder), reference, ref, bootstrap, seed)
+    rows = [distance_row(name, features_of_files(paths, embedder), reference, ref, bootstrap, seed)
             for name, paths in sets.items()]
     if floor:
         perm = np.random.default_rng(seed).permutation(len(ref))
         a, b = ref[perm[:len(ref) // 2]], ref[perm[len(ref) // 2:]]
-        rows.append(_row(f"{reference} half A (real floor)", a, f"{reference} half B", b, bootstrap, seed))
+        rows.append(distance_row(f"{reference} half A (real floor)", a, f"{reference} half B", b, bootstrap, seed))
     return rows
 
 
