@@ -302,8 +302,9 @@ async def test_backend_topology_stays_in_the_log(stack, tmp_path, embedder_model
 
 
 async def test_a_large_message_with_a_wrong_key_is_refused_before_it_is_read(stack, tmp_path, make_gateway_settings):
-    """30 MB with a wrong or missing key: UNAUTHENTICATED within seconds, counted as refused; the right
-    key is served. (That the body is not even parsed: tests/unit/test_interceptor_auth.py.)"""
+    """30 MB with a wrong or missing key: UNAUTHENTICATED, counted as refused; the right key is served.
+    (That the body is not even parsed: tests/unit/test_interceptor_auth.py; no wall-clock bound here, it
+    flaked on a loaded machine.)"""
     from prometheus_client import REGISTRY
 
     from designsearch.gateway.server import create_server
@@ -321,11 +322,9 @@ async def test_a_large_message_with_a_wrong_key_is_refused_before_it_is_read(sta
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
             before = refused()
             for key in ([("x-api-key", "wrong")], []):
-                t0 = time.monotonic()
                 with pytest.raises(grpc.aio.AioRpcError) as info:
                     await stub.FindSimilar(big, timeout=30, metadata=key)
                 assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, info.value.details()
-                assert time.monotonic() - t0 < 5
             assert refused() == before + 2
             ok = await stub.GetStats(gateway_pb2.GetStatsRequest(), timeout=10, metadata=[("x-api-key", "s3cret")])
             assert ok.collection

@@ -114,6 +114,7 @@ def train(
     source_p: dict[str, float] | None = None,
     scene_head: bool = False,
     scene_weight: float = 0.3,
+    closeup_scale: tuple[float, float] = (0.55, 1.1),
     resume: bool = False,
     log=print,
 ) -> dict:
@@ -161,6 +162,8 @@ def train(
         scene_head: train the image-level head (none / close-up / scene) beside the mask, labels from the
             masks (:func:`~designsearch.training.segmenter.model.scene_labels`), cross-entropy weighted
             ``scene_weight``.
+        closeup_scale: zoom range of the extra close-up sources (renders, drawings, real rims, look-alikes);
+            above ~1.1 the frame cuts the rim, as in tight product shots.
         resume: continue from ``<out>/train-state.pt`` (written after every epoch) when it exists.
         log: callable receiving progress lines.
 
@@ -214,7 +217,7 @@ def train(
             if source_p.get("rim") else []
         looks = [it.rgb for it in real_sets.carparts50_items(data, "train", "not_wheel")] if source_p.get("lookalike") else []
         train_ds = RealWorldMixDataset(train_ds, engine_set, rims, looks, input_size, source_p,
-                                       epoch_items=epoch_items, seed=seed)
+                                       epoch_items=epoch_items, seed=seed, closeup_scale=closeup_scale)
         n_sources = train_ds.counts
         log(f"extra sources {source_p}: pictures {n_sources}")
     val_ds = WheelSegDataset(val_s, input_size, train=False)
@@ -320,6 +323,7 @@ def train(
             "source_p": source_p,
             "scene_head": scene_head,
             "scene_weight": scene_weight,
+            "closeup_scale": list(closeup_scale),
         },
         "cutouts": n_cutouts,
         "extra_sources": n_sources,
@@ -401,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source-p", default="", help="extra sources, e.g. render=0.15,drawing=0.08,oncar=0.1,rim=0.1,lookalike=0.1")
     p.add_argument("--scene-head", action="store_true", help="train the image-level head (none / close-up / scene)")
     p.add_argument("--scene-weight", type=float, default=0.3)
+    p.add_argument("--closeup-scale", default="0.55,1.1",
+                   help="zoom range LO,HI of the extra close-up sources (above ~1.1 the frame cuts the rim)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/train-state.pt")
     a = p.parse_args(argv)
     if a.reexport:
@@ -436,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         source_p=parse_source_p(a.source_p),
         scene_head=a.scene_head,
         scene_weight=a.scene_weight,
+        closeup_scale=tuple(float(v) for v in a.closeup_scale.split(",")),
         resume=a.resume,
         log=lambda s: print(s, flush=True),
     )

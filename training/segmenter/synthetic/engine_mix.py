@@ -49,12 +49,17 @@ def engine_train_rows(set_dir: str | Path) -> list[dict]:
     return rows
 
 
-def _closeup_geometry(size: int, fill: tuple[int, int, int] = (0, 0, 0)):
-    """Geometric augmentation of a close-up (albumentations), the border filled with ``fill`` (RGB); ``size`` px out."""
+#: Default zoom range of the close-up geometry: up to 1.1 the rim stays (nearly) whole inside the frame.
+CLOSEUP_SCALE = (0.55, 1.1)
+
+
+def _closeup_geometry(size: int, fill: tuple[int, int, int] = (0, 0, 0), scale: tuple[float, float] = CLOSEUP_SCALE):
+    """Geometric augmentation of a close-up (albumentations), the border filled with ``fill`` (RGB); ``size`` px
+    out; ``scale`` the zoom range (above ~1.1 the frame cuts the rim, as in tight product shots)."""
     import albumentations as A
 
     return A.Compose([
-        A.Affine(rotate=(-180, 180), scale=(0.55, 1.1), translate_percent=(-0.08, 0.08), border_mode=cv2.BORDER_CONSTANT,
+        A.Affine(rotate=(-180, 180), scale=scale, translate_percent=(-0.08, 0.08), border_mode=cv2.BORDER_CONSTANT,
                  fill=fill, fill_mask=0, p=0.9),
         A.Perspective(scale=(0.02, 0.06), p=0.3),
         A.Resize(size, size),
@@ -82,6 +87,7 @@ class RealWorldMixDataset:
             goes to ``base``.
         epoch_items: items per epoch (the mixture is sampled).
         seed: generator seed.
+        closeup_scale: zoom range of the close-up sources' geometry (:data:`CLOSEUP_SCALE`).
 
     Raises:
         ValueError: probabilities outside [0, 1] or summing over 1, an unknown source, or a source with
@@ -90,14 +96,14 @@ class RealWorldMixDataset:
 
     def __init__(self, base, set_dir: str | Path | None, rims: list[tuple[np.ndarray, np.ndarray]],
                  lookalikes: list[np.ndarray], size: int, probs: dict[str, float], epoch_items: int = 640,
-                 seed: int = 0) -> None:
+                 seed: int = 0, closeup_scale: tuple[float, float] = CLOSEUP_SCALE) -> None:
         from designsearch.training.segmenter.dataset import build_augmentation
         from designsearch.training.segmenter.synthetic.mixture import _photometric
 
         unknown = set(probs) - set(SOURCES)
         if unknown or any(not 0 <= p <= 1 for p in probs.values()) or sum(probs.values()) > 1 + 1e-9:
             raise ValueError(f"bad source probabilities {probs}")
-        self.base, self.size, self.epoch_items = base, size, epoch_items
+        self.base, self.size, self.epoch_items, self.closeup_scale = base, size, epoch_items, tuple(closeup_scale)
         self.set_dir = Path(set_dir) if set_dir is not None else None
         rows = engine_train_rows(self.set_dir) if self.set_dir is not None else []
         self.engine = {k: [r for r in rows if r["kind"] == k] for k in ("render", "drawing", "oncar")}
@@ -123,7 +129,7 @@ class RealWorldMixDataset:
 
     def _closeup(self, rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         fill = tuple(int(v) for v in _corner_colour(rgb))  # a plain backdrop stays plain
-        out = _closeup_geometry(self.size, fill)(image=rgb, mask=mask)
+        out = _closeup_geometry(self.size, fill, self.closeup_scale)(image=rgb, mask=mask)
         return out["image"], out["mask"]
 
     def item(self, source: str) -> tuple[np.ndarray, np.ndarray]:
