@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from designsearch.services.segmenter.detection import KIND_WHEEL, Detection
-from designsearch.services.segmenter.learned import LearnedWheelDetector, _fill_holes
+from designsearch.services.segmenter.learned import LearnedWheelDetector
+from designsearch.services.segmenter.regions import fill_holes
 from designsearch.settings import REPO_ROOT
 from designsearch.training.segmenter.dataset import default_data_dir, load_samples, split_samples
 from designsearch.training.segmenter.evaluate import evaluate_detector
@@ -59,7 +60,7 @@ class RefiningDetector:
             if c == 0:  # nothing under the centre: keep the photo-level mask
                 out.append(d)
                 continue
-            comp = _fill_holes(labels == c)
+            comp = fill_holes(labels == c)
             full = np.zeros((h, w), bool)
             ys, xs = np.nonzero(comp)
             ys, xs = ys + Y1, xs + X1

@@ -142,13 +142,14 @@ def segmenter_float_nodes(model) -> list[str]:
     """Nodes of the segmenter graph kept in float32: the prediction head (``/head`` convolutions),
     the upsampling ``Resize`` nodes and the final ``Sigmoid``, the last steps of the probability map,
     where 8-bit steps move the mask edge, and the image-level head (``/scene`` linear layer, its average
-    pool and softmax) when the model has one. Quantising the mask steps too cost 0.8 points of set (a) recall and
+    pool and softmax) and the region verifier (``/verify/...``, :mod:`designsearch.training.segmenter.verifier`) when
+    the model has them. Quantising the mask steps too cost 0.8 points of set (a) recall and
     1.7 points of wheel-free crops left empty (see the segmenter model card); keeping them costs ~0.5 ms.
 
     Args:
         model: ``onnx.ModelProto`` of the float segmenter.
     """
-    return [n.name for n in model.graph.node if n.name.startswith(("/head", "/scene"))
+    return [n.name for n in model.graph.node if n.name.startswith(("/head", "/scene", "/verify/"))
             or n.op_type in ("Resize", "Sigmoid", "Softmax", "ReduceMean")]
 
 

@@ -39,6 +39,16 @@ onnxruntime and OpenCV only (no torch). The network (see
    before the score filter) united, its convex hull the mask (a wheel's silhouette is convex; a hub cap
    or a spoke gap then cannot be the answer); otherwise steps 4-7 as above. A model without the
    head is post-processed by steps 1-7 only.
+9. with a model that has the region verifier (output ``verify``, issue 30; :mod:`designsearch.training.segmenter.verifier`)
+   and ``use_verify``: each instance of steps 4-5 is kept only if its verifier probability is at least
+   ``verify_threshold``. The verifier is the second stage of a two-stage detector (the box-classification head of
+   Faster / Mask R-CNN, Ren et al. NeurIPS 2015, He et al. ICCV 2017) reduced to a linear classifier on the
+   encoder features pooled inside the instance's mask: the network emits the classifier's logit per stride-16
+   cell, and the instance's logit is the mean of that map weighted by the share of each cell its mask covers
+   (:func:`~designsearch.services.segmenter.regions.mask_weights`), which equals the linear classifier applied to the mask-pooled features. It tells a
+   whole wheel from a brake rotor, a clutch plate, a light or a spoke gap.
+10. with the verifier on and ``pad_retry`` > 0: a picture where steps 2-9 find nothing is run once more with a plain
+   border around it (:meth:`LearnedWheelDetector._detect_padded`), the detections mapped back into the picture.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ import numpy as np
 from designsearch.versioning import file_version
 from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
 from designsearch.onnx import make_session
+from designsearch.services.segmenter.regions import Region, fill_holes, inside_frac, verifier_probability
 
 
 #: A close-up's box is at most this many times longer than wide (a wheel seen up to ~70° off its axle);
@@ -81,12 +92,18 @@ class LearnedWheelDetector:
         use_scene: apply the image-level head (step 8) when the model has one.
         scene_none: ``none`` probability at or above which a picture gives no detection.
         scene_closeup: ``closeup`` probability at or above which a picture gives one close-up detection.
+        use_verify: apply the region verifier (step 9) when the model has one.
+        verify_threshold: smallest verifier probability of a kept instance.
+        pad_retry: with the verifier on, a picture where nothing is found is looked at once more with a border of
+            this share of its longest side on every side, in the median colour of its own border (step 10);
+            0 = off.
         providers: onnxruntime execution providers in order of preference, unavailable ones skipped (None = CPU);
             the chosen ones are :attr:`providers`.
 
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
     split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
-    see ``models/segmenter/MODEL_CARD.md``).
+    see ``models/segmenter/MODEL_CARD.md``); ``verify_threshold`` and ``pad_retry`` on the car-parts-50 TRAIN
+    rims and look-alikes (129 of 136 one whole, 1,787 of 1,792 empty; grid in the model card).
 
     Attributes:
         name: ``"learned"``.
@@ -115,6 +132,9 @@ class LearnedWheelDetector:
         use_scene: bool = True,
         scene_none: float = 0.5,
         scene_closeup: float = 0.5,
+        use_verify: bool = True,
+        verify_threshold: float = 0.7,
+        pad_retry: float = 0.25,
         providers: list[str] | None = None,
     ) -> None:
         path = Path(model_path)
@@ -139,8 +159,11 @@ class LearnedWheelDetector:
         self.contain_frac = contain_frac
         self.split_solidity = split_solidity
         self.split_core = split_core
-        self.has_scene = any(o.name == "scene" for o in self.session.get_outputs())
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.has_scene = "scene" in self.output_names
+        self.has_verify = "verify" in self.output_names
         self.use_scene, self.scene_none, self.scene_closeup = use_scene, scene_none, scene_closeup
+        self.use_verify, self.verify_threshold, self.pad_retry = use_verify, verify_threshold, pad_retry
 
     @property
     def postprocessing(self) -> dict:
@@ -148,7 +171,9 @@ class LearnedWheelDetector:
         return {"input_size": self.input_size, "threshold": self.threshold, "min_area": self.min_area,
                 "min_score": self.min_score, "closeup_extent": self.closeup_extent, "contain_frac": self.contain_frac,
                 "split_solidity": self.split_solidity, "split_core": self.split_core, "use_scene": self.use_scene,
-                "scene_none": self.scene_none, "scene_closeup": self.scene_closeup}
+                "scene_none": self.scene_none, "scene_closeup": self.scene_closeup,
+                **({"use_verify": self.use_verify, "verify_threshold": self.verify_threshold,
+                    "pad_retry": self.pad_retry} if self.has_verify else {})}
 
     # ----------------------------------------------------------------------------------------
 
@@ -166,15 +191,17 @@ class LearnedWheelDetector:
         """
         return self.outputs(rgb)[0]
 
-    def outputs(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network's outputs for one image: probability ``float32 (S, S)`` and, with the image-level
-        head, the scene probabilities ``float32 (3,)`` (``none``, ``closeup``, ``scene``), else ``None``.
+    def outputs(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The network's outputs for one image: probability ``float32 (S, S)``; with the image-level head the
+        scene probabilities ``float32 (3,)`` (``none``, ``closeup``, ``scene``), else ``None``; with the region
+        verifier its logit map ``float32 (S/16, S/16)``, else ``None``.
 
         Raises:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
-        out = self.session.run(None, {self.input_name: network_input(rgb, self.input_size)})
-        return out[0][0, 0], (out[1][0] if self.has_scene else None)
+        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: network_input(rgb, self.input_size)})))
+        return (out["prob"][0, 0], out["scene"][0] if self.has_scene else None,
+                out["verify"][0, 0] if self.has_verify else None)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Find wheels in an RGB image.
@@ -191,17 +218,46 @@ class LearnedWheelDetector:
         Raises:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
-        prob, scene = self.outputs(rgb)
-        return self.instances_from_probability(prob, rgb.shape[0], rgb.shape[1], scene)
+        prob, scene, verify = self.outputs(rgb)
+        found = self.instances_from_probability(prob, rgb.shape[0], rgb.shape[1], scene, verify)
+        if found or not (self.pad_retry > 0 and self.has_verify and self.use_verify):
+            return found
+        return self._detect_padded(rgb)
+
+    def _detect_padded(self, rgb: np.ndarray) -> list[Detection]:
+        """Step 10: detections of ``rgb`` seen with a plain border (its own border's median colour), mapped back.
+
+        A rim photographed so tight that it touches the frame is, with a margin around it, the product shot the
+        network knows; the verifier keeps a look-alike seen this way from becoming a wheel.
+        """
+        h, w = rgb.shape[:2]
+        pad = max(1, int(round(self.pad_retry * max(h, w))))
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+        colour = [int(v) for v in np.median(border, axis=0)]
+        padded = cv2.copyMakeBorder(np.ascontiguousarray(rgb), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=colour)
+        prob, scene, verify = self.outputs(padded)
+        out = []
+        for d in self.instances_from_probability(prob, h + 2 * pad, w + 2 * pad, scene, verify):
+            x1, y1, x2, y2 = (max(0, d.box[0] - pad), max(0, d.box[1] - pad), min(w, d.box[2] - pad), min(h, d.box[3] - pad))
+            if x2 <= x1 or y2 <= y1:
+                continue
+            mask = None if d.mask is None else d.mask[y1 + pad - d.box[1] : y2 + pad - d.box[1],
+                                                      x1 + pad - d.box[0] : x2 + pad - d.box[0]]
+            bw, bh = x2 - x1, y2 - y1
+            closeup = max(bw / w, bh / h) >= self.closeup_extent and max(bw, bh) <= CLOSEUP_MAX_ASPECT * min(bw, bh)
+            out.append(Detection(box=(x1, y1, x2, y2), score=d.score, kind=KIND_CLOSEUP if closeup else KIND_WHEEL,
+                                 mask=mask))
+        return out
 
     def instances_from_probability(self, prob: np.ndarray, height: int, width: int,
-                                   scene: np.ndarray | None = None) -> list[Detection]:
-        """Post-processing of a probability map into detections (steps 2-8 of the module doc).
+                                   scene: np.ndarray | None = None, verify: np.ndarray | None = None) -> list[Detection]:
+        """Post-processing of a probability map into detections (steps 2-9 of the module doc).
 
         Args:
             prob: ``float32 (S, S)`` wheel probability at the network resolution.
             height, width: size of the input image the detections refer to, pixels.
             scene: the image-level head's probabilities ``(3,)`` (``none``, ``closeup``, ``scene``) or ``None``.
+            verify: the region verifier's logit map ``float32 (S/16, S/16)`` or ``None``.
 
         Returns:
             As :meth:`detect`.
@@ -210,55 +266,14 @@ class LearnedWheelDetector:
         if use_scene and scene[0] >= self.scene_none:
             return []
         s = prob.shape[0]
-        binary = (prob > self.threshold).astype(np.uint8)
-        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        min_px = self.min_area * s * s
-        # Each instance is a window of the map: (x0, y0, boolean mask of its bounding region), so that the
-        # steps below cost the instance's size, not the map's (S x S per instance cost ~5 ms per picture).
-        regions: list[_Region] = []
-        for k in range(1, n):
-            if stats[k, cv2.CC_STAT_AREA] < min_px:
-                continue
-            x, y, w, h = stats[k, :4]
-            comp = _fill_holes(labels[y : y + h, x : x + w] == k)  # a wheel is a solid disc
-            regions.extend(_Region(int(x) + dx, int(y) + dy, part) for part, (dx, dy) in self._split(comp))
-
+        regions = self._components(prob)
         if use_scene and scene[1] >= self.scene_closeup:
-            whole = [r for r in regions if r.area >= min_px]
-            if not whole:
-                return []
-            united = whole[0]
-            for r in whole[1:]:
-                united = united.union(r)
-            hull = np.zeros_like(united.mask, np.uint8)
-            cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(united.mask.astype(np.uint8))), 1)
-            region = _Region(united.x0, united.y0, hull.astype(bool))
-            score = float(scene[1]) * max(region.score(prob, self.threshold), self.threshold)
-            return [self._detection(prob, region, score, height, width, KIND_CLOSEUP)]
-
-        kept: list[tuple[float, _Region]] = []
-        for region in regions:
-            if region.area < min_px:
-                continue
-            score = region.score(prob, self.threshold)
-            if score < self.min_score:
-                continue
-            kept.append((score, region))
-        if not kept:
-            return []
-        # Containment suppression: largest first; a smaller instance mostly inside a kept one joins it.
-        kept.sort(key=lambda t: -t[1].area)
-        merged: list[_Region] = []
-        for _, region in kept:
-            box = region.box()
-            host = next((i for i, m in enumerate(merged) if _inside_frac(box, m.box()) >= self.contain_frac), None)
-            if host is not None:
-                merged[host] = merged[host].union(region)
-                continue
-            merged.append(region)
+            return self._scene_closeup(prob, regions, float(scene[1]), height, width)
+        regions = self._kept_and_merged(prob, regions)
+        if verify is not None and self.use_verify:
+            regions = [r for r in regions if verifier_probability(verify, r.full_mask(s)) >= self.verify_threshold]
         out = []
-        for region in merged:
+        for region in regions:
             score = region.score(prob, self.threshold)
             box = region.box()
             bw, bh = box[2] - box[0], box[3] - box[1]
@@ -269,6 +284,67 @@ class LearnedWheelDetector:
             out.append(self._detection(prob, region, score, height, width, kind))
         out.sort(key=lambda d: -d.score)
         return out
+
+    def candidate_regions(self, prob: np.ndarray) -> list[Region]:
+        """Instances of a probability map after steps 2-5 (threshold, components, holes, split, area and score
+        filters, containment merge), before the verifier: what step 9 judges.
+
+        Args:
+            prob: ``float32 (S, S)`` wheel probability at the network resolution.
+
+        Returns:
+            Regions (``.box()`` network px, ``.full_mask(S)`` boolean ``(S, S)``, ``.score(prob, threshold)``).
+        """
+        return self._kept_and_merged(prob, self._components(prob))
+
+    def _components(self, prob: np.ndarray) -> list[Region]:
+        """Steps 2-3: thresholded, opened, hole-filled components (split where several wheels touch)."""
+        s = prob.shape[0]
+        binary = (prob > self.threshold).astype(np.uint8)
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        min_px = self.min_area * s * s
+        # Each instance is a window of the map: (x0, y0, boolean mask of its bounding region), so that the
+        # steps below cost the instance's size, not the map's (S x S per instance cost ~5 ms per picture).
+        regions: list[Region] = []
+        for k in range(1, n):
+            if stats[k, cv2.CC_STAT_AREA] < min_px:
+                continue
+            x, y, w, h = stats[k, :4]
+            comp = fill_holes(labels[y : y + h, x : x + w] == k)  # a wheel is a solid disc
+            regions.extend(Region(int(x) + dx, int(y) + dy, part) for part, (dx, dy) in self._split(comp))
+        return regions
+
+    def _scene_closeup(self, prob: np.ndarray, regions: list[Region], closeup_p: float, height: int,
+                       width: int) -> list[Detection]:
+        """Step 8's close-up: every region above ``min_area`` united, its convex hull the mask; ``[]`` if none."""
+        whole = [r for r in regions if r.area >= self.min_area * prob.size]
+        if not whole:
+            return []
+        united = whole[0]
+        for r in whole[1:]:
+            united = united.union(r)
+        hull = np.zeros_like(united.mask, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(united.mask.astype(np.uint8))), 1)
+        region = Region(united.x0, united.y0, hull.astype(bool))
+        score = closeup_p * max(region.score(prob, self.threshold), self.threshold)
+        return [self._detection(prob, region, score, height, width, KIND_CLOSEUP)]
+
+    def _kept_and_merged(self, prob: np.ndarray, regions: list[Region]) -> list[Region]:
+        """Steps 4-5: area and score filters, then containment suppression (largest first; a smaller instance
+        mostly inside a kept one joins it)."""
+        min_px = self.min_area * prob.size
+        kept = [r for r in regions if r.area >= min_px and r.score(prob, self.threshold) >= self.min_score]
+        kept.sort(key=lambda r: -r.area)
+        merged: list[Region] = []
+        for region in kept:
+            box = region.box()
+            host = next((i for i, m in enumerate(merged) if inside_frac(box, m.box()) >= self.contain_frac), None)
+            if host is not None:
+                merged[host] = merged[host].union(region)
+                continue
+            merged.append(region)
+        return merged
 
     # ----------------------------------------------------------------------------------------
 
@@ -308,7 +384,7 @@ class LearnedWheelDetector:
         return parts or [(comp, (0, 0))]
 
     def _detection(
-        self, prob: np.ndarray, region: _Region, score: float, height: int, width: int, kind: str
+        self, prob: np.ndarray, region: Region, score: float, height: int, width: int, kind: str
     ) -> Detection:
         """Detection for one region: box from the region, mask from the resized probability crop."""
         s = prob.shape[0]
@@ -342,44 +418,6 @@ class LearnedWheelDetector:
         return Detection(box=(x1, y1, x2, y2), score=min(1.0, max(0.0, score)), kind=kind, mask=mask)
 
 
-class _Region:
-    """One instance as a window of the probability map: top-left ``(x0, y0)`` (network px) and a boolean
-    ``mask`` ``(h, w)`` over the window (its pixels may not reach every edge of it)."""
-
-    __slots__ = ("x0", "y0", "mask", "area", "_box")
-
-    def __init__(self, x0: int, y0: int, mask: np.ndarray) -> None:
-        self.x0, self.y0, self.mask = x0, y0, mask
-        self.area = int(mask.sum())
-        self._box: tuple[int, int, int, int] | None = None
-
-    def box(self) -> tuple[int, int, int, int]:
-        """Box ``(x1, y1, x2, y2)`` (x2/y2 exclusive, network px) of the mask's pixels (not empty)."""
-        if self._box is None:
-            ys, xs = np.nonzero(self.mask)
-            self._box = (self.x0 + int(xs.min()), self.y0 + int(ys.min()),
-                         self.x0 + int(xs.max()) + 1, self.y0 + int(ys.max()) + 1)
-        return self._box
-
-    def score(self, prob: np.ndarray, threshold: float) -> float:
-        """Mean probability over the region's pixels above ``threshold`` (0 when there are none)."""
-        h, w = self.mask.shape
-        p = prob[self.y0 : self.y0 + h, self.x0 : self.x0 + w][self.mask]
-        p = p[p > threshold]
-        return float(p.mean()) if p.size else 0.0
-
-    def union(self, other: _Region) -> _Region:
-        """The region holding the pixels of both."""
-        x0, y0 = min(self.x0, other.x0), min(self.y0, other.y0)
-        x1 = max(self.x0 + self.mask.shape[1], other.x0 + other.mask.shape[1])
-        y1 = max(self.y0 + self.mask.shape[0], other.y0 + other.mask.shape[0])
-        mask = np.zeros((y1 - y0, x1 - x0), bool)
-        for r in (self, other):
-            h, w = r.mask.shape
-            mask[r.y0 - y0 : r.y0 - y0 + h, r.x0 - x0 : r.x0 - x0 + w] |= r.mask
-        return _Region(x0, y0, mask)
-
-
 def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
     """The network input of an image: ``float32 (1, 3, size, size)`` raw RGB 0..255, resized to a square
     (aspect not kept; area interpolation when shrinking, bilinear when enlarging).
@@ -393,22 +431,3 @@ def network_input(rgb: np.ndarray, size: int) -> np.ndarray:
     interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
     x = cv2.resize(np.ascontiguousarray(rgb, dtype=np.uint8), (size, size), interpolation=interp)
     return x.transpose(2, 0, 1)[None].astype(np.float32)
-
-
-def _fill_holes(region: np.ndarray) -> np.ndarray:
-    """``region`` (boolean ``(S, S)``) with every hole filled (background not reachable from the border)."""
-    u8 = region.astype(np.uint8)
-    padded = cv2.copyMakeBorder(u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
-    flood = padded.copy()
-    ff_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
-    cv2.floodFill(flood, ff_mask, (0, 0), 1)
-    holes = (flood == 0)[1:-1, 1:-1]
-    return region | holes
-
-
-def _inside_frac(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> float:
-    """Share of ``inner``'s box area that lies inside ``outer``'s box."""
-    iw = min(inner[2], outer[2]) - max(inner[0], outer[0])
-    ih = min(inner[3], outer[3]) - max(inner[1], outer[1])
-    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
-    return (iw * ih) / area if iw > 0 and ih > 0 and area > 0 else 0.0
