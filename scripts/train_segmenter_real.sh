@@ -35,3 +35,10 @@ for v in seg-r1 seg-r2; do
   "$PY" -m designsearch.training.segmenter.evaluate --model "$RUNS/$v/wheelseg-lite0-int8.onnx" --no-classical \
     --engine-set "$SET" --out "$RUNS/$v/eval-int8.json"
 done
+
+# Served release (approach C): seg-r1 + the region verifier, fitted on TRAIN pictures (~6 min; writes the float32 and
+# INT8 files with the `verify` head and their evaluation), then `designsearch ship-model $RUNS/seg-verify/wheelseg-lite0.onnx --kind segmenter`.
+"$PY" -m designsearch.training.segmenter.verifier --model "$RUNS/seg-r1/wheelseg-lite0.onnx" --out "$RUNS/seg-verify" \
+  --engine-set "$SET" --items 2500 --aug 600
+"$PY" -m designsearch.training.segmenter.evaluate --model "$RUNS/seg-verify/wheelseg-lite0-int8.onnx" --no-classical \
+  --engine-set "$SET" --out "$RUNS/seg-verify/eval-int8.json"

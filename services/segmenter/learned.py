@@ -93,7 +93,8 @@ class LearnedWheelDetector:
         scene_none: ``none`` probability at or above which a picture gives no detection.
         scene_closeup: ``closeup`` probability at or above which a picture gives one close-up detection.
         use_verify: apply the region verifier (step 9) when the model has one.
-        verify_threshold: smallest verifier probability of a kept instance.
+        verify_threshold: smallest verifier probability of a kept instance spanning ``closeup_extent``.
+        verify_threshold_wheel: the same for smaller instances (wheels of a car photo).
         pad_retry: with the verifier on, a picture where nothing is found is looked at once more with a border of
             this share of its longest side on every side, in the median colour of its own border (step 10);
             0 = off.
@@ -103,7 +104,8 @@ class LearnedWheelDetector:
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
     split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
     see ``models/segmenter/MODEL_CARD.md``); ``verify_threshold`` and ``pad_retry`` on the car-parts-50 TRAIN
-    rims and look-alikes (129 of 136 one whole, 1,787 of 1,792 empty; grid in the model card).
+    rims and look-alikes (129 of 136 one whole, 1,787 of 1,792 empty), ``verify_threshold_wheel`` on the first 160
+    Car-Parts TRAIN photos (the largest tried that keeps their recall; grids in the model card).
 
     Attributes:
         name: ``"learned"``.
@@ -134,6 +136,7 @@ class LearnedWheelDetector:
         scene_closeup: float = 0.5,
         use_verify: bool = True,
         verify_threshold: float = 0.7,
+        verify_threshold_wheel: float = 0.05,
         pad_retry: float = 0.25,
         providers: list[str] | None = None,
     ) -> None:
@@ -164,6 +167,7 @@ class LearnedWheelDetector:
         self.has_verify = "verify" in self.output_names
         self.use_scene, self.scene_none, self.scene_closeup = use_scene, scene_none, scene_closeup
         self.use_verify, self.verify_threshold, self.pad_retry = use_verify, verify_threshold, pad_retry
+        self.verify_threshold_wheel = verify_threshold_wheel
 
     @property
     def postprocessing(self) -> dict:
@@ -173,7 +177,7 @@ class LearnedWheelDetector:
                 "split_solidity": self.split_solidity, "split_core": self.split_core, "use_scene": self.use_scene,
                 "scene_none": self.scene_none, "scene_closeup": self.scene_closeup,
                 **({"use_verify": self.use_verify, "verify_threshold": self.verify_threshold,
-                    "pad_retry": self.pad_retry} if self.has_verify else {})}
+                    "verify_threshold_wheel": self.verify_threshold_wheel, "pad_retry": self.pad_retry} if self.has_verify else {})}
 
     # ----------------------------------------------------------------------------------------
 
@@ -271,7 +275,7 @@ class LearnedWheelDetector:
             return self._scene_closeup(prob, regions, float(scene[1]), height, width)
         regions = self._kept_and_merged(prob, regions)
         if verify is not None and self.use_verify:
-            regions = [r for r in regions if verifier_probability(verify, r.full_mask(s)) >= self.verify_threshold]
+            regions = [r for r in regions if verifier_probability(verify, r.full_mask(s)) >= self._verify_bar(r, s)]
         out = []
         for region in regions:
             score = region.score(prob, self.threshold)
@@ -284,6 +288,14 @@ class LearnedWheelDetector:
             out.append(self._detection(prob, region, score, height, width, kind))
         out.sort(key=lambda d: -d.score)
         return out
+
+    def _verify_bar(self, region: Region, size: int) -> float:
+        """Verifier threshold of one instance: ``verify_threshold`` for one spanning ``closeup_extent`` of the map
+        (a product shot, a rendering, a look-alike filling the frame), ``verify_threshold_wheel`` for smaller ones
+        (wheels of a car photo, which the network alone already tells from the rest of a car)."""
+        x1, y1, x2, y2 = region.box()
+        big = max(x2 - x1, y2 - y1) >= self.closeup_extent * size
+        return self.verify_threshold if big else self.verify_threshold_wheel
 
     def candidate_regions(self, prob: np.ndarray) -> list[Region]:
         """Instances of a probability map after steps 2-5 (threshold, components, holes, split, area and score

@@ -283,12 +283,13 @@ def _one_whole(detector, item) -> bool:
 @needs_wheel_pictures
 def test_real_product_shots_give_one_whole_wheel_crop(detector):
     """The 53 car-parts-50 validation rims (real product shots): exactly one close-up covering the rim
-    (box IoU >= 0.8 with the reference box) for most (measured 44 of 53; the issue-8 model 10 of 53)."""
+    (box IoU >= 0.8 with the reference box) for most (measured 49 of 53 with the region verifier, 44 without it;
+    the issue-8 model 10 of 53)."""
     from designsearch.training.segmenter.real_sets import carparts50_items
 
     rims = carparts50_items(DATA, "val", "rim")
     ok = sum(_one_whole(detector, it) for it in rims)
-    assert len(rims) == 53 and ok >= 40, ok
+    assert len(rims) == 53 and ok >= 47, ok
 
 
 @needs_wheel_pictures
