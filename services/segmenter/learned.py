@@ -41,7 +41,8 @@ onnxruntime and OpenCV only (no torch). The network (see
    head is post-processed by steps 1-7 only.
 9. with a model that has the region verifier (output ``verify``, issue 30; :mod:`designsearch.training.segmenter.verifier`)
    and ``use_verify``: each instance of steps 4-5 is kept only if its verifier probability is at least
-   ``verify_threshold``. The verifier is the second stage of a two-stage detector (the box-classification head of
+   ``verify_threshold`` (instances spanning ``closeup_extent``) or ``verify_threshold_wheel`` (smaller ones: the
+   wheels of a car photo, which the network alone already tells from the rest of the car). The verifier is the second stage of a two-stage detector (the box-classification head of
    Faster / Mask R-CNN, Ren et al. NeurIPS 2015, He et al. ICCV 2017) reduced to a linear classifier on the
    encoder features pooled inside the instance's mask: the network emits the classifier's logit per stride-16
    cell, and the instance's logit is the mean of that map weighted by the share of each cell its mask covers
