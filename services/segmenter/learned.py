@@ -248,10 +248,7 @@ class LearnedWheelDetector:
                 continue
             mask = None if d.mask is None else d.mask[y1 + pad - d.box[1] : y2 + pad - d.box[1],
                                                       x1 + pad - d.box[0] : x2 + pad - d.box[0]]
-            bw, bh = x2 - x1, y2 - y1
-            closeup = max(bw / w, bh / h) >= self.closeup_extent and max(bw, bh) <= CLOSEUP_MAX_ASPECT * min(bw, bh)
-            out.append(Detection(box=(x1, y1, x2, y2), score=d.score, kind=KIND_CLOSEUP if closeup else KIND_WHEEL,
-                                 mask=mask))
+            out.append(Detection(box=(x1, y1, x2, y2), score=d.score, kind=self._kind(x2 - x1, y2 - y1, w, h), mask=mask))
         return out
 
     def instances_from_probability(self, prob: np.ndarray, height: int, width: int,
@@ -281,14 +278,17 @@ class LearnedWheelDetector:
         for region in regions:
             score = region.score(prob, self.threshold)
             box = region.box()
-            bw, bh = box[2] - box[0], box[3] - box[1]
-            extent = max(bw / s, bh / s)
-            # a close-up wheel is a disc or an ellipse; a sliver (two edge-on tyres merged) is not one
-            round_enough = max(bw, bh) <= CLOSEUP_MAX_ASPECT * max(1, min(bw, bh))
-            kind = KIND_CLOSEUP if extent >= self.closeup_extent and round_enough else KIND_WHEEL
+            kind = self._kind(box[2] - box[0], box[3] - box[1], s, s)
             out.append(self._detection(prob, region, score, height, width, kind))
         out.sort(key=lambda d: -d.score)
         return out
+
+    def _kind(self, bw: int, bh: int, width: int, height: int) -> str:
+        """Step 7: ``KIND_CLOSEUP`` for a ``bw x bh`` box spanning ``closeup_extent`` of a ``width x height`` picture
+        and round enough (a close-up wheel is a disc or an ellipse; a sliver of two edge-on tyres merged is not one),
+        else ``KIND_WHEEL``."""
+        round_enough = max(bw, bh) <= CLOSEUP_MAX_ASPECT * max(1, min(bw, bh))
+        return KIND_CLOSEUP if max(bw / width, bh / height) >= self.closeup_extent and round_enough else KIND_WHEEL
 
     def _verify_bar(self, region: Region, size: int) -> float:
         """Verifier threshold of one instance: ``verify_threshold`` for one spanning ``closeup_extent`` of the map
