@@ -48,8 +48,15 @@ onnxruntime and OpenCV only (no torch). The network (see
    cell, and the instance's logit is the mean of that map weighted by the share of each cell its mask covers
    (:func:`~designsearch.services.segmenter.regions.mask_weights`), which equals the linear classifier applied to the mask-pooled features. It tells a
    whole wheel from a brake rotor, a clutch plate, a light or a spoke gap.
-10. with the verifier on and ``pad_retry`` > 0: a picture where steps 2-9 find nothing is run once more with a plain
-   border around it (:meth:`LearnedWheelDetector._detect_padded`), the detections mapped back into the picture.
+10. with the verifier on and ``pad_retry`` > 0, a second look: the picture is run once more with a plain border around
+   it (:meth:`LearnedWheelDetector._detect_padded`, detections mapped back into the picture) when steps 2-9 find
+   nothing, when they find only small instances none of which passes ``verify_threshold`` (a product shot broken into
+   a hub cap and a corner), or when they find one close-up touching the frame (a rim photographed so tight that the
+   network, which learned rims with a margin, may leave out the barrel at 3/4 views). In the last two cases the
+   second look replaces the first only when it gives exactly one close-up (verified at ``verify_threshold``) and, for
+   the frame-touching close-up, one overlapping the first (box IoU ≥ 0.5), no smaller, and still touching the frame
+   (a rim cut by the frame is cut in both looks; one the second look sees inside the frame was not): a car photo or
+   a look-alike keeps its first answer.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ import cv2
 import numpy as np
 
 from designsearch.versioning import file_version
-from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection
+from designsearch.services.segmenter.detection import KIND_CLOSEUP, KIND_WHEEL, Detection, box_iou
 from designsearch.onnx import make_session
 from designsearch.services.segmenter.regions import Region, fill_holes, inside_frac, verifier_probability
 
@@ -96,16 +103,17 @@ class LearnedWheelDetector:
         use_verify: apply the region verifier (step 9) when the model has one.
         verify_threshold: smallest verifier probability of a kept instance spanning ``closeup_extent``.
         verify_threshold_wheel: the same for smaller instances (wheels of a car photo).
-        pad_retry: with the verifier on, a picture where nothing is found is looked at once more with a border of
-            this share of its longest side on every side, in the median colour of its own border (step 10);
-            0 = off.
+        pad_retry: with the verifier on, the second look of step 10 (nothing found, only unconfident small
+            instances, or one close-up touching the frame) adds a border of this share of the picture's longest side
+            on every side, in the median colour of its own border; 0 = off.
         providers: onnxruntime execution providers in order of preference, unavailable ones skipped (None = CPU);
             the chosen ones are :attr:`providers`.
 
     The defaults of ``threshold``, ``min_area`` and ``min_score`` were chosen on the *training*
     split (best instance F1 of a grid, :func:`designsearch.training.segmenter.evaluate.sweep_postprocessing`;
     see ``models/segmenter/MODEL_CARD.md``); ``verify_threshold`` and ``pad_retry`` on the car-parts-50 TRAIN
-    rims and look-alikes (129 of 136 one whole, 1,787 of 1,792 empty), ``verify_threshold_wheel`` on the first 160
+    rims and look-alikes (129 of 136 one whole, 1,787 of 1,792 empty with 0.7 on every instance; as served, with the
+    small-instance bar and the second look of step 10, 131 of 136 and 1,695 of 1,792), ``verify_threshold_wheel`` on the first 160
     Car-Parts TRAIN photos (the largest tried that keeps their recall; grids in the model card).
 
     Attributes:
@@ -224,10 +232,23 @@ class LearnedWheelDetector:
             ValueError: ``rgb`` is not an ``(H, W, 3)`` array.
         """
         prob, scene, verify = self.outputs(rgb)
-        found = self.instances_from_probability(prob, rgb.shape[0], rgb.shape[1], scene, verify)
-        if found or not (self.pad_retry > 0 and self.has_verify and self.use_verify):
+        h, w = rgb.shape[:2]
+        found, best_verify = self._instances(prob, h, w, scene, verify)
+        if not (self.pad_retry > 0 and self.has_verify and self.use_verify):
             return found
-        return self._detect_padded(rgb)
+        if not found:
+            return self._detect_padded(rgb)
+        fragments = all(d.kind != KIND_CLOSEUP for d in found) and best_verify < self.verify_threshold
+        tight = len(found) == 1 and found[0].kind == KIND_CLOSEUP and _touches_frame(found[0].box, w, h, prob.shape[0])
+        if not (fragments or tight):
+            return found
+        second = self._detect_padded(rgb)
+        if len(second) != 1 or second[0].kind != KIND_CLOSEUP:
+            return found
+        if tight and (box_iou(second[0].box, found[0].box) < 0.5 or second[0].area < found[0].area
+                      or not _touches_frame(second[0].box, w, h, prob.shape[0])):
+            return found
+        return second
 
     def _detect_padded(self, rgb: np.ndarray) -> list[Detection]:
         """Step 10: detections of ``rgb`` seen with a plain border (its own border's median colour), mapped back.
@@ -262,18 +283,27 @@ class LearnedWheelDetector:
             verify: the region verifier's logit map ``float32 (S/16, S/16)`` or ``None``.
 
         Returns:
-            As :meth:`detect`.
+            As :meth:`detect` (without step 10).
         """
+        return self._instances(prob, height, width, scene, verify)[0]
+
+    def _instances(self, prob: np.ndarray, height: int, width: int, scene: np.ndarray | None,
+                   verify: np.ndarray | None) -> tuple[list[Detection], float]:
+        """Steps 2-9: the detections and the largest verifier probability among them (1.0 without the verifier)."""
         use_scene = scene is not None and self.use_scene
         if use_scene and scene[0] >= self.scene_none:
-            return []
+            return [], 1.0
         s = prob.shape[0]
         regions = self._components(prob)
         if use_scene and scene[1] >= self.scene_closeup:
-            return self._scene_closeup(prob, regions, float(scene[1]), height, width)
+            return self._scene_closeup(prob, regions, float(scene[1]), height, width), 1.0
         regions = self._kept_and_merged(prob, regions)
+        best_verify = 1.0
         if verify is not None and self.use_verify:
-            regions = [r for r in regions if verifier_probability(verify, r.full_mask(s)) >= self._verify_bar(r, s)]
+            judged = [(r, verifier_probability(verify, r.full_mask(s))) for r in regions]
+            passed = [(r, p) for r, p in judged if p >= self._verify_bar(r, s)]
+            regions = [r for r, _ in passed]
+            best_verify = max((p for _, p in passed), default=0.0)
         out = []
         for region in regions:
             score = region.score(prob, self.threshold)
@@ -281,7 +311,7 @@ class LearnedWheelDetector:
             kind = self._kind(box[2] - box[0], box[3] - box[1], s, s)
             out.append(self._detection(prob, region, score, height, width, kind))
         out.sort(key=lambda d: -d.score)
-        return out
+        return out, best_verify
 
     def _kind(self, bw: int, bh: int, width: int, height: int) -> str:
         """Step 7: ``KIND_CLOSEUP`` for a ``bw x bh`` box spanning ``closeup_extent`` of a ``width x height`` picture
@@ -429,6 +459,12 @@ class LearnedWheelDetector:
         if not mask.any():  # tiny region: fall back to the nearest-neighbour footprint
             mask = np.where(cv2.remap(inside, map_x, map_y, cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
         return Detection(box=(x1, y1, x2, y2), score=min(1.0, max(0.0, score)), kind=kind, mask=mask)
+
+
+def _touches_frame(box: tuple[int, int, int, int], width: int, height: int, size: int) -> bool:
+    """Whether a box ``(x1, y1, x2, y2)`` (picture px) comes within 2 network pixels (of a ``size`` map) of the frame."""
+    mx, my = 2 * width / size, 2 * height / size
+    return box[0] <= mx or box[1] <= my or box[2] >= width - mx or box[3] >= height - my
 
 
 def network_input(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -283,13 +283,39 @@ def _one_whole(detector, item) -> bool:
 @needs_wheel_pictures
 def test_real_product_shots_give_one_whole_wheel_crop(detector):
     """The 53 car-parts-50 validation rims (real product shots): exactly one close-up covering the rim
-    (box IoU >= 0.8 with the reference box) for most (measured 49 of 53 with the region verifier, 44 without it;
-    the issue-8 model 10 of 53)."""
+    (box IoU >= 0.8 with the reference box) for most (measured 52 of 53 with the second look of step 10, 49 with
+    the region verifier alone, 44 without it; the issue-8 model 10 of 53)."""
     from designsearch.training.segmenter.real_sets import carparts50_items
 
     rims = carparts50_items(DATA, "val", "rim")
     ok = sum(_one_whole(detector, it) for it in rims)
-    assert len(rims) == 53 and ok >= 47, ok
+    assert len(rims) == 53 and ok >= 50, ok
+
+
+@needs_wheel_pictures
+def test_second_look_gives_the_whole_rim_of_a_tight_or_dark_product_shot(detector):
+    """Step 10 on two real product shots the first look gets wrong: a deep 3/4 rim cut by the frame (train-146: the
+    first close-up leaves out the barrel) and a black rim on black (train-116: only a hub logo and a corner); the
+    second look, with a plain border, gives one close-up of the whole rim."""
+    from designsearch.training.segmenter.real_sets import carparts50_items
+
+    rims = {it.name.rsplit("/", 1)[-1]: it for it in carparts50_items(DATA, "val", "rim")}
+    for name in ("train-146.jpg", "train-116.jpg"):
+        it = rims[name]
+        prob, scene, verify = detector.outputs(it.rgb)
+        first = detector.instances_from_probability(prob, *it.rgb.shape[:2], scene, verify)
+        assert first and max(box_iou(d.box, it.boxes[0]) for d in first) < 0.8, (name, [d.box for d in first])
+        assert _one_whole(detector, it), (name, [d.box for d in detector.detect(it.rgb)], it.boxes)
+
+
+def test_second_look_never_replaces_the_wheels_of_a_car_photo(detector, val_with_wheels):
+    """On car photos the second look may run (no wheel passes the close-up verifier bar) but never replaces the
+    first answer: it replaces it only with exactly one close-up (measured: 20 of 80 photos looked at twice,
+    every answer the first look's)."""
+    for s, rgb, _ in val_with_wheels[:40]:
+        prob, scene, verify = detector.outputs(rgb)
+        first = detector.instances_from_probability(prob, rgb.shape[0], rgb.shape[1], scene, verify)
+        assert [d.box for d in detector.detect(rgb)] == [d.box for d in first], s.file_name
 
 
 @needs_wheel_pictures
