@@ -75,6 +75,8 @@ from designsearch.services.segmenter.regions import Region, fill_holes, inside_f
 #: A close-up's box is at most this many times longer than wide (a wheel seen up to ~70° off its axle);
 #: longer slivers spanning half the picture are merged edge-on tyres of a car photo (Car-Parts train7).
 CLOSEUP_MAX_ASPECT = 2.8
+#: When step 10 looks a second time (part of ``postprocessing``, so cached answers of the older rule are not reused).
+SECOND_LOOK_RULES = "empty,fragments,tight-frame"
 
 
 class LearnedWheelDetector:
@@ -186,7 +188,8 @@ class LearnedWheelDetector:
                 "split_solidity": self.split_solidity, "split_core": self.split_core, "use_scene": self.use_scene,
                 "scene_none": self.scene_none, "scene_closeup": self.scene_closeup,
                 **({"use_verify": self.use_verify, "verify_threshold": self.verify_threshold,
-                    "verify_threshold_wheel": self.verify_threshold_wheel, "pad_retry": self.pad_retry} if self.has_verify else {})}
+                    "verify_threshold_wheel": self.verify_threshold_wheel, "pad_retry": self.pad_retry,
+                    "second_look": SECOND_LOOK_RULES} if self.has_verify else {})}
 
     # ----------------------------------------------------------------------------------------
 
